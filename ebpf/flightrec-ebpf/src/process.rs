@@ -1,0 +1,58 @@
+//! exec, fork and exit: the process table of the capture.
+use aya_ebpf::{helpers::bpf_get_current_comm, programs::TracePointContext};
+use flightrec_common::{
+    EventKind, ExecEvent, ExitEvent, ForkEvent, Source, COMM_LEN, DATA_LOC_FLAG,
+};
+
+use crate::emit::{
+    conf, current, emit_value, field, field_comm, field_str, header, scratch, SLOT_TRACEPOINT,
+};
+
+pub fn exec(ctx: &TracePointContext) {
+    let (tid, tgid) = current();
+    // The event is larger than the BPF stack allows comfortably: assemble it in scratch.
+    let Some(buf) = scratch(SLOT_TRACEPOINT) else {
+        return;
+    };
+    let ev = buf.cast::<ExecEvent>();
+    unsafe {
+        (*ev).hdr = header(tid, tgid, EventKind::Exec);
+        (*ev).pid = field(ctx, conf!(process.exec_pid));
+        (*ev).old_pid = field(ctx, conf!(process.exec_old_pid));
+        (*ev)._pad = 0;
+        (*ev).comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+        (*ev).filename[0] = 0;
+        (*ev).filename_len = field_str(
+            ctx,
+            conf!(process.exec_filename) | DATA_LOC_FLAG,
+            &mut (*ev).filename,
+        ) as i32;
+        emit_value(Source::Process, &*ev);
+    }
+}
+
+pub fn fork(ctx: &TracePointContext) {
+    let (tid, tgid) = current();
+    let mut ev = ForkEvent {
+        hdr: header(tid, tgid, EventKind::Fork),
+        parent_pid: field(ctx, conf!(process.fork_parent_pid)),
+        child_pid: field(ctx, conf!(process.fork_child_pid)),
+        comm: [0; COMM_LEN],
+    };
+    field_comm(ctx, conf!(process.fork_child_comm), &mut ev.comm);
+    emit_value(Source::Process, &ev);
+}
+
+pub fn exit(ctx: &TracePointContext) {
+    let (tid, tgid) = current();
+    let mut ev = ExitEvent {
+        hdr: header(tid, tgid, EventKind::Exit),
+        pid: field(ctx, conf!(process.exit_pid)),
+        prio: field(ctx, conf!(process.exit_prio)),
+        group_dead: field::<u8>(ctx, conf!(process.exit_group_dead)) as u32,
+        _pad: 0,
+        comm: [0; COMM_LEN],
+    };
+    field_comm(ctx, conf!(process.exit_comm), &mut ev.comm);
+    emit_value(Source::Process, &ev);
+}

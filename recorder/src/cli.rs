@@ -1,0 +1,151 @@
+//! Command-line parsing of `flightrec`.
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use flightrec_common::Source;
+
+/// flightrec: a flight recorder for Linux. Keeps the last minutes of kernel events on disk.
+#[derive(Debug, Parser)]
+#[command(name = "flightrec", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record kernel events into a rolling window of Parquet segments in DIR.
+    Record(RecordArgs),
+}
+
+/// Arguments of `flightrec record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Capture directory (created 0700 if missing; an existing capture's window is continued).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Keep this much history; older segments are deleted.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Keep at most this many bytes of segments (e.g. 512MiB, 2GiB).
+    #[arg(long, default_value = "2GiB", value_parser = parse_bytes)]
+    pub max_size: u64,
+    /// Length of one segment.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub segment: Duration,
+    /// Event sources, comma separated: sched, process, profile, block, syscall, tcp, or all.
+    #[arg(long, default_value = "sched,process,profile,block", value_parser = parse_events)]
+    pub events: Sources,
+    /// Profile sampling frequency per CPU, Hz.
+    #[arg(long, default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub freq: u64,
+    /// Ring buffer size: a power of two, at least 64KiB.
+    #[arg(long, default_value = "16MiB", value_parser = parse_ringbuf)]
+    pub ringbuf_size: u64,
+    /// Record syscalls of this process only.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Record syscalls of tasks with this comm only.
+    #[arg(long)]
+    pub comm: Option<String>,
+    /// No status line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A parsed `--events` list.
+#[derive(Clone, Debug)]
+pub struct Sources(pub Vec<Source>);
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration like 500ms, 30s, 10m, 1h)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let n = parse_size::parse_size(s)
+        .map_err(|e| format!("{e} (expected a size like 512MiB or 2GiB)"))?;
+    if n == 0 {
+        return Err("must be more than zero".into());
+    }
+    Ok(n)
+}
+
+fn parse_ringbuf(s: &str) -> Result<u64, String> {
+    let n = parse_bytes(s)?;
+    if !n.is_power_of_two() || n < 64 * 1024 || n > 1 << 30 {
+        return Err(format!(
+            "{n} bytes: the ring buffer must be a power of two between 64KiB and 1GiB"
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_events(s: &str) -> Result<Sources, String> {
+    let mut v = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "all" {
+            v.extend(Source::ALL);
+            continue;
+        }
+        let src = Source::ALL
+            .into_iter()
+            .find(|x| x.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = Source::ALL.iter().map(|x| x.name()).collect();
+                format!(
+                    "unknown event source {name:?}; choose from {}, or all",
+                    names.join(", ")
+                )
+            })?;
+        v.push(src);
+    }
+    v.sort();
+    v.dedup();
+    if v.is_empty() {
+        return Err("no event source given".into());
+    }
+    Ok(Sources(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_human_forms() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("expected a duration"));
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("2GiB").unwrap(), 2 << 30);
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_ringbuf("3MiB").unwrap_err().contains("power of two"));
+        assert_eq!(parse_ringbuf("4MiB").unwrap(), 4 << 20);
+    }
+
+    #[test]
+    fn parses_event_lists() {
+        assert_eq!(
+            parse_events("block,sched").unwrap().0,
+            vec![Source::Sched, Source::Block]
+        );
+        assert_eq!(parse_events("all").unwrap().0.len(), 6);
+        assert!(parse_events("sched,bogus")
+            .unwrap_err()
+            .contains("unknown event source \"bogus\""));
+        assert!(parse_events(",").is_err());
+    }
+}

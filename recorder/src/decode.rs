@@ -1,0 +1,228 @@
+//! Ring-buffer records → typed views. No allocation: stacks stay borrowed byte slices.
+use flightrec_common::{
+    BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, SampleEvent, Source,
+    SwitchEvent, SyscallEvent, TcpEvent, WakeupEvent,
+};
+
+/// A stack as the kernel walked it: leaf first, or the errno of a failed walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack<'a> {
+    /// Raw native-endian u64 frames.
+    Frames(&'a [u8]),
+    /// The walk failed with this errno.
+    Error(i32),
+}
+
+impl<'a> Stack<'a> {
+    /// Frame addresses.
+    pub fn frames(&self) -> impl Iterator<Item = u64> + 'a {
+        let bytes: &'a [u8] = match self {
+            Stack::Frames(b) => b,
+            Stack::Error(_) => &[],
+        };
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("chunk of 8")))
+    }
+}
+
+/// One decoded record.
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    /// A context switch and the stacks of the task leaving the CPU.
+    Switch(SwitchEvent, Stack<'a>, Stack<'a>),
+    /// A wake-up (`new` for a freshly forked task).
+    Wakeup(WakeupEvent, bool),
+    /// An exec.
+    Exec(ExecEvent),
+    /// A fork.
+    Fork(ForkEvent),
+    /// An exit.
+    Exit(ExitEvent),
+    /// A profile sample and its stacks.
+    Sample(SampleEvent, Stack<'a>, Stack<'a>),
+    /// A block request issue (`complete` false) or completion.
+    Block(BlockEvent, bool),
+    /// A syscall enter (`exit` false) or exit.
+    Syscall(SyscallEvent, bool),
+    /// A TCP state change (`retransmit` false) or retransmit.
+    Tcp(TcpEvent, bool),
+}
+
+impl Record<'_> {
+    /// The source the record belongs to.
+    pub fn source(&self) -> Source {
+        match self {
+            Record::Switch(..) | Record::Wakeup(..) => Source::Sched,
+            Record::Exec(_) | Record::Fork(_) | Record::Exit(_) => Source::Process,
+            Record::Sample(..) => Source::Profile,
+            Record::Block(..) => Source::Block,
+            Record::Syscall(..) => Source::Syscall,
+            Record::Tcp(..) => Source::Tcp,
+        }
+    }
+}
+
+/// Why a record could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than its kind's struct.
+    #[error("record of {0} bytes is too short")]
+    Short(usize),
+    /// Unknown kind.
+    #[error("unknown record kind {0}")]
+    Kind(u32),
+    /// Stack lengths point past the record.
+    #[error("stack lengths exceed the record")]
+    StackBounds,
+}
+
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    // SAFETY: length checked; T is a #[repr(C)] plain-data ABI type valid for any bit pattern.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+fn stacks(
+    bytes: &[u8],
+    offset: usize,
+    k: i32,
+    u: i32,
+) -> Result<(Stack<'_>, Stack<'_>), DecodeError> {
+    let rest = bytes.get(offset..).ok_or(DecodeError::StackBounds)?;
+    let kb = k.max(0) as usize;
+    let ub = u.max(0) as usize;
+    if kb + ub > rest.len() || kb % 8 != 0 || ub % 8 != 0 {
+        return Err(DecodeError::StackBounds);
+    }
+    let ks = if k < 0 {
+        Stack::Error(-k)
+    } else {
+        Stack::Frames(&rest[..kb])
+    };
+    let us = if u < 0 {
+        Stack::Error(-u)
+    } else {
+        Stack::Frames(&rest[kb..kb + ub])
+    };
+    Ok((ks, us))
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+    let hdr: EventHeader = read(bytes)?;
+    let kind = EventKind::from_u32(hdr.kind).ok_or(DecodeError::Kind(hdr.kind))?;
+    Ok(match kind {
+        EventKind::Switch => {
+            let ev: SwitchEvent = read(bytes)?;
+            let (k, u) = stacks(
+                bytes,
+                size_of::<SwitchEvent>(),
+                ev.kstack_len,
+                ev.ustack_len,
+            )?;
+            Record::Switch(ev, k, u)
+        }
+        EventKind::Wakeup => Record::Wakeup(read(bytes)?, false),
+        EventKind::WakeupNew => Record::Wakeup(read(bytes)?, true),
+        EventKind::Exec => Record::Exec(read(bytes)?),
+        EventKind::Fork => Record::Fork(read(bytes)?),
+        EventKind::Exit => Record::Exit(read(bytes)?),
+        EventKind::Sample => {
+            let ev: SampleEvent = read(bytes)?;
+            let (k, u) = stacks(
+                bytes,
+                size_of::<SampleEvent>(),
+                ev.kstack_len,
+                ev.ustack_len,
+            )?;
+            Record::Sample(ev, k, u)
+        }
+        EventKind::BlockIssue => Record::Block(read(bytes)?, false),
+        EventKind::BlockComplete => Record::Block(read(bytes)?, true),
+        EventKind::SysEnter => Record::Syscall(read(bytes)?, false),
+        EventKind::SysExit => Record::Syscall(read(bytes)?, true),
+        EventKind::TcpState => Record::Tcp(read(bytes)?, false),
+        EventKind::TcpRetransmit => Record::Tcp(read(bytes)?, true),
+    })
+}
+
+/// The text of a NUL-padded C string field.
+pub fn c_str(bytes: &[u8]) -> &str {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    match std::str::from_utf8(&bytes[..end]) {
+        Ok(s) => s,
+        // Keep the valid prefix rather than dropping the name.
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Bytes of a plain ABI struct, for building records in tests.
+    pub fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: T is plain data; we copy exactly its bytes.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    pub fn switch_record(
+        prev: i32,
+        next: i32,
+        state: i64,
+        kframes: &[u64],
+        ustack: i32,
+    ) -> Vec<u8> {
+        let mut ev: SwitchEvent = unsafe { std::mem::zeroed() };
+        ev.hdr.kind = EventKind::Switch as u32;
+        ev.hdr.tid = prev as u32;
+        ev.hdr.tgid = prev as u32;
+        ev.prev_pid = prev;
+        ev.next_pid = next;
+        ev.prev_state = state;
+        ev.kstack_len = (kframes.len() * 8) as i32;
+        ev.ustack_len = ustack;
+        let mut b = bytes_of(&ev);
+        for f in kframes {
+            b.extend_from_slice(&f.to_ne_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn switch_with_kernel_stack_and_failed_user_stack() {
+        let b = switch_record(10, 20, 1, &[0xffff_1000, 0xffff_2000], -14);
+        let Record::Switch(ev, k, u) = decode(&b).unwrap() else {
+            panic!("not a switch")
+        };
+        assert_eq!((ev.prev_pid, ev.next_pid, ev.prev_state), (10, 20, 1));
+        assert_eq!(
+            k.frames().collect::<Vec<_>>(),
+            vec![0xffff_1000, 0xffff_2000]
+        );
+        assert_eq!(u, Stack::Error(14));
+    }
+
+    #[test]
+    fn malformed_records_are_errors_not_panics() {
+        assert_eq!(decode(&[1, 2, 3]).unwrap_err(), DecodeError::Short(3));
+        let mut b = switch_record(1, 2, 0, &[1], 0);
+        b[20..24].copy_from_slice(&99u32.to_ne_bytes());
+        assert_eq!(decode(&b).unwrap_err(), DecodeError::Kind(99));
+        let mut b = switch_record(1, 2, 0, &[1], 0);
+        b.truncate(b.len() - 4);
+        assert_eq!(decode(&b).unwrap_err(), DecodeError::StackBounds);
+        let b = switch_record(1, 2, 0, &[], 0);
+        assert!(decode(&b[..b.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn c_str_stops_at_nul_and_survives_bad_utf8() {
+        assert_eq!(c_str(b"bash\0\0\0"), "bash");
+        assert_eq!(c_str(b"abc\xffdef"), "abc");
+        assert_eq!(c_str(b"full"), "full");
+    }
+}

@@ -1,0 +1,86 @@
+//! Facts about the recording host that go into the manifest.
+use std::fs;
+
+use flightrec_schemas::ClockAnchor;
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of `bpf_ktime_get_ns()`.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC) as u64
+}
+
+/// Monotonic and wall clocks read back to back; of three tries, the pair read closest together.
+pub fn clock_anchor() -> ClockAnchor {
+    (0..3)
+        .map(|_| {
+            let a = monotonic_ns();
+            let r = clock_ns(libc::CLOCK_REALTIME);
+            let b = monotonic_ns();
+            (
+                b - a,
+                ClockAnchor {
+                    monotonic_ns: a + (b - a) / 2,
+                    realtime_ns: r,
+                },
+            )
+        })
+        .min_by_key(|(gap, _)| *gap)
+        .map(|(_, anchor)| anchor)
+        .expect("three tries")
+}
+
+fn read_trim(path: &str) -> String {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Host name.
+pub fn hostname() -> String {
+    read_trim("/proc/sys/kernel/hostname")
+}
+
+/// Kernel release (`uname -r`).
+pub fn kernel_release() -> String {
+    read_trim("/proc/sys/kernel/osrelease")
+}
+
+/// Boot id: monotonic timestamps compare only within one boot.
+pub fn boot_id() -> String {
+    read_trim("/proc/sys/kernel/random/boot_id")
+}
+
+/// Online CPUs.
+pub fn cpus() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchor_is_consistent_with_the_wall_clock() {
+        let a = clock_anchor();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let est = a.to_realtime_ns(monotonic_ns());
+        assert!(
+            (now - est).abs() < 1_000_000_000,
+            "within a second: {now} vs {est}"
+        );
+        assert_eq!(boot_id().len(), 36);
+    }
+}

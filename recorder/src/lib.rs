@@ -1,0 +1,23 @@
+//! flightrec's recorder: load the eBPF programs, drain their ring buffer, and keep a rolling window
+//! of self-contained zstd Parquet segments on disk.
+//!
+//! Pipeline: [`probes`] loads and attaches the programs with offsets from [`tracefs`]; [`record`]
+//! drains the ring buffer with tokio, [`decode`]s records and appends them to a [`batch`] (Arrow
+//! builders, [`stacks`] deduplicated, names from [`tasks`] and [`ksyms`]); every `--segment` the batch is
+//! finished and handed to the [`writer`] thread, which writes a [`segment`] and applies the
+//! [`window`].
+
+pub mod batch;
+pub mod cli;
+pub mod decode;
+pub mod host;
+pub mod ksyms;
+pub mod probes;
+pub mod record;
+pub mod segment;
+pub mod stacks;
+pub mod status;
+pub mod tasks;
+pub mod tracefs;
+pub mod window;
+pub mod writer;

@@ -1,0 +1,61 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use flightrec_recorder::{
+    cli::{Cli, Command, RecordArgs},
+    probes::ProbeOptions,
+    record::{self, RecordOptions},
+    status::human_bytes,
+};
+
+fn record(a: RecordArgs) -> anyhow::Result<()> {
+    let opts = RecordOptions {
+        dir: a.dir,
+        duration: a.duration,
+        window: a.window,
+        max_size: a.max_size,
+        segment: a.segment,
+        probes: ProbeOptions {
+            sources: a.events.0,
+            freq_hz: a.freq,
+            ringbuf_bytes: a.ringbuf_size as u32,
+            syscall_pid: a.pid,
+            syscall_comm: a.comm,
+        },
+        quiet: a.quiet,
+    };
+    let dir = opts.dir.clone();
+    let quiet = opts.quiet;
+    let s = record::run(opts)?;
+    if !quiet {
+        let secs = s.elapsed.as_secs_f64().max(1e-3);
+        eprintln!(
+            "flightrec: recorded {} events in {:.1}s ({:.0}/s), lost {}, {} segments, {} in {}",
+            s.events,
+            secs,
+            s.events as f64 / secs,
+            s.lost,
+            s.segments,
+            human_bytes(s.bytes),
+            dir.display()
+        );
+    }
+    if s.failed_segments > 0 {
+        anyhow::bail!("{} segments could not be written", s.failed_segments);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(a) => record(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flightrec: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

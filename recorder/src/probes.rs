@@ -1,0 +1,282 @@
+//! Loads the embedded eBPF object with this kernel's tracepoint offsets, attaches the programs of
+//! the selected sources, and reads the kernel-side counters.
+use std::os::fd::{AsFd, AsRawFd};
+
+use anyhow::{bail, Context, Result};
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+        PerfEvent, TracePoint,
+    },
+    util::online_cpus,
+    Ebpf, EbpfLoader,
+};
+use flightrec_common::{
+    counter_index, Config, Counter, Source, COMM_LEN, COUNTER_ENTRIES, GLOBAL_CONFIG, MAP_COUNTERS,
+    MAP_EVENTS, SOURCE_COUNT,
+};
+
+use crate::tracefs;
+
+/// The compiled eBPF programs, built by `ebpf/build.sh`.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/flightrec.bpf.o");
+
+/// Tracepoint programs of each source: (program name, group, event).
+const TRACEPOINTS: &[(Source, &str, &str, &str)] = &[
+    (Source::Sched, "sched_switch", "sched", "sched_switch"),
+    (Source::Sched, "sched_wakeup", "sched", "sched_wakeup"),
+    (
+        Source::Sched,
+        "sched_wakeup_new",
+        "sched",
+        "sched_wakeup_new",
+    ),
+    (
+        Source::Process,
+        "sched_process_exec",
+        "sched",
+        "sched_process_exec",
+    ),
+    (
+        Source::Process,
+        "sched_process_fork",
+        "sched",
+        "sched_process_fork",
+    ),
+    (
+        Source::Process,
+        "sched_process_exit",
+        "sched",
+        "sched_process_exit",
+    ),
+    (Source::Block, "block_rq_issue", "block", "block_rq_issue"),
+    (
+        Source::Block,
+        "block_rq_complete",
+        "block",
+        "block_rq_complete",
+    ),
+    (Source::Syscall, "sys_enter", "raw_syscalls", "sys_enter"),
+    (Source::Syscall, "sys_exit", "raw_syscalls", "sys_exit"),
+    (
+        Source::Tcp,
+        "inet_sock_set_state",
+        "sock",
+        "inet_sock_set_state",
+    ),
+    (
+        Source::Tcp,
+        "tcp_retransmit_skb",
+        "tcp",
+        "tcp_retransmit_skb",
+    ),
+];
+
+/// Name of the perf_event program.
+pub const PROFILE_PROGRAM: &str = "profile_cpu_clock";
+
+/// Names of every program the object must hold.
+pub fn program_names() -> impl Iterator<Item = &'static str> {
+    TRACEPOINTS
+        .iter()
+        .map(|t| t.1)
+        .chain(std::iter::once(PROFILE_PROGRAM))
+}
+
+/// What to load.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Sources to attach.
+    pub sources: Vec<Source>,
+    /// Profile frequency per CPU.
+    pub freq_hz: u64,
+    /// Ring buffer size in bytes (power of two, multiple of the page size).
+    pub ringbuf_bytes: u32,
+    /// Syscall filter on tgid.
+    pub syscall_pid: Option<u32>,
+    /// Syscall filter on comm.
+    pub syscall_comm: Option<String>,
+}
+
+/// Loaded and attached programs.
+pub struct Probes {
+    ebpf: Ebpf,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+/// Kernel-side counters summed over CPUs, per source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Records written into the ring buffer.
+    pub emitted: [u64; SOURCE_COUNT],
+    /// Records dropped because the ring buffer was full.
+    pub lost: [u64; SOURCE_COUNT],
+    /// Program runs skipped by the kernel because another BPF program ran on the CPU.
+    pub missed_runs: u64,
+}
+
+fn build_config(opts: &ProbeOptions) -> Result<Config> {
+    let root = tracefs::tracefs_root()?;
+    let fmt = |g: &str, e: &str| tracefs::read_format(&root, g, e);
+    let mut c = Config {
+        own_tgid: std::process::id(),
+        // Wake the drain task once a quarter of the ring is queued; a timer drains the rest.
+        wakeup_bytes: (opts.ringbuf_bytes / 4) as u64,
+        ..Config::default()
+    };
+    for s in &opts.sources {
+        match s {
+            Source::Sched => {
+                c.switch = tracefs::switch_offsets(&fmt("sched", "sched_switch")?)?;
+                c.wakeup = tracefs::wakeup_offsets(
+                    &fmt("sched", "sched_wakeup")?,
+                    &fmt("sched", "sched_wakeup_new")?,
+                )?;
+            }
+            Source::Process => {
+                c.process = tracefs::process_offsets(
+                    &fmt("sched", "sched_process_exec")?,
+                    &fmt("sched", "sched_process_fork")?,
+                    &fmt("sched", "sched_process_exit")?,
+                )?;
+            }
+            Source::Block => {
+                c.block_issue = tracefs::block_offsets(&fmt("block", "block_rq_issue")?, false)?;
+                c.block_complete =
+                    tracefs::block_offsets(&fmt("block", "block_rq_complete")?, true)?;
+            }
+            Source::Syscall => {
+                c.syscall = tracefs::syscall_offsets(
+                    &fmt("raw_syscalls", "sys_enter")?,
+                    &fmt("raw_syscalls", "sys_exit")?,
+                )?;
+                c.syscall_tgid = opts.syscall_pid.unwrap_or(0);
+                if let Some(comm) = &opts.syscall_comm {
+                    let b = comm.as_bytes();
+                    if b.is_empty() || b.len() >= COMM_LEN {
+                        bail!("--comm must be 1 to {} bytes, got {comm:?}", COMM_LEN - 1);
+                    }
+                    c.syscall_comm[..b.len()].copy_from_slice(b);
+                }
+            }
+            Source::Tcp => {
+                c.tcp_state = tracefs::tcp_offsets(&fmt("sock", "inet_sock_set_state")?, false)?;
+                c.tcp_retransmit = tracefs::tcp_offsets(&fmt("tcp", "tcp_retransmit_skb")?, true)?;
+            }
+            Source::Profile => {}
+        }
+    }
+    Ok(c)
+}
+
+impl Probes {
+    /// Loads the object and attaches the programs of `opts.sources`.
+    pub fn load(opts: &ProbeOptions) -> Result<Probes> {
+        let config = build_config(opts)?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global(GLOBAL_CONFIG, &config, true)
+            .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
+            .load(OBJECT)
+            .context("loading the eBPF object failed (needs root, or CAP_BPF and CAP_PERFMON)")?;
+        for (source, prog, group, event) in TRACEPOINTS {
+            if !opts.sources.contains(source) {
+                continue;
+            }
+            let p: &mut TracePoint = ebpf
+                .program_mut(prog)
+                .with_context(|| format!("program {prog} missing from the eBPF object"))?
+                .try_into()?;
+            p.load()
+                .with_context(|| format!("the kernel refused program {prog}"))?;
+            p.attach(group, event)
+                .with_context(|| format!("attaching to tracepoint {group}:{event} failed"))?;
+        }
+        if opts.sources.contains(&Source::Profile) {
+            let p: &mut PerfEvent = ebpf
+                .program_mut(PROFILE_PROGRAM)
+                .context("profile program missing from the eBPF object")?
+                .try_into()?;
+            p.load().context("the kernel refused the profile program")?;
+            let cpus = online_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+            for cpu in cpus {
+                p.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(opts.freq_hz),
+                    false,
+                )
+                .with_context(|| format!("opening the cpu-clock perf event on CPU {cpu} failed"))?;
+            }
+        }
+        let counters = PerCpuArray::try_from(
+            ebpf.take_map(MAP_COUNTERS)
+                .context("counters map missing from the eBPF object")?,
+        )?;
+        Ok(Probes { ebpf, counters })
+    }
+
+    /// Takes the ring buffer (once).
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(MAP_EVENTS)
+            .context("ring buffer already taken")?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Reads the per-CPU counters and the programs' skipped runs.
+    pub fn counters(&self) -> Result<KernelCounters> {
+        let mut k = KernelCounters::default();
+        for s in Source::ALL {
+            for (counter, out) in [
+                (Counter::Emitted, &mut k.emitted),
+                (Counter::LostRingbuf, &mut k.lost),
+            ] {
+                let idx = counter_index(s, counter);
+                debug_assert!(idx < COUNTER_ENTRIES);
+                let per_cpu = self.counters.get(&idx, 0)?;
+                out[s as usize] = per_cpu.iter().sum();
+            }
+        }
+        for (_, prog) in self.ebpf.programs() {
+            if let Ok(fd) = prog.fd() {
+                k.missed_runs += prog_info(fd.as_fd().as_raw_fd())
+                    .map(|i| i.recursion_misses)
+                    .unwrap_or(0);
+            }
+        }
+        Ok(k)
+    }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD`: aya does not expose `recursion_misses`, the runs the kernel skipped.
+fn prog_info(fd: i32) -> std::io::Result<aya_obj::generated::bpf_prog_info> {
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    // SAFETY: bpf_prog_info is plain integers; zero is a valid value.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: &mut info as *mut _ as u64,
+    };
+    // SAFETY: attr points at a live, correctly sized info struct for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr as *mut InfoAttr,
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(info)
+}

@@ -1,0 +1,281 @@
+//! `flightrec record`: drain the ring buffer, cut segments on time, hand them to the writer, show a
+//! status line, stop cleanly on Ctrl-C, SIGTERM or `--duration`.
+use std::{
+    io::IsTerminal,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use aya::maps::{MapData, RingBuf};
+use flightrec_common::{Source, SOURCE_COUNT};
+use flightrec_schemas::{
+    Manifest, RecordConfig, SegmentMeta, SourceCounts, FORMAT_VERSION, MANIFEST_FILE,
+};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::{signal, SignalKind},
+    time::{interval, sleep_until, MissedTickBehavior},
+};
+
+use crate::{
+    batch::SegmentBatch,
+    decode::decode,
+    host,
+    ksyms::KernelSymbols,
+    probes::{KernelCounters, ProbeOptions, Probes},
+    segment,
+    status::Status,
+    tasks::TaskTable,
+    writer::{Job, Writer},
+};
+
+/// Cut a segment early past this many rows, to bound memory under a flood.
+const MAX_SEGMENT_ROWS: u64 = 2_000_000;
+/// Drain at least this often: records written without a wake-up wait at most this long.
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
+
+/// Options of a recording.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    /// Capture directory.
+    pub dir: PathBuf,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Rolling window.
+    pub window: Duration,
+    /// Size cap.
+    pub max_size: u64,
+    /// Segment length.
+    pub segment: Duration,
+    /// Probes to load.
+    pub probes: ProbeOptions,
+    /// No status line.
+    pub quiet: bool,
+}
+
+/// Totals of a finished recording.
+#[derive(Clone, Debug, Default)]
+pub struct RecordSummary {
+    /// Event rows written.
+    pub events: u64,
+    /// Events lost for any reason.
+    pub lost: u64,
+    /// Segments kept at the end.
+    pub segments: usize,
+    /// Bytes of kept segments.
+    pub bytes: u64,
+    /// Segments that failed to write.
+    pub failed_segments: u64,
+    /// Wall time recorded.
+    pub elapsed: Duration,
+}
+
+fn per_source(values: &[u64; SOURCE_COUNT], sources: &[Source]) -> SourceCounts {
+    sources
+        .iter()
+        .map(|s| (s.name().to_string(), values[*s as usize]))
+        .collect()
+}
+
+fn new_manifest(opts: &RecordOptions) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        host: host::hostname(),
+        kernel_release: host::kernel_release(),
+        arch: std::env::consts::ARCH.to_string(),
+        boot_id: host::boot_id(),
+        cpus: host::cpus(),
+        recorder_version: env!("CARGO_PKG_VERSION").to_string(),
+        clock: host::clock_anchor(),
+        config: RecordConfig {
+            events: opts
+                .probes
+                .sources
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+            freq_hz: opts.probes.freq_hz,
+            segment_ns: opts.segment.as_nanos() as u64,
+            window_ns: opts.window.as_nanos() as u64,
+            max_size_bytes: opts.max_size,
+            ringbuf_bytes: opts.probes.ringbuf_bytes as u64,
+            syscall_pid: opts.probes.syscall_pid,
+            syscall_comm: opts.probes.syscall_comm.clone(),
+        },
+        segments: Vec::new(),
+    }
+}
+
+/// Opens the capture directory: a new one, or an existing capture of this boot whose window is
+/// continued. Returns the manifest to continue from.
+fn open_capture(opts: &RecordOptions) -> Result<Manifest> {
+    segment::private_dir(&opts.dir.join(flightrec_schemas::SEGMENTS_DIR))?;
+    segment::remove_partial(&opts.dir)?;
+    let mut manifest = new_manifest(opts);
+    let path = opts.dir.join(MANIFEST_FILE);
+    if path.exists() {
+        let old = Manifest::read(&path)?;
+        if old.boot_id != manifest.boot_id {
+            bail!(
+                "{} holds a capture from another boot; record into a new directory",
+                opts.dir.display()
+            );
+        }
+        // Keep the clock anchor of the first start so every segment maps to wall time the same way.
+        manifest.clock = old.clock;
+    }
+    manifest.segments = segment::finished_segments(&opts.dir);
+    Ok(manifest)
+}
+
+/// Records until stopped. Runs its own single-threaded tokio runtime.
+pub fn run(opts: RecordOptions) -> Result<RecordSummary> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(record(opts))
+}
+
+struct Recorder {
+    probes: Probes,
+    tasks: TaskTable,
+    ksyms: KernelSymbols,
+    writer: Writer,
+    batch: SegmentBatch,
+    sources: Vec<Source>,
+    segment_id: u64,
+    segment_start: u64,
+    counters: KernelCounters,
+    events: u64,
+    lost: u64,
+}
+
+impl Recorder {
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(item) = ring.next() {
+            match decode(&item) {
+                Ok(rec) => self.batch.push(&rec, &mut self.tasks, self.segment_id),
+                Err(_) => self.batch.decode_error(),
+            }
+        }
+    }
+
+    fn cut(&mut self) -> Result<()> {
+        let now = self.probes.counters()?;
+        let prev = std::mem::replace(&mut self.counters, now);
+        let delta = |a: &[u64; SOURCE_COUNT], b: &[u64; SOURCE_COUNT]| {
+            std::array::from_fn::<u64, SOURCE_COUNT, _>(|i| a[i] - b[i])
+        };
+        let batch = std::mem::take(&mut self.batch);
+        let (tables, counts) = batch.finish(&self.tasks, &self.ksyms);
+        let end = host::monotonic_ns();
+        let meta = SegmentMeta {
+            id: self.segment_id,
+            start_ns: self.segment_start,
+            end_ns: end,
+            first_event_ns: counts.first_ts,
+            last_event_ns: counts.last_ts,
+            emitted: per_source(&delta(&now.emitted, &prev.emitted), &self.sources),
+            lost: per_source(&delta(&now.lost, &prev.lost), &self.sources),
+            stack_errors: per_source(&counts.stack_errors, &self.sources),
+            missed_runs: now.missed_runs - prev.missed_runs,
+            decode_errors: counts.decode_errors,
+            ..Default::default()
+        };
+        self.events += counts.rows.iter().sum::<u64>();
+        self.lost += meta.total_lost();
+        self.writer.send(Job { tables, meta })?;
+        self.tasks.prune(self.segment_id);
+        self.segment_id += 1;
+        self.segment_start = end;
+        Ok(())
+    }
+}
+
+async fn record(opts: RecordOptions) -> Result<RecordSummary> {
+    let manifest = open_capture(&opts)?;
+    let first_id = manifest.segments.last().map_or(0, |s| s.id + 1);
+    let tasks = TaskTable::scan_proc();
+    let ksyms = KernelSymbols::load();
+    let mut probes = Probes::load(&opts.probes)?;
+    let ring = probes.take_ring()?;
+    // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as long as it is registered.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .context("cannot poll the ring buffer")?;
+    let writer = Writer::start(opts.dir.clone(), manifest)?;
+    let started = Instant::now();
+    let mut rec = Recorder {
+        probes,
+        tasks,
+        ksyms,
+        writer,
+        batch: SegmentBatch::default(),
+        sources: opts.probes.sources.clone(),
+        segment_id: first_id,
+        segment_start: host::monotonic_ns(),
+        counters: KernelCounters::default(),
+        events: 0,
+        lost: 0,
+    };
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let stop_at = tokio::time::Instant::now()
+        + opts
+            .duration
+            .unwrap_or(Duration::from_secs(100 * 365 * 86400));
+    let mut next_cut = tokio::time::Instant::now() + opts.segment;
+    let mut drain_tick = interval(DRAIN_EVERY);
+    drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut status_tick = interval(Duration::from_secs(1));
+    let mut status = Status::new(!opts.quiet, std::io::stderr().is_terminal());
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                rec.drain(guard.get_inner_mut());
+                guard.clear_ready();
+            }
+            _ = drain_tick.tick() => rec.drain(ring.get_mut()),
+            _ = sleep_until(next_cut) => {
+                rec.drain(ring.get_mut());
+                rec.cut()?;
+                next_cut += opts.segment;
+            }
+            _ = status_tick.tick() => {
+                status.update(rec.events + rec.batch.rows(), rec.lost, &rec.writer.stats);
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = sleep_until(stop_at) => break,
+        }
+        if rec.batch.rows() >= MAX_SEGMENT_ROWS {
+            rec.cut()?;
+        }
+    }
+    rec.drain(ring.get_mut());
+    rec.cut()?;
+    status.finish();
+    let Recorder {
+        writer,
+        events,
+        lost,
+        ..
+    } = rec;
+    let stats = writer.stats.clone();
+    let manifest = writer.finish()?;
+    let stats = stats.lock().expect("stats lock").clone();
+    if let Some(e) = &stats.last_error {
+        eprintln!("flightrec: last write error: {e}");
+    }
+    Ok(RecordSummary {
+        events,
+        lost,
+        segments: manifest.segments.len(),
+        bytes: manifest.segments.iter().map(|s| s.bytes).sum(),
+        failed_segments: stats.failed,
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,156 @@
+//! Writes a finished segment: one zstd Parquet file per table and `segment.json`, assembled under a
+//! hidden temporary directory that is renamed into place only when complete.
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Write,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use arrow::record_batch::RecordBatch;
+use flightrec_schemas::{
+    manifest::segment_dir_name, Manifest, SegmentMeta, Table, MANIFEST_FILE, SEGMENTS_DIR,
+    SEGMENT_META_FILE,
+};
+use parquet::{
+    arrow::ArrowWriter,
+    basic::{Compression, Encoding, ZstdLevel},
+    file::properties::WriterProperties,
+    schema::types::ColumnPath,
+};
+
+/// Creates a directory readable by its owner only.
+pub fn private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn private_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn properties() -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
+        .set_created_by(format!("flightrec {}", env!("CARGO_PKG_VERSION")));
+    // Timestamps rise steadily: delta encoding beats dictionaries there.
+    for col in ["ts", "sector", "skaddr"] {
+        let path = ColumnPath::from(col);
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+    }
+    b.build()
+}
+
+/// Writes `batch` to `path` as Parquet and syncs it. Returns the file size.
+pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
+    let file = private_file(path)?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(properties()))?;
+    w.write(batch)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let file = w.into_inner()?;
+    file.sync_all()?;
+    Ok(file.metadata()?.len())
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, so readers see the old or
+/// the new file, never half of one.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = private_file(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The directory of segment `id` in `capture`.
+pub fn segment_path(capture: &Path, id: u64) -> PathBuf {
+    capture.join(SEGMENTS_DIR).join(segment_dir_name(id))
+}
+
+/// Writes a segment's tables and metadata; returns the metadata with its size filled in.
+pub fn write_segment(
+    capture: &Path,
+    tables: &[(Table, RecordBatch)],
+    mut meta: SegmentMeta,
+) -> Result<SegmentMeta> {
+    let segments = capture.join(SEGMENTS_DIR);
+    let tmp = segments.join(format!(".{}.tmp", segment_dir_name(meta.id)));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    private_dir(&tmp)?;
+    let mut bytes = 0;
+    for (table, batch) in tables {
+        meta.rows
+            .insert(table.name().to_string(), batch.num_rows() as u64);
+        bytes += write_parquet(&tmp.join(table.file_name()), batch)?;
+    }
+    meta.bytes = bytes;
+    let json = serde_json::to_vec_pretty(&meta)?;
+    meta.bytes += json.len() as u64;
+    let mut f = private_file(&tmp.join(SEGMENT_META_FILE))?;
+    f.write_all(&json)?;
+    f.sync_all()?;
+    let dst = segment_path(capture, meta.id);
+    fs::rename(&tmp, &dst).with_context(|| format!("cannot rename into {}", dst.display()))?;
+    sync_dir(&segments)?;
+    Ok(meta)
+}
+
+/// Writes the manifest atomically.
+pub fn write_manifest(capture: &Path, manifest: &Manifest) -> Result<()> {
+    write_atomic(
+        &capture.join(MANIFEST_FILE),
+        &serde_json::to_vec_pretty(manifest)?,
+    )
+}
+
+/// Removes what a crash left half-written (temporary segment directories and files).
+pub fn remove_partial(capture: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let Ok(entries) = fs::read_dir(capture.join(SEGMENTS_DIR)) else {
+        return Ok(0);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            fs::remove_dir_all(e.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Finished segments found on disk, oldest first.
+pub fn finished_segments(capture: &Path) -> Vec<SegmentMeta> {
+    let mut v: Vec<SegmentMeta> = fs::read_dir(capture.join(SEGMENTS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| SegmentMeta::read(&e.path().join(SEGMENT_META_FILE)).ok())
+        .collect();
+    v.sort_by_key(|m| m.id);
+    v
+}

@@ -1,0 +1,120 @@
+//! The writer thread: encodes finished segments to Parquet off the drain path, enforces the rolling
+//! window and keeps the manifest current. It is fed through a bounded channel, so a writer that falls
+//! behind stalls draining and the kernel counts the drops instead of the recorder growing.
+use std::{
+    fs,
+    path::PathBuf,
+    sync::{mpsc, Arc, Mutex},
+    thread,
+};
+
+use anyhow::{anyhow, Result};
+use arrow::record_batch::RecordBatch;
+use flightrec_schemas::{Manifest, SegmentMeta, Table};
+
+use crate::{host, segment, window};
+
+/// A finished segment on its way to disk.
+pub struct Job {
+    /// Its tables.
+    pub tables: Vec<(Table, RecordBatch)>,
+    /// Its metadata (sizes are filled in when written).
+    pub meta: SegmentMeta,
+}
+
+/// What the status line shows about the files.
+#[derive(Clone, Debug, Default)]
+pub struct DiskStats {
+    /// Bytes of all kept segments.
+    pub bytes: u64,
+    /// Segments kept.
+    pub segments: usize,
+    /// Start of the oldest kept segment, monotonic ns.
+    pub oldest_ns: Option<u64>,
+    /// Segments evicted so far.
+    pub evicted: u64,
+    /// Segments that could not be written.
+    pub failed: u64,
+    /// The last write error.
+    pub last_error: Option<String>,
+}
+
+/// Handle to the writer thread.
+pub struct Writer {
+    tx: Option<mpsc::SyncSender<Job>>,
+    handle: Option<thread::JoinHandle<Manifest>>,
+    /// Shared with the status line.
+    pub stats: Arc<Mutex<DiskStats>>,
+}
+
+impl Writer {
+    /// Starts the thread for `capture`, continuing `manifest`'s window.
+    pub fn start(capture: PathBuf, mut manifest: Manifest) -> Result<Writer> {
+        let (tx, rx) = mpsc::sync_channel::<Job>(1);
+        let stats = Arc::new(Mutex::new(DiskStats::default()));
+        let shared = stats.clone();
+        segment::write_manifest(&capture, &manifest)?;
+        let handle = thread::Builder::new()
+            .name("flightrec-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    let id = job.meta.id;
+                    match segment::write_segment(&capture, &job.tables, job.meta) {
+                        Ok(meta) => manifest.segments.push(meta),
+                        Err(e) => {
+                            let mut s = shared.lock().expect("stats lock");
+                            s.failed += 1;
+                            s.last_error = Some(format!("segment {id}: {e:#}"));
+                        }
+                    }
+                    let evict = window::plan_eviction(
+                        &manifest.segments,
+                        host::monotonic_ns(),
+                        manifest.config.window_ns,
+                        manifest.config.max_size_bytes,
+                    );
+                    let mut evicted = 0;
+                    for id in &evict {
+                        if fs::remove_dir_all(segment::segment_path(&capture, *id)).is_ok() {
+                            evicted += 1;
+                        }
+                    }
+                    manifest.segments.retain(|s| !evict.contains(&s.id));
+                    let manifest_result = segment::write_manifest(&capture, &manifest);
+                    let mut s = shared.lock().expect("stats lock");
+                    s.evicted += evicted;
+                    s.bytes = manifest.segments.iter().map(|m| m.bytes).sum();
+                    s.segments = manifest.segments.len();
+                    s.oldest_ns = manifest.segments.first().map(|m| m.start_ns);
+                    if let Err(e) = manifest_result {
+                        s.last_error = Some(format!("manifest: {e:#}"));
+                    }
+                }
+                manifest
+            })?;
+        Ok(Writer {
+            tx: Some(tx),
+            handle: Some(handle),
+            stats,
+        })
+    }
+
+    /// Queues a segment; blocks while the writer is busy with the previous one.
+    pub fn send(&self, job: Job) -> Result<()> {
+        self.tx
+            .as_ref()
+            .ok_or_else(|| anyhow!("writer closed"))?
+            .send(job)
+            .map_err(|_| anyhow!("the writer thread stopped"))
+    }
+
+    /// Flushes everything and returns the final manifest.
+    pub fn finish(mut self) -> Result<Manifest> {
+        drop(self.tx.take());
+        self.handle
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| anyhow!("the writer thread panicked"))
+    }
+}

@@ -1,0 +1,217 @@
+//! `manifest.json` (one per capture) and `segment.json` (one per segment).
+use std::{collections::BTreeMap, fs, io, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the on-disk format. Readers refuse captures with a newer major version.
+pub const FORMAT_VERSION: u32 = 1;
+/// File name of the capture manifest.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Directory holding the segments.
+pub const SEGMENTS_DIR: &str = "segments";
+/// File name of a segment's metadata, written last: a segment without it is not finished.
+pub const SEGMENT_META_FILE: &str = "segment.json";
+
+/// Counts per event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`).
+pub type SourceCounts = BTreeMap<String, u64>;
+
+/// A pair of clock readings taken back to back, to map event timestamps to wall-clock time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockAnchor {
+    /// CLOCK_MONOTONIC in ns (the clock of every `ts` column).
+    pub monotonic_ns: u64,
+    /// CLOCK_REALTIME in ns since the Unix epoch.
+    pub realtime_ns: i64,
+}
+
+impl ClockAnchor {
+    /// Wall-clock ns since the epoch of a monotonic timestamp.
+    pub fn to_realtime_ns(&self, monotonic_ns: u64) -> i64 {
+        self.realtime_ns + (monotonic_ns as i64 - self.monotonic_ns as i64)
+    }
+}
+
+/// How the recorder was configured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordConfig {
+    /// Enabled sources.
+    pub events: Vec<String>,
+    /// Profile sampling frequency per CPU, Hz.
+    pub freq_hz: u64,
+    /// Target segment length, ns.
+    pub segment_ns: u64,
+    /// Rolling window, ns.
+    pub window_ns: u64,
+    /// Size cap of all segments, bytes.
+    pub max_size_bytes: u64,
+    /// Ring buffer size, bytes.
+    pub ringbuf_bytes: u64,
+    /// Syscall filter on tgid.
+    pub syscall_pid: Option<u32>,
+    /// Syscall filter on comm.
+    pub syscall_comm: Option<String>,
+}
+
+/// The capture manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Host name of the recording machine.
+    pub host: String,
+    /// `uname -r` of the recording machine.
+    pub kernel_release: String,
+    /// Machine architecture (`x86_64`, `aarch64`), for syscall names.
+    pub arch: String,
+    /// `/proc/sys/kernel/random/boot_id`: timestamps compare only within one boot.
+    pub boot_id: String,
+    /// Number of CPUs online when recording started.
+    pub cpus: u32,
+    /// Version of the recorder that wrote the capture.
+    pub recorder_version: String,
+    /// Clocks read when recording started.
+    pub clock: ClockAnchor,
+    /// Recorder configuration.
+    pub config: RecordConfig,
+    /// Finished segments, oldest first.
+    pub segments: Vec<SegmentMeta>,
+}
+
+/// Metadata of one finished segment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    /// Sequence number; also the directory name, zero padded to 8 digits.
+    pub id: u64,
+    /// Monotonic ns when the segment was opened.
+    pub start_ns: u64,
+    /// Monotonic ns when the segment was closed.
+    pub end_ns: u64,
+    /// Earliest and latest event timestamps in the segment (absent when it holds no events).
+    pub first_event_ns: Option<u64>,
+    /// See `first_event_ns`.
+    pub last_event_ns: Option<u64>,
+    /// Rows per table name.
+    pub rows: BTreeMap<String, u64>,
+    /// Records the kernel wrote into the ring buffer while this segment was open, per source.
+    pub emitted: SourceCounts,
+    /// Records the kernel dropped (ring buffer full), per source.
+    pub lost: SourceCounts,
+    /// Stack walks that failed, per source (the event is kept with a null stack).
+    pub stack_errors: SourceCounts,
+    /// Program runs the kernel skipped because another BPF program was running on that CPU.
+    pub missed_runs: u64,
+    /// Records user space could not decode.
+    pub decode_errors: u64,
+    /// Bytes of the segment's files.
+    pub bytes: u64,
+}
+
+impl SegmentMeta {
+    /// Directory name of the segment.
+    pub fn dir_name(&self) -> String {
+        segment_dir_name(self.id)
+    }
+
+    /// All events lost in this segment, whatever the cause.
+    pub fn total_lost(&self) -> u64 {
+        self.lost.values().sum::<u64>() + self.missed_runs + self.decode_errors
+    }
+}
+
+/// Directory name of segment `id`.
+pub fn segment_dir_name(id: u64) -> String {
+    format!("{id:08}")
+}
+
+/// Why a manifest or segment metadata could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The file is not valid JSON of the expected shape.
+    #[error("{path} is not a valid flightrec file: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Written by a newer flightrec.
+    #[error("{path} has format version {found}; this build reads up to {FORMAT_VERSION}: upgrade flightrec")]
+    Version {
+        /// The file.
+        path: String,
+        /// Its version.
+        found: u32,
+    },
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ManifestError> {
+    let p = path.display().to_string();
+    let text = fs::read(path).map_err(|source| ManifestError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|source| ManifestError::Parse { path: p, source })
+}
+
+impl Manifest {
+    /// Reads and version-checks a manifest.
+    pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
+        // Check the version before the shape, so a future format says so instead of "invalid".
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let v: Version = read_json(path)?;
+        if v.format_version > FORMAT_VERSION {
+            return Err(ManifestError::Version {
+                path: path.display().to_string(),
+                found: v.format_version,
+            });
+        }
+        read_json(path)
+    }
+}
+
+impl SegmentMeta {
+    /// Reads a segment's `segment.json`.
+    pub fn read(path: &Path) -> Result<SegmentMeta, ManifestError> {
+        read_json(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchor_maps_monotonic_to_wall_clock() {
+        let a = ClockAnchor {
+            monotonic_ns: 1_000,
+            realtime_ns: 1_700_000_000_000_000_000,
+        };
+        assert_eq!(a.to_realtime_ns(1_500), 1_700_000_000_000_000_500);
+        assert_eq!(a.to_realtime_ns(500), 1_699_999_999_999_999_500);
+    }
+
+    #[test]
+    fn future_version_is_refused_with_its_number() {
+        let dir = std::env::temp_dir().join(format!("flightrec-schemas-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(MANIFEST_FILE);
+        fs::write(&p, br#"{"format_version": 99, "something": "new"}"#).unwrap();
+        let err = Manifest::read(&p).unwrap_err().to_string();
+        assert!(err.contains("format version 99"), "{err}");
+        fs::write(&p, b"{not json").unwrap();
+        let err = Manifest::read(&p).unwrap_err().to_string();
+        assert!(err.contains("not a valid flightrec file"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,257 @@
+//! Arrow schemas of the tables of a segment. Times are CLOCK_MONOTONIC nanoseconds of the recording
+//! host; the manifest's [`ClockAnchor`](crate::ClockAnchor) turns them into wall-clock time.
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+/// One table of a segment, stored as `<name>.parquet`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// `sched:sched_switch`, one row per context switch.
+    SchedSwitch,
+    /// `sched:sched_wakeup` and `sched_wakeup_new`.
+    SchedWakeup,
+    /// exec, fork and exit.
+    Process,
+    /// CPU-clock samples.
+    Profile,
+    /// Block request issue and completion.
+    Block,
+    /// Syscall enter and exit.
+    Syscall,
+    /// TCP state changes and retransmits.
+    Tcp,
+    /// Stacks referenced by this segment's events.
+    Stacks,
+    /// Every task referenced by this segment's events, with its names.
+    Tasks,
+    /// Names of the kernel addresses in this segment's stacks.
+    KernelSymbols,
+}
+
+impl Table {
+    /// Every table, in the order files are written.
+    pub const ALL: [Table; 10] = [
+        Table::SchedSwitch,
+        Table::SchedWakeup,
+        Table::Process,
+        Table::Profile,
+        Table::Block,
+        Table::Syscall,
+        Table::Tcp,
+        Table::Stacks,
+        Table::Tasks,
+        Table::KernelSymbols,
+    ];
+
+    /// Table name, also the file stem.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::SchedSwitch => "sched_switch",
+            Table::SchedWakeup => "sched_wakeup",
+            Table::Process => "process",
+            Table::Profile => "profile",
+            Table::Block => "block",
+            Table::Syscall => "syscall",
+            Table::Tcp => "tcp",
+            Table::Stacks => "stacks",
+            Table::Tasks => "tasks",
+            Table::KernelSymbols => "kernel_symbols",
+        }
+    }
+
+    /// File name inside a segment directory.
+    pub fn file_name(self) -> String {
+        format!("{}.parquet", self.name())
+    }
+
+    /// Looks a table up by name.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The table's Arrow schema.
+    pub fn schema(self) -> SchemaRef {
+        static SCHEMAS: LazyLock<Vec<SchemaRef>> =
+            LazyLock::new(|| Table::ALL.iter().map(|t| Arc::new(build(*t))).collect());
+        SCHEMAS[self as usize].clone()
+    }
+}
+
+fn f(name: &str, ty: DataType, nullable: bool) -> Field {
+    Field::new(name, ty, nullable)
+}
+
+fn dict_utf8() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+}
+
+fn header() -> Vec<Field> {
+    vec![
+        f("ts", DataType::UInt64, false),
+        f("cpu", DataType::UInt16, false),
+    ]
+}
+
+fn current() -> Vec<Field> {
+    vec![
+        f("tid", DataType::Int32, false),
+        f("tgid", DataType::Int32, false),
+    ]
+}
+
+fn stack_refs() -> Vec<Field> {
+    vec![
+        f("kstack", DataType::UInt32, true),
+        f("ustack", DataType::UInt32, true),
+    ]
+}
+
+fn build(table: Table) -> Schema {
+    use DataType::*;
+    let mut fields = Vec::new();
+    match table {
+        Table::SchedSwitch => {
+            fields.extend(header());
+            fields.extend([
+                f("prev_tid", Int32, false),
+                f("prev_tgid", Int32, false),
+                f("prev_prio", Int32, false),
+                f("prev_state", Int64, false),
+                f("next_tid", Int32, false),
+                f("next_prio", Int32, false),
+            ]);
+            fields.extend(stack_refs());
+        }
+        Table::SchedWakeup => {
+            fields.extend(header());
+            fields.extend([
+                f("tid", Int32, false),
+                f("prio", Int32, false),
+                f("target_cpu", Int32, false),
+                f("waker_tid", Int32, false),
+                f("waker_tgid", Int32, false),
+                f("new", Boolean, false),
+            ]);
+        }
+        Table::Process => {
+            fields.extend(header());
+            fields.extend([
+                f("event", dict_utf8(), false),
+                f("tid", Int32, false),
+                f("tgid", Int32, true),
+                f("parent_tid", Int32, true),
+                f("comm", Utf8, false),
+                f("filename", Utf8, true),
+                f("group_dead", Boolean, true),
+            ]);
+        }
+        Table::Profile => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend(stack_refs());
+        }
+        Table::Block => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("event", dict_utf8(), false),
+                f("dev", UInt32, false),
+                f("sector", UInt64, false),
+                f("nr_sector", UInt32, false),
+                f("bytes", UInt32, true),
+                f("rwbs", dict_utf8(), false),
+                f("error", Int32, true),
+            ]);
+        }
+        Table::Syscall => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("enter", Boolean, false),
+                f("id", Int32, false),
+                f("ret", Int64, true),
+            ]);
+        }
+        Table::Tcp => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("event", dict_utf8(), false),
+                f("skaddr", UInt64, false),
+                f("oldstate", Int32, false),
+                f("newstate", Int32, false),
+                f("family", UInt16, false),
+                f("saddr", Utf8, false),
+                f("sport", UInt16, false),
+                f("daddr", Utf8, false),
+                f("dport", UInt16, false),
+            ]);
+        }
+        Table::Stacks => {
+            fields.extend([
+                f("stack_id", UInt32, false),
+                f("tgid", Int32, false),
+                f("kernel", Boolean, false),
+                f(
+                    "frames",
+                    List(Arc::new(Field::new("item", UInt64, false))),
+                    false,
+                ),
+            ]);
+        }
+        Table::Tasks => {
+            fields.extend([
+                f("tid", Int32, false),
+                f("tgid", Int32, true),
+                f("ppid", Int32, true),
+                f("comm", Utf8, false),
+                f("exe", Utf8, true),
+                f("cmdline", Utf8, true),
+            ]);
+        }
+        Table::KernelSymbols => {
+            fields.extend([
+                f("addr", UInt64, false),
+                f("symbol", Utf8, false),
+                f("offset", UInt64, false),
+                f("module", Utf8, true),
+            ]);
+        }
+    }
+    Schema::new(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for t in Table::ALL {
+            assert_eq!(Table::from_name(t.name()), Some(t));
+            assert_eq!(t.schema().fields().is_empty(), false, "{t:?}");
+        }
+        let mut names: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Table::ALL.len());
+    }
+
+    #[test]
+    fn event_tables_start_with_ts_and_cpu() {
+        for t in [
+            Table::SchedSwitch,
+            Table::SchedWakeup,
+            Table::Process,
+            Table::Profile,
+            Table::Block,
+            Table::Syscall,
+            Table::Tcp,
+        ] {
+            let s = t.schema();
+            assert_eq!(s.field(0).name(), "ts", "{t:?}");
+            assert_eq!(s.field(1).name(), "cpu", "{t:?}");
+        }
+    }
+}
