@@ -1,1 +1,2 @@
-//! Helpers live in e2e/; this crate exists to hold the end-to-end tests.
+//! End-to-end tests of flightrec live in `e2e/` (one test binary); `workload.rs` is the known
+//! workload they record.

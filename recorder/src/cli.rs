@@ -82,7 +82,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 
 fn parse_ringbuf(s: &str) -> Result<u64, String> {
     let n = parse_bytes(s)?;
-    if !n.is_power_of_two() || n < 64 * 1024 || n > 1 << 30 {
+    if !n.is_power_of_two() || !(64 * 1024..=1 << 30).contains(&n) {
         return Err(format!(
             "{n} bytes: the ring buffer must be a power of two between 64KiB and 1GiB"
         ));

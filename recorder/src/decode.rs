@@ -94,7 +94,7 @@ fn stacks(
     let rest = bytes.get(offset..).ok_or(DecodeError::StackBounds)?;
     let kb = k.max(0) as usize;
     let ub = u.max(0) as usize;
-    if kb + ub > rest.len() || kb % 8 != 0 || ub % 8 != 0 {
+    if kb + ub > rest.len() || !kb.is_multiple_of(8) || !ub.is_multiple_of(8) {
         return Err(DecodeError::StackBounds);
     }
     let ks = if k < 0 {

@@ -59,6 +59,22 @@ pub fn boot_id() -> String {
     read_trim("/proc/sys/kernel/random/boot_id")
 }
 
+/// Block device names by `major:minor`.
+pub fn block_devices() -> std::collections::BTreeMap<String, String> {
+    fs::read_dir("/sys/class/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let dev = fs::read_to_string(e.path().join("dev")).ok()?;
+            Some((
+                dev.trim().to_string(),
+                e.file_name().to_string_lossy().to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// Online CPUs.
 pub fn cpus() -> u32 {
     // SAFETY: sysconf has no preconditions.
@@ -82,5 +98,9 @@ mod tests {
             "within a second: {now} vs {est}"
         );
         assert_eq!(boot_id().len(), 36);
+        if std::path::Path::new("/sys/class/block").is_dir() {
+            let devs = block_devices();
+            assert!(devs.keys().all(|k| k.contains(':')), "{devs:?}");
+        }
     }
 }

@@ -76,6 +76,14 @@ const TRACEPOINTS: &[(Source, &str, &str, &str)] = &[
 /// Name of the perf_event program.
 pub const PROFILE_PROGRAM: &str = "profile_cpu_clock";
 
+/// The source a program belongs to.
+fn source_of(program: &str) -> Option<Source> {
+    if program == PROFILE_PROGRAM {
+        return Some(Source::Profile);
+    }
+    TRACEPOINTS.iter().find(|t| t.1 == program).map(|t| t.0)
+}
+
 /// Names of every program the object must hold.
 pub fn program_names() -> impl Iterator<Item = &'static str> {
     TRACEPOINTS
@@ -103,6 +111,8 @@ pub struct ProbeOptions {
 pub struct Probes {
     ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
+    /// Skipped runs read just before the programs were detached (their stats go with them).
+    missed_at_stop: Option<[u64; SOURCE_COUNT]>,
 }
 
 /// Kernel-side counters summed over CPUs, per source.
@@ -113,7 +123,7 @@ pub struct KernelCounters {
     /// Records dropped because the ring buffer was full.
     pub lost: [u64; SOURCE_COUNT],
     /// Program runs skipped by the kernel because another BPF program ran on the CPU.
-    pub missed_runs: u64,
+    pub missed: [u64; SOURCE_COUNT],
 }
 
 fn build_config(opts: &ProbeOptions) -> Result<Config> {
@@ -213,7 +223,30 @@ impl Probes {
             ebpf.take_map(MAP_COUNTERS)
                 .context("counters map missing from the eBPF object")?,
         )?;
-        Ok(Probes { ebpf, counters })
+        Ok(Probes {
+            ebpf,
+            counters,
+            missed_at_stop: None,
+        })
+    }
+
+    /// Detaches every program, so no record is written after this; maps stay readable.
+    pub fn stop(&mut self) -> Result<()> {
+        self.missed_at_stop = Some(self.missed_runs());
+        for (name, prog) in self.ebpf.programs_mut() {
+            let result = match prog {
+                aya::programs::Program::TracePoint(p) => p.unload(),
+                aya::programs::Program::PerfEvent(p) => p.unload(),
+                _ => Ok(()),
+            };
+            // A program of a source that was not enabled was never loaded.
+            if let Err(e) = result {
+                if !matches!(e, aya::programs::ProgramError::NotLoaded) {
+                    return Err(e).with_context(|| format!("detaching {name}"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Takes the ring buffer (once).
@@ -239,14 +272,25 @@ impl Probes {
                 out[s as usize] = per_cpu.iter().sum();
             }
         }
-        for (_, prog) in self.ebpf.programs() {
-            if let Ok(fd) = prog.fd() {
-                k.missed_runs += prog_info(fd.as_fd().as_raw_fd())
-                    .map(|i| i.recursion_misses)
-                    .unwrap_or(0);
+        k.missed = self.missed_at_stop.unwrap_or_else(|| self.missed_runs());
+        Ok(k)
+    }
+
+    fn missed_runs(&self) -> [u64; SOURCE_COUNT] {
+        let mut missed = [0; SOURCE_COUNT];
+        for (name, prog) in self.ebpf.programs() {
+            let Some(source) = source_of(name) else {
+                continue;
+            };
+            if let Some(info) = prog
+                .fd()
+                .ok()
+                .and_then(|fd| prog_info(fd.as_fd().as_raw_fd()).ok())
+            {
+                missed[source as usize] += info.recursion_misses;
             }
         }
-        Ok(k)
+        missed
     }
 }
 

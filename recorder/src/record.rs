@@ -103,6 +103,7 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
             syscall_pid: opts.probes.syscall_pid,
             syscall_comm: opts.probes.syscall_comm.clone(),
         },
+        devices: host::block_devices(),
         segments: Vec::new(),
     }
 }
@@ -179,7 +180,7 @@ impl Recorder {
             emitted: per_source(&delta(&now.emitted, &prev.emitted), &self.sources),
             lost: per_source(&delta(&now.lost, &prev.lost), &self.sources),
             stack_errors: per_source(&counts.stack_errors, &self.sources),
-            missed_runs: now.missed_runs - prev.missed_runs,
+            missed: per_source(&delta(&now.missed, &prev.missed), &self.sources),
             decode_errors: counts.decode_errors,
             ..Default::default()
         };
@@ -255,6 +256,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
             rec.cut()?;
         }
     }
+    // Detach first: then the last drain empties the ring for good and the totals match exactly.
+    rec.probes.stop()?;
     rec.drain(ring.get_mut());
     rec.cut()?;
     status.finish();

@@ -51,7 +51,7 @@ impl Status {
         self.last = Instant::now();
         self.last_events = events;
         self.printed += 1;
-        if !self.enabled || (!self.tty && self.printed % 10 != 0) {
+        if !self.enabled || (!self.tty && !self.printed.is_multiple_of(10)) {
             return;
         }
         let d = disk.lock().expect("stats lock").clone();

@@ -73,6 +73,9 @@ pub struct Manifest {
     pub clock: ClockAnchor,
     /// Recorder configuration.
     pub config: RecordConfig,
+    /// Block device names by `major:minor` (from /sys/class/block), to name the `dev` column.
+    #[serde(default)]
+    pub devices: BTreeMap<String, String>,
     /// Finished segments, oldest first.
     pub segments: Vec<SegmentMeta>,
 }
@@ -98,8 +101,9 @@ pub struct SegmentMeta {
     pub lost: SourceCounts,
     /// Stack walks that failed, per source (the event is kept with a null stack).
     pub stack_errors: SourceCounts,
-    /// Program runs the kernel skipped because another BPF program was running on that CPU.
-    pub missed_runs: u64,
+    /// Program runs the kernel skipped because another BPF program was running on that CPU, per
+    /// source: events that happened but were not recorded.
+    pub missed: SourceCounts,
     /// Records user space could not decode.
     pub decode_errors: u64,
     /// Bytes of the segment's files.
@@ -114,7 +118,7 @@ impl SegmentMeta {
 
     /// All events lost in this segment, whatever the cause.
     pub fn total_lost(&self) -> u64 {
-        self.lost.values().sum::<u64>() + self.missed_runs + self.decode_errors
+        self.lost.values().sum::<u64>() + self.missed.values().sum::<u64>() + self.decode_errors
     }
 }
 

@@ -230,7 +230,7 @@ mod tests {
     fn names_round_trip_and_are_unique() {
         for t in Table::ALL {
             assert_eq!(Table::from_name(t.name()), Some(t));
-            assert_eq!(t.schema().fields().is_empty(), false, "{t:?}");
+            assert!(!t.schema().fields().is_empty(), "{t:?}");
         }
         let mut names: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
         names.sort();

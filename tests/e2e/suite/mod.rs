@@ -1,1 +1,229 @@
+//! Helpers shared by the end-to-end tests: privilege checks, the real binaries, and reading a
+//! capture back with the Parquet reader.
+mod record;
 
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use arrow::{
+    array::{Array, AsArray, RecordBatch},
+    datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type},
+};
+use flightrec_schemas::{
+    Manifest, SegmentMeta, Table, MANIFEST_FILE, SEGMENTS_DIR, SEGMENT_META_FILE,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// True when the tests may load eBPF programs.
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skips (with a clear message) a test that needs root.
+macro_rules! require_root {
+    () => {
+        if !$crate::suite::is_root() {
+            eprintln!("skipped: this test loads eBPF programs and needs root (CI runs as root)");
+            return;
+        }
+    };
+}
+pub(crate) use require_root;
+
+/// A workspace binary built by `cargo test` (the recorder and analyzer packages have integration
+/// tests of their own, so cargo builds their binaries before any test runs).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} not built: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// The known workload.
+pub fn workload() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flightrec-workload"))
+}
+
+/// A running `flightrec record`.
+pub struct Recording {
+    child: Child,
+}
+
+impl Recording {
+    /// Starts the recorder and waits until its programs are attached (it writes the manifest then).
+    pub fn start(dir: &Path, args: &[&str]) -> Recording {
+        let child = Command::new(workspace_bin("flightrec"))
+            .arg("record")
+            .arg("--dir")
+            .arg(dir)
+            .arg("--quiet")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start flightrec");
+        let mut rec = Recording { child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !dir.join(MANIFEST_FILE).exists() {
+            if let Some(status) = rec.child.try_wait().expect("poll recorder") {
+                let out = rec.child.wait_with_output().expect("recorder output");
+                panic!(
+                    "recorder exited early ({status}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "recorder did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rec
+    }
+
+    /// Stops it with SIGINT, as Ctrl-C would, and returns its output.
+    pub fn stop(self) -> Output {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.wait()
+    }
+
+    /// Waits for it to stop by itself (`--duration`).
+    pub fn wait(self) -> Output {
+        let out = self.child.wait_with_output().expect("recorder output");
+        assert!(
+            out.status.success(),
+            "recorder failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// A capture read back from disk.
+pub struct Capture {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+impl Capture {
+    /// Opens a capture directory.
+    pub fn open(dir: &Path) -> Capture {
+        let manifest = Manifest::read(&dir.join(MANIFEST_FILE)).expect("manifest");
+        Capture {
+            dir: dir.to_path_buf(),
+            manifest,
+        }
+    }
+
+    /// Segment directories on disk, oldest first.
+    pub fn segment_dirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(self.dir.join(SEGMENTS_DIR))
+            .expect("segments dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Metadata of every segment on disk.
+    pub fn segment_metas(&self) -> Vec<SegmentMeta> {
+        self.segment_dirs()
+            .iter()
+            .map(|d| SegmentMeta::read(&d.join(SEGMENT_META_FILE)).expect("segment.json"))
+            .collect()
+    }
+
+    /// All rows of a table, one batch per segment.
+    pub fn table(&self, table: Table) -> Vec<RecordBatch> {
+        self.segment_dirs()
+            .iter()
+            .flat_map(|d| read_parquet(&d.join(table.file_name())))
+            .collect()
+    }
+
+    /// Sum of a per-source count over all segments.
+    pub fn sum(
+        &self,
+        pick: impl Fn(&SegmentMeta) -> &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
+        let mut total = BTreeMap::new();
+        for m in self.segment_metas() {
+            for (k, v) in pick(&m) {
+                *total.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        total
+    }
+}
+
+/// Reads a Parquet file with the parquet crate's own reader.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let f = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .expect("parquet footer")
+        .build()
+        .expect("parquet reader")
+        .map(|b| b.expect("parquet batch"))
+        .collect()
+}
+
+/// Values of an Int32 column (nulls as None).
+pub fn i32s(b: &RecordBatch, col: &str) -> Vec<Option<i32>> {
+    let a = b
+        .column_by_name(col)
+        .unwrap_or_else(|| panic!("no column {col}"));
+    a.as_primitive::<Int32Type>().iter().collect()
+}
+
+/// Values of an Int64 column.
+pub fn i64s(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
+    b.column_by_name(col)
+        .expect(col)
+        .as_primitive::<Int64Type>()
+        .iter()
+        .collect()
+}
+
+/// Values of a UInt32 column.
+pub fn u32s(b: &RecordBatch, col: &str) -> Vec<Option<u32>> {
+    b.column_by_name(col)
+        .expect(col)
+        .as_primitive::<UInt32Type>()
+        .iter()
+        .collect()
+}
+
+/// Values of a UInt64 column.
+pub fn u64s(b: &RecordBatch, col: &str) -> Vec<Option<u64>> {
+    b.column_by_name(col)
+        .expect(col)
+        .as_primitive::<UInt64Type>()
+        .iter()
+        .collect()
+}
+
+/// Values of a string column, plain or dictionary encoded.
+pub fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+    let a = b.column_by_name(col).expect(col);
+    let a = arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8).expect("cast to utf8");
+    let s = a.as_string::<i32>();
+    (0..s.len())
+        .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+        .collect()
+}

@@ -1,0 +1,75 @@
+//! The recorder's command line: bad input gets one clear line and a non-zero exit, never a panic.
+use std::process::Command;
+
+fn flightrec(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flightrec"))
+        .args(args)
+        .output()
+        .expect("run flightrec");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.success(), stderr)
+}
+
+#[test]
+fn invalid_arguments_are_refused_clearly() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["record", "--dir", "/tmp/x", "--duration", "soon"],
+            "expected a duration",
+        ),
+        (
+            &["record", "--dir", "/tmp/x", "--window", "0s"],
+            "must be more than zero",
+        ),
+        (
+            &["record", "--dir", "/tmp/x", "--max-size", "lots"],
+            "expected a size",
+        ),
+        (
+            &["record", "--dir", "/tmp/x", "--events", "sched,bogus"],
+            "unknown event source \"bogus\"",
+        ),
+        (
+            &["record", "--dir", "/tmp/x", "--ringbuf-size", "3MiB"],
+            "power of two",
+        ),
+        (&["record", "--dir", "/tmp/x", "--freq", "0"], "--freq"),
+        (&["record"], "--dir"),
+        (&["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, want) in cases {
+        let (ok, err) = flightrec(args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
+    }
+}
+
+#[test]
+fn a_capture_from_another_boot_is_refused() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = serde_json::json!({
+        "format_version": 1, "host": "h", "kernel_release": "k", "arch": "x86_64",
+        "boot_id": "00000000-0000-0000-0000-000000000000", "cpus": 1, "recorder_version": "0",
+        "clock": {"monotonic_ns": 0, "realtime_ns": 0},
+        "config": {"events": [], "freq_hz": 49, "segment_ns": 1, "window_ns": 1, "max_size_bytes": 1,
+                   "ringbuf_bytes": 65536, "syscall_pid": null, "syscall_comm": null},
+        "segments": []
+    });
+    std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+    let (ok, err) = flightrec(&[
+        "record",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--duration",
+        "1s",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("from another boot"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
