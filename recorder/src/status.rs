@@ -7,21 +7,7 @@ use std::{
 
 use crate::{host, writer::DiskStats};
 
-/// Formats bytes as KiB/MiB/GiB.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use flightrec_schemas::human_bytes;
 
 /// Status line state.
 pub struct Status {

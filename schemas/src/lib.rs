@@ -9,6 +9,22 @@
 pub mod manifest;
 pub mod tables;
 
+/// Formats bytes as B, KiB, MiB or GiB, for status lines and reports.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 pub use manifest::{
     ClockAnchor, Manifest, ManifestError, RecordConfig, SegmentMeta, SourceCounts, FORMAT_VERSION,
     MANIFEST_FILE, SEGMENTS_DIR, SEGMENT_META_FILE,

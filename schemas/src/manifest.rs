@@ -131,20 +131,20 @@ pub fn segment_dir_name(id: u64) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: String,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The file is not valid JSON of the expected shape.
-    #[error("{path} is not a valid flightrec file: {source}")]
+    #[error("{path} is not a valid flightrec file: {cause}")]
     Parse {
         /// The file.
         path: String,
         /// The cause.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// Written by a newer flightrec.
     #[error("{path} has format version {found}; this build reads up to {FORMAT_VERSION}: upgrade flightrec")]
@@ -160,9 +160,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ManifestErr
     let p = path.display().to_string();
     let text = fs::read(path).map_err(|source| ManifestError::Io {
         path: p.clone(),
-        source,
+        cause: source,
     })?;
-    serde_json::from_slice(&text).map_err(|source| ManifestError::Parse { path: p, source })
+    serde_json::from_slice(&text).map_err(|cause| ManifestError::Parse { path: p, cause })
 }
 
 impl Manifest {

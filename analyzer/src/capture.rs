@@ -1,0 +1,181 @@
+//! Opening a capture and reading only the columns and segments an analysis needs.
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use arrow::{datatypes::Schema, record_batch::RecordBatch};
+use flightrec_schemas::{
+    Manifest, ManifestError, SegmentMeta, Table, MANIFEST_FILE, SEGMENTS_DIR, SEGMENT_META_FILE,
+};
+use parquet::arrow::{arrow_reader::ParquetRecordBatchReaderBuilder, ProjectionMask};
+
+/// Why a capture or one of its files cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Not a directory holding a manifest.
+    #[error("{0} is not a flightrec capture (no {MANIFEST_FILE})")]
+    NotACapture(String),
+    /// Manifest or segment metadata unreadable.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// No finished segment.
+    #[error(
+        "{0} holds no finished segment: nothing was recorded yet, or every segment was evicted"
+    )]
+    Empty(String),
+    /// A table file is missing.
+    #[error("{0} is missing: the segment is incomplete")]
+    MissingTable(String),
+    /// A table file is not readable Parquet.
+    #[error("{path} is not a readable Parquet file ({reason}): the capture is damaged")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// The cause.
+        reason: String,
+    },
+    /// A table lacks a column or has it with another type.
+    #[error("{path}: {problem}: not a flightrec table of this format version")]
+    Schema {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Other I/O.
+    #[error("cannot read {path}: {cause}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+}
+
+/// Result of capture reading.
+pub type Result<T> = std::result::Result<T, CaptureError>;
+
+/// One finished segment.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    /// Its metadata.
+    pub meta: SegmentMeta,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+/// An opened capture.
+#[derive(Clone, Debug)]
+pub struct Capture {
+    /// Where it is.
+    pub root: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Finished segments, oldest first.
+    pub segments: Vec<Segment>,
+}
+
+impl Capture {
+    /// Opens a capture directory. Segments are what is on disk with a `segment.json` (a recorder
+    /// that died may not have listed its last segment in the manifest).
+    pub fn open(root: &Path) -> Result<Capture> {
+        let manifest_path = root.join(MANIFEST_FILE);
+        if !manifest_path.is_file() {
+            return Err(CaptureError::NotACapture(root.display().to_string()));
+        }
+        let manifest = Manifest::read(&manifest_path)?;
+        let seg_root = root.join(SEGMENTS_DIR);
+        let entries = fs::read_dir(&seg_root).map_err(|cause| CaptureError::Io {
+            path: seg_root.display().to_string(),
+            cause,
+        })?;
+        let mut segments = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || !e.path().is_dir() {
+                continue;
+            }
+            let meta_path = e.path().join(SEGMENT_META_FILE);
+            if !meta_path.is_file() {
+                continue;
+            }
+            let meta = SegmentMeta::read(&meta_path)?;
+            segments.push(Segment {
+                meta,
+                dir: e.path(),
+            });
+        }
+        segments.sort_by_key(|s| s.meta.id);
+        if segments.is_empty() {
+            return Err(CaptureError::Empty(root.display().to_string()));
+        }
+        Ok(Capture {
+            root: root.to_path_buf(),
+            manifest,
+            segments,
+        })
+    }
+}
+
+impl Segment {
+    /// Reads `columns` of `table` (all batches of the file). Checks each column's type against the
+    /// schema of this format version.
+    pub fn read(&self, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let path = self.dir.join(table.file_name());
+        let shown = path.display().to_string();
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => CaptureError::MissingTable(shown.clone()),
+            _ => CaptureError::Io {
+                path: shown.clone(),
+                cause: e,
+            },
+        })?;
+        let parquet_err = |e: &dyn std::fmt::Display| CaptureError::Parquet {
+            path: shown.clone(),
+            reason: e.to_string(),
+        };
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(&e))?;
+        let expected = table.schema();
+        let indices = check_columns(builder.schema(), &expected, columns).map_err(|problem| {
+            CaptureError::Schema {
+                path: shown.clone(),
+                problem,
+            }
+        })?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| parquet_err(&e))?;
+        reader.map(|b| b.map_err(|e| parquet_err(&e))).collect()
+    }
+}
+
+fn check_columns(
+    found: &Arc<Schema>,
+    expected: &Schema,
+    columns: &[&str],
+) -> std::result::Result<Vec<usize>, String> {
+    let mut indices = Vec::with_capacity(columns.len());
+    for name in columns {
+        let want = expected
+            .field_with_name(name)
+            .map_err(|_| format!("column {name} is not part of the format"))?;
+        let (i, have) = found
+            .column_with_name(name)
+            .ok_or_else(|| format!("column {name} is missing"))?;
+        if have.data_type() != want.data_type() {
+            return Err(format!(
+                "column {name} has type {}, expected {}",
+                have.data_type(),
+                want.data_type()
+            ));
+        }
+        indices.push(i);
+    }
+    Ok(indices)
+}

@@ -1,0 +1,286 @@
+//! Command line of `flightrec-analyze`: a thin layer over the library's analyses.
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    capture::Capture,
+    filter::{capture_start, parse_time, Filter},
+    flame, latency,
+    offcpu::{self, State},
+    profile,
+    summary::summary,
+};
+
+/// flightrec-analyze: latency, off-CPU, profiles and flame graphs from flightrec captures.
+#[derive(Debug, Parser)]
+#[command(name = "flightrec-analyze", version, about)]
+pub struct Cli {
+    /// What to compute.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Filters and output options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Capture directory.
+    pub capture: PathBuf,
+    /// Only this process (pid = thread group id).
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Only threads with this name.
+    #[arg(long)]
+    pub comm: Option<String>,
+    /// Start of the range: an offset from the capture start (30s, +2m) or a time (2026-11-26T10:00:00Z).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the range, like --from.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Off-CPU selection options.
+#[derive(Debug, Args, Clone)]
+pub struct OffcpuArgs {
+    /// Which switch-outs count.
+    #[arg(long, value_enum, default_value_t = State::All)]
+    pub state: State,
+    /// Ignore off-CPU intervals shorter than this (e.g. 1ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub min: Option<Duration>,
+    /// Ignore off-CPU intervals longer than this.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max: Option<Duration>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Host, time range, events, losses, and the top processes on and off CPU.
+    Summary {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Latency distribution: run queue, block I/O or syscalls.
+    Latency {
+        #[command(flatten)]
+        common: Common,
+        /// Which latency.
+        #[arg(long, value_enum)]
+        kind: latency::Kind,
+        /// One histogram per process, comm, disk (block) or syscall (syscall).
+        #[arg(long, value_enum)]
+        by: Option<latency::By>,
+    },
+    /// Off-CPU time by stack (offcputime).
+    Offcpu {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        offcpu: OffcpuArgs,
+        /// One line per stack, `comm;frame;... microseconds`, for flame graph tools.
+        #[arg(long)]
+        folded: bool,
+        /// Stacks to show in text output.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+    /// On-CPU samples by stack (profile).
+    Profile {
+        #[command(flatten)]
+        common: Common,
+        /// One line per stack, `comm;frame;... samples`.
+        #[arg(long)]
+        folded: bool,
+        /// Stacks to show in text output.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+    /// Interactive SVG flame graph.
+    Flamegraph {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        offcpu: OffcpuArgs,
+        /// On-CPU (samples) or off-CPU (time blocked).
+        #[arg(long, value_enum)]
+        kind: flame::Kind,
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn open(common: &Common) -> Result<(Capture, Filter)> {
+    let cap = Capture::open(&common.capture)?;
+    let start = capture_start(&cap);
+    let time = |t: &Option<String>| -> Result<Option<u64>> {
+        t.as_deref()
+            .map(|t| parse_time(t, &cap.manifest.clock, start).map_err(anyhow::Error::msg))
+            .transpose()
+    };
+    let filter = Filter {
+        pid: common.pid,
+        comm: common.comm.clone(),
+        from: time(&common.from)?,
+        to: time(&common.to)?,
+    };
+    if let (Some(f), Some(t)) = (filter.from, filter.to) {
+        if f >= t {
+            bail!("--from must be before --to");
+        }
+    }
+    Ok((cap, filter))
+}
+
+fn offcpu_options(a: &OffcpuArgs) -> offcpu::Options {
+    offcpu::Options {
+        state: a.state,
+        min_ns: a.min.map_or(0, |d| d.as_nanos() as u64),
+        max_ns: a.max.map(|d| d.as_nanos() as u64),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    Ok(serde_json::to_string_pretty(v)? + "\n")
+}
+
+/// Runs a command; returns what to print on stdout.
+pub fn run(cli: Cli) -> Result<String> {
+    match cli.command {
+        Command::Summary { common } => {
+            let (cap, filter) = open(&common)?;
+            let s = summary(&cap, &filter)?;
+            if common.json {
+                json(&s)
+            } else {
+                Ok(s.render())
+            }
+        }
+        Command::Latency { common, kind, by } => {
+            match (kind, by) {
+                (latency::Kind::Runq | latency::Kind::Syscall, Some(latency::By::Disk))
+                | (latency::Kind::Runq | latency::Kind::Block, Some(latency::By::Syscall)) => {
+                    bail!(
+                        "--by {by:?} does not apply to --kind {kind:?}",
+                        by = by.unwrap()
+                    )
+                }
+                _ => {}
+            }
+            let (cap, filter) = open(&common)?;
+            let needed = match kind {
+                latency::Kind::Runq => "sched",
+                latency::Kind::Block => "block",
+                latency::Kind::Syscall => "syscall",
+            };
+            if !cap.manifest.config.events.iter().any(|e| e == needed) {
+                bail!("this capture did not record {needed} events (recorded: {}); record with --events ...,{needed}", cap.manifest.config.events.join(","));
+            }
+            let r = latency::latency(&cap, kind, by, &filter)?;
+            if common.json {
+                return json(&r);
+            }
+            let mut out = format!("{}\n", r.lost.banner());
+            if r.groups.is_empty() {
+                out.push_str("no matching events in this range\n");
+            }
+            for g in &r.groups {
+                if let Some(by) = by {
+                    let by = format!("{by:?}").to_lowercase();
+                    out.push_str(&format!("\n{by} = {}\n", g.name));
+                }
+                out.push_str(&g.dist.render());
+            }
+            Ok(out)
+        }
+        Command::Offcpu {
+            common,
+            offcpu: o,
+            folded,
+            top,
+        } => {
+            let (cap, filter) = open(&common)?;
+            let r = offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?;
+            stacks_output(&r, &common, folded, top)
+        }
+        Command::Profile {
+            common,
+            folded,
+            top,
+        } => {
+            let (cap, filter) = open(&common)?;
+            let r = profile::profile(&cap, &filter)?;
+            stacks_output(&r, &common, folded, top)
+        }
+        Command::Flamegraph {
+            common,
+            offcpu: o,
+            kind,
+            output,
+        } => {
+            let (cap, filter) = open(&common)?;
+            let (r, what) = match kind {
+                flame::Kind::Oncpu => (profile::profile(&cap, &filter)?, "On-CPU"),
+                flame::Kind::Offcpu => (
+                    offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?,
+                    "Off-CPU Time",
+                ),
+            };
+            let title = format!(
+                "{what} Flame Graph: {} ({})",
+                cap.manifest.host,
+                cap.root.display()
+            );
+            match output {
+                Some(path) => {
+                    let f = File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut w = BufWriter::new(f);
+                    flame::write_svg(&r, kind, &title, &mut w)?;
+                    w.flush()?;
+                    eprintln!("{}", r.lost.banner());
+                    Ok(String::new())
+                }
+                None => {
+                    let mut buf = Vec::new();
+                    flame::write_svg(&r, kind, &title, &mut buf)?;
+                    eprintln!("{}", r.lost.banner());
+                    Ok(String::from_utf8(buf)?)
+                }
+            }
+        }
+    }
+}
+
+fn stacks_output(
+    r: &crate::stackagg::StackReport,
+    common: &Common,
+    folded: bool,
+    top: usize,
+) -> Result<String> {
+    if common.json {
+        return json(r);
+    }
+    if folded {
+        // stdout stays pure folded lines for flame graph tools; the loss line goes to stderr.
+        eprintln!("{}", r.lost.banner());
+        return Ok(r.folded());
+    }
+    let mut out = format!("{}\n", r.lost.banner());
+    if r.stacks.is_empty() {
+        out.push_str("no matching stacks in this range\n");
+    }
+    out.push_str(&r.render(top));
+    Ok(out)
+}

@@ -1,0 +1,45 @@
+//! Interactive SVG flame graphs with inferno.
+use std::io::Write;
+
+use inferno::flamegraph::{color::BasicPalette, Options, Palette};
+
+use crate::stackagg::StackReport;
+
+/// Which flame graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// On-CPU: width = samples.
+    Oncpu,
+    /// Off-CPU: width = time blocked, in microseconds.
+    Offcpu,
+}
+
+/// Writes the SVG of `report` to `out`.
+pub fn write_svg(
+    report: &StackReport,
+    kind: Kind,
+    title: &str,
+    out: impl Write,
+) -> anyhow::Result<()> {
+    let folded = report.folded();
+    if folded.is_empty() {
+        anyhow::bail!("no stacks in this range to draw (check --pid, --comm, --from and --to)");
+    }
+    let mut opts = Options::default();
+    opts.title = title.to_string();
+    match kind {
+        Kind::Oncpu => {
+            opts.count_name = "samples".into();
+            opts.colors = Palette::Basic(BasicPalette::Hot);
+        }
+        Kind::Offcpu => {
+            opts.count_name = "us".into();
+            opts.colors = Palette::Basic(BasicPalette::Io);
+        }
+    }
+    if report.lost.total > 0 {
+        opts.subtitle = Some(report.lost.banner());
+    }
+    inferno::flamegraph::from_lines(&mut opts, folded.lines(), out)?;
+    Ok(())
+}

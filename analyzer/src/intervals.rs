@@ -1,0 +1,130 @@
+//! Matching "open" and "close" events into durations (wake-up → switch-in, issue → completion,
+//! enter → exit, switch-out → switch-in) per segment in parallel, then stitching the intervals that
+//! cross segment boundaries, in order.
+use std::{
+    collections::{HashMap, HashSet},
+    hash::Hash,
+};
+
+/// One segment's matching state.
+#[derive(Debug)]
+pub struct Intervals<K, V> {
+    pending: HashMap<K, (u64, V)>,
+    opened: HashSet<K>,
+    first_close: HashMap<K, u64>,
+}
+
+impl<K: Hash + Eq + Clone, V> Default for Intervals<K, V> {
+    fn default() -> Self {
+        Intervals {
+            pending: HashMap::new(),
+            opened: HashSet::new(),
+            first_close: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Intervals<K, V> {
+    /// `key` opens at `ts` carrying `value` (replacing an unmatched earlier open, as runqlat does).
+    #[inline]
+    pub fn open(&mut self, key: K, ts: u64, value: V) {
+        if !self.opened.contains(&key) {
+            self.opened.insert(key.clone());
+        }
+        self.pending.insert(key, (ts, value));
+    }
+
+    /// `key` closes at `ts`: returns the value and duration when it was open in this segment. A
+    /// close with no open of its key earlier in the segment is remembered for stitching.
+    #[inline]
+    pub fn close(&mut self, key: &K, ts: u64) -> Option<(V, u64)> {
+        if let Some((t0, v)) = self.pending.remove(key) {
+            return Some((v, ts.saturating_sub(t0)));
+        }
+        if !self.opened.contains(key) && !self.first_close.contains_key(key) {
+            self.first_close.insert(key.clone(), ts);
+        }
+        None
+    }
+
+    /// Forgets an open `key` (the interval ended in a way that is not measured).
+    #[inline]
+    pub fn cancel(&mut self, key: &K) {
+        self.pending.remove(key);
+    }
+
+    /// Converts the values still open at the end of the segment (e.g. resolving segment-local ids).
+    pub fn map<W>(self, mut f: impl FnMut(&K, V) -> W) -> Intervals<K, W> {
+        Intervals {
+            pending: self
+                .pending
+                .into_iter()
+                .map(|(k, (t, v))| {
+                    let w = f(&k, v);
+                    (k, (t, w))
+                })
+                .collect(),
+            opened: self.opened,
+            first_close: self.first_close,
+        }
+    }
+}
+
+/// Joins intervals across consecutive segments (oldest first), calling `done` for each interval
+/// that opened in one segment and closed in a later one.
+pub fn stitch<K: Hash + Eq + Clone, V>(parts: Vec<Intervals<K, V>>, mut done: impl FnMut(V, u64)) {
+    let mut carry: HashMap<K, (u64, V)> = HashMap::new();
+    for part in parts {
+        let mut next = HashMap::new();
+        for (k, (t0, v)) in carry {
+            if let Some(close) = part.first_close.get(&k) {
+                done(v, close.saturating_sub(t0));
+            } else if !part.opened.contains(&k) {
+                // Nothing happened to it in this segment: still open.
+                next.insert(k, (t0, v));
+            }
+        }
+        next.extend(part.pending);
+        carry = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_within_and_across_segments() {
+        let mut a: Intervals<u32, &str> = Intervals::default();
+        a.open(1, 10, "x");
+        assert_eq!(a.close(&1, 15), Some(("x", 5)));
+        assert_eq!(
+            a.close(&2, 20),
+            None,
+            "closed before any open: kept for stitching"
+        );
+        a.open(3, 30, "y");
+        a.open(4, 40, "z");
+        let mut b: Intervals<u32, &str> = Intervals::default();
+        assert_eq!(b.close(&3, 50), None);
+        b.open(4, 60, "z2"); // re-opened: the old open of 4 is superseded
+        let mut c: Intervals<u32, &str> = Intervals::default();
+        c.close(&4, 70);
+        let mut got = Vec::new();
+        stitch(vec![a, b, c], |v, d| got.push((v, d)));
+        got.sort();
+        assert_eq!(got, vec![("y", 20), ("z2", 10)]);
+    }
+
+    #[test]
+    fn open_intervals_survive_quiet_segments() {
+        let mut a: Intervals<u32, u8> = Intervals::default();
+        a.open(7, 100, 1);
+        let b: Intervals<u32, u8> = Intervals::default();
+        let mut c: Intervals<u32, u8> = Intervals::default();
+        c.close(&7, 400);
+        let mut got = Vec::new();
+        stitch(vec![a, b, c], |v, d| got.push((v, d)));
+        assert_eq!(got, vec![(1, 300)]);
+    }
+}

@@ -1,0 +1,26 @@
+//! flightrec-analyze: the analyses of *BPF Performance Tools*, computed exactly from the raw events of
+//! a flightrec capture, on any machine and without privileges.
+//!
+//! Pipeline: [`capture`] opens a capture and reads only the needed columns of the needed segments;
+//! each analysis ([`latency`], [`offcpu`], [`profile`], [`summary`]) runs per segment in parallel
+//! ([`parallel`]) with that segment's own names ([`names`]), matches events into intervals
+//! ([`intervals`]) and stitches the ones crossing segment boundaries; results are distributions
+//! ([`hist`]) or stacks ([`stackagg`]), printed as text, JSON, folded lines or flame graphs
+//! ([`flame`]). Every result carries the losses of the segments it covered ([`lost`]).
+
+pub mod capture;
+pub mod cli;
+pub mod columns;
+pub mod filter;
+pub mod flame;
+pub mod hist;
+pub mod intervals;
+pub mod latency;
+pub mod lost;
+pub mod names;
+pub mod offcpu;
+pub mod parallel;
+pub mod profile;
+pub mod stackagg;
+pub mod summary;
+pub mod syscalls;

@@ -1,0 +1,155 @@
+//! Off-CPU time: from a thread's switch-out to its next switch-in, attributed to the stack it
+//! left the CPU with (offcputime).
+use std::collections::HashMap;
+
+use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
+use flightrec_schemas::Table;
+use serde::Serialize;
+
+use crate::{
+    capture::{Capture, Result},
+    columns::{opt, prim},
+    filter::Filter,
+    intervals::{stitch, Intervals},
+    lost::Lost,
+    names::{Stacks, Tasks},
+    parallel::{map_segments, selected},
+    stackagg::{merge, StackReport},
+};
+
+/// Which switch-outs count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Sleeping, interruptible (S).
+    Interruptible,
+    /// Sleeping, uninterruptible (D): usually I/O.
+    Uninterruptible,
+    /// Every switch-out, also preemption.
+    #[default]
+    All,
+}
+
+impl State {
+    #[inline]
+    fn matches(self, prev_state: i64) -> bool {
+        match self {
+            State::Interruptible => prev_state & 1 != 0,
+            State::Uninterruptible => prev_state & 2 != 0,
+            State::All => true,
+        }
+    }
+}
+
+/// Options of `offcpu`.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Which switch-outs.
+    pub state: State,
+    /// Ignore intervals shorter than this, ns.
+    pub min_ns: u64,
+    /// Ignore intervals longer than this, ns.
+    pub max_ns: Option<u64>,
+}
+
+/// A switch-out waiting for its switch-in: (tid, kernel stack, user stack).
+type Open = (i32, Option<u32>, Option<u32>);
+
+/// The columns of one `sched_switch` row that off-CPU analysis needs.
+struct Switch {
+    ts: u64,
+    prev: i32,
+    tgid: i32,
+    state: i64,
+    next: i32,
+    kstack: Option<u32>,
+    ustack: Option<u32>,
+}
+
+/// Off-CPU time per folded stack, for threads passing `filter`.
+pub fn offcpu(cap: &Capture, filter: &Filter, opts: &Options) -> Result<StackReport> {
+    let segs = selected(cap, filter);
+    let keep = |d: u64| d >= opts.min_ns && opts.max_ns.is_none_or(|m| d <= m);
+    let parts = map_segments(&segs, "off-CPU", |seg| {
+        let tasks = Tasks::load(seg)?;
+        let mut rows: Vec<Switch> = Vec::new();
+        for b in seg.read(
+            Table::SchedSwitch,
+            &[
+                "ts",
+                "prev_tid",
+                "prev_tgid",
+                "prev_state",
+                "next_tid",
+                "kstack",
+                "ustack",
+            ],
+        )? {
+            let ts = prim::<UInt64Type>(&b, "ts");
+            let (prev, tgid, next) = (
+                prim::<Int32Type>(&b, "prev_tid"),
+                prim::<Int32Type>(&b, "prev_tgid"),
+                prim::<Int32Type>(&b, "next_tid"),
+            );
+            let state = prim::<Int64Type>(&b, "prev_state");
+            let (k, u) = (
+                prim::<UInt32Type>(&b, "kstack"),
+                prim::<UInt32Type>(&b, "ustack"),
+            );
+            rows.reserve(b.num_rows());
+            for i in 0..b.num_rows() {
+                rows.push(Switch {
+                    ts: ts.value(i),
+                    prev: prev.value(i),
+                    tgid: tgid.value(i),
+                    state: state.value(i),
+                    next: next.value(i),
+                    kstack: opt(k, i),
+                    ustack: opt(u, i),
+                });
+            }
+        }
+        rows.sort_unstable_by_key(|r| r.ts);
+        let mut done: HashMap<Open, (u64, u64)> = HashMap::new();
+        let mut open: Intervals<i32, Open> = Intervals::default();
+        for r in rows {
+            if r.next != 0 {
+                if let Some((key, d)) = open.close(&r.next, r.ts) {
+                    if keep(d) {
+                        let e = done.entry(key).or_insert((0, 0));
+                        e.0 += d;
+                        e.1 += 1;
+                    }
+                }
+            }
+            if r.prev != 0
+                && opts.state.matches(r.state)
+                && filter.in_range(r.ts)
+                && filter.task(&tasks, r.prev, Some(r.tgid))
+            {
+                open.open(r.prev, r.ts, (r.prev, r.kstack, r.ustack));
+            }
+        }
+        let stacks = Stacks::load(seg)?;
+        let fold = |(tid, k, u): Open| stacks.fold(tasks.comm(tid), k, u);
+        let mut agg = HashMap::new();
+        for (key, (total, count)) in done {
+            merge(&mut agg, fold(key), total, count);
+        }
+        Ok((agg, open.map(|_, v| fold(v))))
+    })?;
+    let mut agg = HashMap::new();
+    let mut opens = Vec::with_capacity(parts.len());
+    for (a, o) in parts {
+        for (k, (v, c)) in a {
+            merge(&mut agg, k, v, c);
+        }
+        opens.push(o);
+    }
+    stitch(opens, |folded, d| {
+        if keep(d) {
+            merge(&mut agg, folded, d, 1);
+        }
+    });
+    Ok(StackReport::new("ns", agg, Lost::of(segs.iter().copied())))
+}

@@ -1,0 +1,268 @@
+//! `summary`: what a capture holds, what was lost, and who used and waited for the CPU.
+use std::{collections::HashMap, fmt::Write};
+
+use arrow::datatypes::{Int32Type, UInt64Type};
+use flightrec_schemas::Table;
+use serde::Serialize;
+
+use crate::{
+    capture::{Capture, Result},
+    columns::prim,
+    filter::{wall_clock, Filter},
+    hist::fmt_ns,
+    intervals::{stitch, Intervals},
+    lost::Lost,
+    names::Tasks,
+    parallel::{map_segments, selected},
+};
+
+/// A process and a time.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessTime {
+    /// Process id.
+    pub pid: i32,
+    /// Its name.
+    pub comm: String,
+    /// ns on or off CPU.
+    pub ns: u64,
+}
+
+/// Result of `summary`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Recording host.
+    pub host: String,
+    /// Its kernel.
+    pub kernel_release: String,
+    /// Its architecture.
+    pub arch: String,
+    /// Its CPUs.
+    pub cpus: u32,
+    /// Recorder version.
+    pub recorder_version: String,
+    /// Sources recorded.
+    pub events_recorded: Vec<String>,
+    /// First event, wall clock (UTC).
+    pub start: String,
+    /// Last event, wall clock (UTC).
+    pub end: String,
+    /// Span in ns.
+    pub duration_ns: u64,
+    /// Segments covered.
+    pub segments: usize,
+    /// Bytes of those segments.
+    pub bytes: u64,
+    /// Rows per event table.
+    pub events: HashMap<String, u64>,
+    /// Losses.
+    pub lost: Lost,
+    /// Processes by estimated CPU time (profile samples / frequency).
+    pub top_cpu: Vec<ProcessTime>,
+    /// Processes by off-CPU time of their threads.
+    pub top_offcpu: Vec<ProcessTime>,
+}
+
+const TOP: usize = 10;
+
+fn top(map: HashMap<i32, u64>, names: &HashMap<i32, String>) -> Vec<ProcessTime> {
+    let mut v: Vec<ProcessTime> = map
+        .into_iter()
+        .map(|(pid, ns)| ProcessTime {
+            pid,
+            comm: names
+                .get(&pid)
+                .cloned()
+                .unwrap_or_else(|| "[unknown]".into()),
+            ns,
+        })
+        .collect();
+    v.sort_by(|a, b| b.ns.cmp(&a.ns).then(a.pid.cmp(&b.pid)));
+    v.truncate(TOP);
+    v
+}
+
+/// Summarizes the capture.
+pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
+    let segs = selected(cap, filter);
+    let freq = cap.manifest.config.freq_hz.max(1);
+    let parts = map_segments(&segs, "summary", |seg| {
+        let tasks = Tasks::load(seg)?;
+        let mut cpu: HashMap<i32, u64> = HashMap::new();
+        for b in seg.read(Table::Profile, &["ts", "tgid"])? {
+            let (ts, tgid) = (prim::<UInt64Type>(&b, "ts"), prim::<Int32Type>(&b, "tgid"));
+            for i in 0..b.num_rows() {
+                if filter.in_range(ts.value(i)) {
+                    *cpu.entry(tgid.value(i)).or_insert(0) += 1_000_000_000 / freq;
+                }
+            }
+        }
+        let mut off: HashMap<i32, u64> = HashMap::new();
+        let mut open: Intervals<i32, i32> = Intervals::default();
+        let mut seen: std::collections::HashSet<i32> = cpu.keys().copied().collect();
+        for b in seg.read(
+            Table::SchedSwitch,
+            &["ts", "prev_tid", "prev_tgid", "next_tid"],
+        )? {
+            let ts = prim::<UInt64Type>(&b, "ts");
+            let (prev, tgid, next) = (
+                prim::<Int32Type>(&b, "prev_tid"),
+                prim::<Int32Type>(&b, "prev_tgid"),
+                prim::<Int32Type>(&b, "next_tid"),
+            );
+            for i in 0..b.num_rows() {
+                if let Some((p, d)) = open.close(&next.value(i), ts.value(i)) {
+                    *off.entry(p).or_insert(0) += d;
+                }
+                if prev.value(i) != 0 && filter.in_range(ts.value(i)) {
+                    open.open(prev.value(i), ts.value(i), tgid.value(i));
+                    seen.insert(tgid.value(i));
+                }
+            }
+        }
+        // Every process seen, not only those with a finished interval here: an interval that ends
+        // in a later segment is attributed after stitching.
+        let names: HashMap<i32, String> = seen
+            .into_iter()
+            .map(|p| (p, tasks.comm(p).to_string()))
+            .collect();
+        Ok((cpu, off, open, names))
+    })?;
+    let (mut cpu, mut off, mut names) = (HashMap::new(), HashMap::new(), HashMap::new());
+    let mut opens = Vec::new();
+    for (c, o, open, n) in parts {
+        for (k, v) in c {
+            *cpu.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in o {
+            *off.entry(k).or_insert(0) += v;
+        }
+        names.extend(n);
+        opens.push(open);
+    }
+    stitch(opens, |p, d| *off.entry(p).or_insert(0) += d);
+    let mut events = HashMap::new();
+    for s in &segs {
+        for t in [
+            Table::SchedSwitch,
+            Table::SchedWakeup,
+            Table::Process,
+            Table::Profile,
+            Table::Block,
+            Table::Syscall,
+            Table::Tcp,
+        ] {
+            *events.entry(t.name().to_string()).or_insert(0) +=
+                s.meta.rows.get(t.name()).copied().unwrap_or(0);
+        }
+    }
+    let first = segs
+        .iter()
+        .filter_map(|s| s.meta.first_event_ns)
+        .min()
+        .unwrap_or(0);
+    let last = segs
+        .iter()
+        .filter_map(|s| s.meta.last_event_ns)
+        .max()
+        .unwrap_or(0);
+    let (first, last) = (
+        filter.from.map_or(first, |f| f.max(first)),
+        filter.to.map_or(last, |t| t.min(last)),
+    );
+    let m = &cap.manifest;
+    Ok(Summary {
+        host: m.host.clone(),
+        kernel_release: m.kernel_release.clone(),
+        arch: m.arch.clone(),
+        cpus: m.cpus,
+        recorder_version: m.recorder_version.clone(),
+        events_recorded: m.config.events.clone(),
+        start: wall_clock(&m.clock, first),
+        end: wall_clock(&m.clock, last),
+        duration_ns: last.saturating_sub(first),
+        segments: segs.len(),
+        bytes: segs.iter().map(|s| s.meta.bytes).sum(),
+        events,
+        lost: Lost::of(segs.iter().copied()),
+        top_cpu: top(cpu, &names),
+        top_offcpu: top(off, &names),
+    })
+}
+
+impl Summary {
+    /// The text report.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "{}", self.lost.banner());
+        let _ = writeln!(
+            o,
+            "host        {} ({}, {} CPUs), kernel {}",
+            self.host, self.arch, self.cpus, self.kernel_release
+        );
+        let _ = writeln!(
+            o,
+            "recorded    {} by flightrec {}",
+            self.events_recorded.join(","),
+            self.recorder_version
+        );
+        let _ = writeln!(
+            o,
+            "time        {} .. {} ({})",
+            self.start,
+            self.end,
+            fmt_ns(self.duration_ns)
+        );
+        let _ = writeln!(
+            o,
+            "segments    {} ({})",
+            self.segments,
+            flightrec_schemas::human_bytes(self.bytes)
+        );
+        let mut ev: Vec<_> = self.events.iter().filter(|e| *e.1 > 0).collect();
+        ev.sort();
+        let _ = writeln!(
+            o,
+            "events      {}",
+            ev.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if !self.lost.segments.is_empty() {
+            let segs: Vec<String> = self
+                .lost
+                .segments
+                .iter()
+                .map(|(id, n)| format!("{id}: {n}"))
+                .collect();
+            let _ = writeln!(o, "lost per segment  {}", segs.join(", "));
+        }
+        let errs: Vec<String> = self
+            .lost
+            .stack_errors
+            .iter()
+            .filter(|e| *e.1 > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !errs.is_empty() {
+            let _ = writeln!(
+                o,
+                "stack walks that failed (events kept without that stack): {}",
+                errs.join(", ")
+            );
+        }
+        for (title, list) in [
+            ("on CPU (from profile samples)", &self.top_cpu),
+            ("off CPU (all threads, all states)", &self.top_offcpu),
+        ] {
+            let _ = writeln!(o, "\ntop processes {title}:");
+            if list.is_empty() {
+                let _ = writeln!(o, "    (none)");
+            }
+            for p in list {
+                let _ = writeln!(o, "    {:>12}  {} ({})", fmt_ns(p.ns), p.comm, p.pid);
+            }
+        }
+        o
+    }
+}
