@@ -1,7 +1,11 @@
 //! A workload with known behaviour, for recording tests:
-//!   flightrec-workload [--sleeps N] [--sleep-ms MS] [--writes N --dir DIR] [--burn-ms MS]
-//! sleeps N times for MS each (off-CPU, interruptible), does N 4 KiB O_DIRECT writes each followed by
-//! fsync (block I/O), then burns CPU in `flightrec_workload_burn` (on-CPU samples).
+//!   flightrec-workload [--wait] [--sleeps N] [--sleep-ms MS] [--writes N --dir DIR] [--burn-ms MS]
+//!                      [--pingpong N] [--tcp N]
+//! With --wait it first reads one line from stdin (so tracers can attach to its pid). Then it sleeps
+//! N times for MS each (off-CPU, interruptible), does N 4 KiB O_DIRECT writes each followed by fsync
+//! (block I/O), burns CPU in `flightrec_workload_burn` (on-CPU samples), bounces a byte N times
+//! between two threads over pipes (wake-ups and run-queue latency), and opens N TCP connections to
+//! itself on 127.0.0.1 (TCP state changes).
 use std::{
     alloc::{alloc_zeroed, dealloc, Layout},
     fs::OpenOptions,
@@ -20,6 +24,9 @@ struct Args {
     writes: u32,
     dir: Option<PathBuf>,
     burn_ms: u64,
+    wait: bool,
+    pingpong: u32,
+    tcp: u32,
 }
 
 fn parse() -> Result<Args, String> {
@@ -38,6 +45,11 @@ fn parse() -> Result<Args, String> {
             "--writes" => a.writes = value()?.parse().map_err(|e| format!("--writes: {e}"))?,
             "--dir" => a.dir = Some(PathBuf::from(value()?)),
             "--burn-ms" => a.burn_ms = value()?.parse().map_err(|e| format!("--burn-ms: {e}"))?,
+            "--pingpong" => {
+                a.pingpong = value()?.parse().map_err(|e| format!("--pingpong: {e}"))?
+            }
+            "--tcp" => a.tcp = value()?.parse().map_err(|e| format!("--tcp: {e}"))?,
+            "--wait" => a.wait = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -97,6 +109,59 @@ fn direct_writes(dir: &std::path::Path, n: u32) -> std::io::Result<()> {
     result
 }
 
+/// Bounces one byte `n` times between this thread and a second one over two pipes.
+#[inline(never)]
+#[no_mangle]
+pub fn flightrec_workload_pingpong(n: u32) -> std::io::Result<()> {
+    use std::io::Read;
+    let (mut a_read, mut a_write) = std::io::pipe()?;
+    let (mut b_read, mut b_write) = std::io::pipe()?;
+    let pong =
+        std::thread::Builder::new()
+            .name("pong".into())
+            .spawn(move || -> std::io::Result<()> {
+                let mut byte = [0u8];
+                for _ in 0..n {
+                    a_read.read_exact(&mut byte)?;
+                    b_write.write_all(&byte)?;
+                }
+                Ok(())
+            })?;
+    let mut byte = [7u8];
+    for _ in 0..n {
+        a_write.write_all(&byte)?;
+        b_read.read_exact(&mut byte)?;
+    }
+    pong.join().expect("pong thread")?;
+    Ok(())
+}
+
+/// Opens `n` TCP connections to a listener of its own on 127.0.0.1 and echoes a byte on each.
+#[inline(never)]
+#[no_mangle]
+pub fn flightrec_workload_tcp(n: u32) -> std::io::Result<()> {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        for _ in 0..n {
+            let (mut s, _) = listener.accept()?;
+            let mut b = [0u8];
+            s.read_exact(&mut b)?;
+            s.write_all(&b)?;
+        }
+        Ok(())
+    });
+    for _ in 0..n {
+        let mut c = std::net::TcpStream::connect(addr)?;
+        c.write_all(b"x")?;
+        let mut b = [0u8];
+        c.read_exact(&mut b)?;
+    }
+    server.join().expect("server thread")?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let a = match parse() {
         Ok(a) => a,
@@ -105,6 +170,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if a.wait {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
     flightrec_workload_sleep(a.sleeps, a.sleep_ms);
     if let Some(dir) = &a.dir {
         if let Err(e) = direct_writes(dir, a.writes) {
@@ -116,6 +185,14 @@ fn main() -> ExitCode {
         }
     }
     let x = flightrec_workload_burn(a.burn_ms);
+    if let Err(e) = flightrec_workload_pingpong(a.pingpong) {
+        eprintln!("flightrec-workload: ping-pong: {e}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = flightrec_workload_tcp(a.tcp) {
+        eprintln!("flightrec-workload: tcp: {e}");
+        return ExitCode::FAILURE;
+    }
     let _ = writeln!(std::io::stdout(), "{}", x & 1);
     ExitCode::SUCCESS
 }

@@ -53,7 +53,7 @@ pub struct Summary {
     /// Bytes of those segments.
     pub bytes: u64,
     /// Rows per event table.
-    pub events: HashMap<String, u64>,
+    pub events: std::collections::BTreeMap<String, u64>,
     /// Losses.
     pub lost: Lost,
     /// Processes by estimated CPU time (profile samples / frequency).
@@ -140,7 +140,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         opens.push(open);
     }
     stitch(opens, |p, d| *off.entry(p).or_insert(0) += d);
-    let mut events = HashMap::new();
+    let mut events = std::collections::BTreeMap::new();
     for s in &segs {
         for t in [
             Table::SchedSwitch,

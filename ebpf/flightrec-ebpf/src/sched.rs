@@ -8,11 +8,9 @@ use crate::emit::{
 };
 
 pub fn switch(ctx: &TracePointContext) {
-    // Current is prev: the stacks walked here are where prev goes off-CPU.
+    // Current is prev: the stacks walked here are where prev goes off-CPU. A switch away from the
+    // recorder is still recorded (it is next's switch-in), only the recorder's stacks are not walked.
     let (tid, tgid) = current();
-    if is_own(tgid) {
-        return;
-    }
     let Some(buf) = scratch(SLOT_TRACEPOINT) else {
         return;
     };
@@ -27,7 +25,11 @@ pub fn switch(ctx: &TracePointContext) {
         field_bytes::<COMM_LEN>(ctx, conf!(switch.prev_comm), &mut (*ev).prev_comm);
         field_bytes::<COMM_LEN>(ctx, conf!(switch.next_comm), &mut (*ev).next_comm);
     }
-    let (k, u, len) = walk_stacks(ctx, tid, buf, core::mem::size_of::<SwitchEvent>());
+    let (k, u, len) = if is_own(tgid) {
+        (0, 0, core::mem::size_of::<SwitchEvent>())
+    } else {
+        walk_stacks(ctx, tid, buf, core::mem::size_of::<SwitchEvent>())
+    };
     unsafe {
         (*ev).kstack_len = k;
         (*ev).ustack_len = u;

@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests: privilege checks, the real binaries, and reading a
 //! capture back with the Parquet reader.
+mod analyze;
 mod record;
 
 use std::{

@@ -80,6 +80,22 @@ fn known_workload_is_recorded_with_nothing_lost() {
     }
     outs.sort_unstable();
     ins.sort_unstable();
+    // Every switch-in of a thread follows a switch-out of it and vice versa: a dropped event of
+    // either kind shows as two of a kind in a row.
+    let mut seq: Vec<(u64, bool)> = outs
+        .iter()
+        .map(|o| (o.0, false))
+        .chain(ins.iter().map(|&i| (i, true)))
+        .collect();
+    seq.sort_unstable();
+    let doubled = seq.windows(2).filter(|w| w[0].1 == w[1].1).count();
+    assert_eq!(
+        doubled,
+        0,
+        "switch-outs and switch-ins of the workload alternate ({} outs, {} ins)",
+        outs.len(),
+        ins.len()
+    );
     let sleeping: Vec<_> = outs.iter().filter(|o| o.1 == TASK_INTERRUPTIBLE).collect();
     assert!(
         sleeping.len() >= SLEEPS,

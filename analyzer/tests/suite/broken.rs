@@ -1,0 +1,169 @@
+//! Broken and hostile captures: one clear error line, a non-zero exit, no panic.
+use std::{fs, path::Path};
+
+use super::*;
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap().flatten() {
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+fn broken_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cap");
+    copy_dir(&fixture("basic").dir, &dir);
+    (tmp, dir)
+}
+
+fn first_segment(dir: &Path) -> std::path::PathBuf {
+    let mut v: Vec<_> = fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v[0].clone()
+}
+
+fn fails_with(dir: &Path, args: &[&str], want: &str) {
+    for cmd in [
+        &["summary"][..],
+        &["offcpu"],
+        &["latency", "--kind", "runq"],
+        &["profile", "--folded"],
+    ] {
+        let mut a: Vec<&str> = cmd.to_vec();
+        a.insert(1, dir.to_str().unwrap());
+        a.extend_from_slice(args);
+        let (success, _, stderr) = analyze(&a);
+        assert!(!success, "{a:?} should fail");
+        assert!(stderr.contains(want), "{a:?}: want {want:?} in {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with("flightrec-analyze: "), "{stderr}");
+    }
+}
+
+#[test]
+fn not_a_capture() {
+    let tmp = tempfile::tempdir().unwrap();
+    fails_with(tmp.path(), &[], "is not a flightrec capture");
+    fails_with(
+        &tmp.path().join("missing"),
+        &[],
+        "is not a flightrec capture",
+    );
+}
+
+#[test]
+fn empty_capture() {
+    let (_t, dir) = broken_copy();
+    fs::remove_dir_all(dir.join("segments")).unwrap();
+    fs::create_dir(dir.join("segments")).unwrap();
+    fails_with(&dir, &[], "holds no finished segment");
+}
+
+#[test]
+fn future_format_version() {
+    let (_t, dir) = broken_copy();
+    let p = dir.join("manifest.json");
+    let text = fs::read_to_string(&p).unwrap().replacen(
+        "\"format_version\": 1",
+        "\"format_version\": 7",
+        1,
+    );
+    fs::write(&p, text).unwrap();
+    fails_with(&dir, &[], "format version 7");
+}
+
+#[test]
+fn garbage_manifest() {
+    let (_t, dir) = broken_copy();
+    fs::write(dir.join("manifest.json"), b"\x00\xffnot json").unwrap();
+    fails_with(&dir, &[], "is not a valid flightrec file");
+}
+
+#[test]
+fn truncated_parquet() {
+    let (_t, dir) = broken_copy();
+    for t in ["sched_switch", "profile", "tasks"] {
+        let p = first_segment(&dir).join(format!("{t}.parquet"));
+        let len = fs::metadata(&p).unwrap().len();
+        let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(len / 2).unwrap();
+    }
+    fails_with(&dir, &[], "is not a readable Parquet file");
+}
+
+#[test]
+fn missing_table() {
+    let (_t, dir) = broken_copy();
+    for t in ["sched_switch", "profile", "tasks"] {
+        fs::remove_file(first_segment(&dir).join(format!("{t}.parquet"))).unwrap();
+    }
+    fails_with(&dir, &[], "is missing: the segment is incomplete");
+}
+
+#[test]
+fn wrong_schema() {
+    // A valid Parquet file of another table where sched_switch should be.
+    let (_t, dir) = broken_copy();
+    let seg = first_segment(&dir);
+    for t in ["sched_switch", "profile", "tasks"] {
+        fs::copy(seg.join("tcp.parquet"), seg.join(format!("{t}.parquet"))).unwrap();
+    }
+    fails_with(&dir, &[], "not a flightrec table of this format version");
+}
+
+#[test]
+fn bit_flips_never_panic() {
+    // Flip bytes through a Parquet file: each run must end in a result or one clear error.
+    let (_t, dir) = broken_copy();
+    let p = first_segment(&dir).join("sched_switch.parquet");
+    let orig = fs::read(&p).unwrap();
+    for step in 0..24 {
+        let mut bytes = orig.clone();
+        let at = (step * 7919) % bytes.len();
+        bytes[at] ^= 0x5a;
+        fs::write(&p, &bytes).unwrap();
+        let (success, _, stderr) = analyze(&["offcpu", dir.to_str().unwrap()]);
+        if !success {
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn bad_arguments() {
+    let f = fixture("basic");
+    let dir = f.dir.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["latency", dir, "--kind", "runq", "--by", "disk"],
+            "does not apply",
+        ),
+        (
+            vec!["latency", dir, "--kind", "bogus"],
+            "invalid value 'bogus'",
+        ),
+        (
+            vec!["offcpu", dir, "--from", "yesterday"],
+            "cannot read time",
+        ),
+        (
+            vec!["offcpu", dir, "--from", "3s", "--to", "1s"],
+            "--from must be before --to",
+        ),
+        (vec!["offcpu", dir, "--min", "fast"], "invalid value"),
+    ] {
+        let (success, _, stderr) = analyze(&args);
+        assert!(!success, "{args:?}");
+        assert!(stderr.contains(want), "{args:?}: want {want:?} in {stderr}");
+    }
+}

@@ -1,0 +1,208 @@
+//! Results checked against what the recorded workload is known to have done, and against the raw
+//! tables of the capture read independently of the analysis code.
+use super::*;
+
+#[test]
+fn offcpu_of_the_sleeper_is_the_time_it_slept() {
+    let f = fixture("basic");
+    let (n, ms) = (
+        f.info["sleeps"].as_u64().unwrap(),
+        f.info["sleep_ms"].as_u64().unwrap(),
+    );
+    let r = json(&[
+        "offcpu",
+        f.dir.to_str().unwrap(),
+        "--pid",
+        &f.pid.to_string(),
+        "--state",
+        "interruptible",
+    ]);
+    // All stacks through nanosleep: a sleep whose user stack walked differently is its own row.
+    let sleeps: Vec<&serde_json::Value> = r["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["folded"].as_str().unwrap().contains("do_nanosleep"))
+        .collect();
+    let got: u64 = sleeps.iter().map(|s| s["value"].as_u64().unwrap()).sum();
+    let count: u64 = sleeps.iter().map(|s| s["count"].as_u64().unwrap()).sum();
+    let want = n * ms * 1_000_000;
+    assert!(
+        got.abs_diff(want) * 10 <= want,
+        "slept {got} ns, want {want} ns within 10%"
+    );
+    assert_eq!(count, n, "one interval per sleep");
+    assert!(sleeps.iter().all(|s| s["folded"]
+        .as_str()
+        .unwrap()
+        .starts_with("flightrec-workl;")));
+}
+
+#[test]
+fn block_latency_counts_every_direct_write() {
+    let f = fixture("basic");
+    let writes = f.info["writes"].as_u64().unwrap();
+    let r = json(&[
+        "latency",
+        f.dir.to_str().unwrap(),
+        "--kind",
+        "block",
+        "--pid",
+        &f.pid.to_string(),
+    ]);
+    let count = r["groups"][0]["count"].as_u64().unwrap();
+    assert!(count >= writes, "{count} requests, want >= {writes}");
+    let p = &r["groups"][0]["percentiles"];
+    assert!(
+        p["p50"].as_u64().unwrap() > 1_000,
+        "a disk write takes more than 1 us: {p}"
+    );
+}
+
+#[test]
+fn pingpong_run_queue_latencies_match_the_wakeups() {
+    // Every wake-up (and preemption) of a ping-pong thread is followed by its switch-in, so the
+    // run-queue latencies counted must equal wake-ups + preemptions in the raw tables.
+    let f = fixture("basic");
+    let dir = f.dir.to_str().unwrap();
+    let r = json(&[
+        "latency",
+        dir,
+        "--kind",
+        "runq",
+        "--pid",
+        &f.pid.to_string(),
+    ]);
+    let count = r["groups"][0]["count"].as_u64().unwrap();
+    let rounds = f.info["pingpong"].as_u64().unwrap();
+    let raw = raw_runq_opens(&f);
+    assert!(
+        count >= 2 * rounds,
+        "{count} latencies, want >= {} (two wake-ups per round)",
+        2 * rounds
+    );
+    assert!(
+        count <= raw && raw - count <= 2,
+        "analyzer {count}, raw wake-ups + preemptions {raw}"
+    );
+}
+
+/// Wake-ups + preempted switch-outs of the workload's threads, read straight from Parquet.
+fn raw_runq_opens(f: &Fixture) -> u64 {
+    use arrow::{
+        array::{Array, AsArray},
+        datatypes::{Int32Type, Int64Type},
+    };
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let read = |p: std::path::PathBuf| -> Vec<arrow::record_batch::RecordBatch> {
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut segs: Vec<_> = std::fs::read_dir(f.dir.join("segments"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    segs.sort();
+    let mut threads = std::collections::HashSet::new();
+    for s in &segs {
+        for b in read(s.join("tasks.parquet")) {
+            let (tid, tgid) = (
+                b.column_by_name("tid").unwrap().as_primitive::<Int32Type>(),
+                b.column_by_name("tgid")
+                    .unwrap()
+                    .as_primitive::<Int32Type>(),
+            );
+            for i in 0..b.num_rows() {
+                if tgid.is_valid(i) && tgid.value(i) == f.pid {
+                    threads.insert(tid.value(i));
+                }
+            }
+        }
+    }
+    let mut n = 0;
+    for s in &segs {
+        for b in read(s.join("sched_wakeup.parquet")) {
+            let tid = b.column_by_name("tid").unwrap().as_primitive::<Int32Type>();
+            n += (0..b.num_rows())
+                .filter(|&i| threads.contains(&tid.value(i)))
+                .count() as u64;
+        }
+        for b in read(s.join("sched_switch.parquet")) {
+            let prev = b
+                .column_by_name("prev_tid")
+                .unwrap()
+                .as_primitive::<Int32Type>();
+            let state = b
+                .column_by_name("prev_state")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            n += (0..b.num_rows())
+                .filter(|&i| threads.contains(&prev.value(i)) && state.value(i) == 0)
+                .count() as u64;
+        }
+    }
+    n
+}
+
+#[test]
+fn profile_samples_match_the_cpu_burn() {
+    let f = fixture("basic");
+    let burn_ms = f.info["burn_ms"].as_u64().unwrap();
+    let r = json(&[
+        "profile",
+        f.dir.to_str().unwrap(),
+        "--pid",
+        &f.pid.to_string(),
+    ]);
+    let samples = r["total"].as_u64().unwrap();
+    // 49 Hz over burn_ms, give or take the rest of the workload and sampling jitter.
+    let expect = burn_ms * 49 / 1000;
+    assert!(
+        samples >= expect * 7 / 10 && samples <= expect * 2,
+        "{samples} samples, expected about {expect}"
+    );
+}
+
+#[test]
+fn flame_graph_svg_names_the_sleep_path() {
+    let f = fixture("basic");
+    let out = tempfile::tempdir().unwrap();
+    let svg = out.path().join("off.svg");
+    ok(&[
+        "flamegraph",
+        f.dir.to_str().unwrap(),
+        "--kind",
+        "offcpu",
+        "--pid",
+        &f.pid.to_string(),
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<?xml"), "an SVG");
+    assert!(text.contains("do_nanosleep"), "kernel frames are named");
+    assert!(text.contains("flightrec-workl"));
+}
+
+#[test]
+fn time_window_selects_a_subset() {
+    let f = fixture("basic");
+    let dir = f.dir.to_str().unwrap();
+    let all = json(&["latency", dir, "--kind", "runq"])["groups"][0]["count"]
+        .as_u64()
+        .unwrap();
+    let part = json(&[
+        "latency", dir, "--kind", "runq", "--from", "1s", "--to", "2s",
+    ])["groups"][0]["count"]
+        .as_u64()
+        .unwrap();
+    assert!(part > 0 && part < all, "window {part} of {all}");
+    let s = json(&["summary", dir, "--from", "1s", "--to", "2s"]);
+    let d = s["duration_ns"].as_u64().unwrap();
+    assert!(d <= 1_000_000_000, "window duration {d}");
+}
