@@ -123,7 +123,7 @@ fn analyses_match_the_workload_recorded_just_now() {
 
 /// A libbpf-tools tracer running until SIGINT; lines of its stdout arrive on a channel.
 struct Peer {
-    child: Child,
+    child: Reaped,
     lines: mpsc::Receiver<String>,
 }
 
@@ -149,7 +149,10 @@ impl Peer {
                 let _ = tx.send(l);
             }
         });
-        let peer = Peer { child, lines };
+        let peer = Peer {
+            child: Reaped(child),
+            lines,
+        };
         // Attached once it says it is tracing.
         loop {
             match peer.lines.recv_timeout(Duration::from_secs(30)) {
@@ -163,8 +166,8 @@ impl Peer {
     /// Stops it; returns (count, low bound in us of the median bucket) of its histogram.
     fn stop(mut self) -> (u64, u64) {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        self.child.wait().unwrap();
+        unsafe { libc::kill(self.child.0.id() as i32, libc::SIGINT) };
+        self.child.0.wait().unwrap();
         let mut buckets = Vec::new();
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
             let parts: Vec<&str> = l.split_whitespace().collect();

@@ -58,7 +58,18 @@ pub fn workload() -> Command {
 
 /// A running `flightrec record`.
 pub struct Recording {
-    child: Child,
+    child: Option<Child>,
+}
+
+impl Drop for Recording {
+    /// A test that fails half-way must not leave a recorder running.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Recording {
@@ -74,11 +85,17 @@ impl Recording {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start flightrec");
-        let mut rec = Recording { child };
+        let mut rec = Recording { child: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !dir.join(MANIFEST_FILE).exists() {
-            if let Some(status) = rec.child.try_wait().expect("poll recorder") {
-                let out = rec.child.wait_with_output().expect("recorder output");
+            let child = rec.child.as_mut().expect("running");
+            if let Some(status) = child.try_wait().expect("poll recorder") {
+                let out = rec
+                    .child
+                    .take()
+                    .unwrap()
+                    .wait_with_output()
+                    .expect("recorder output");
                 panic!(
                     "recorder exited early ({status}): {}",
                     String::from_utf8_lossy(&out.stderr)
@@ -95,14 +112,20 @@ impl Recording {
 
     /// Stops it with SIGINT, as Ctrl-C would, and returns its output.
     pub fn stop(self) -> Output {
+        let id = self.child.as_ref().expect("running").id();
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(id as i32, libc::SIGINT) };
         self.wait()
     }
 
     /// Waits for it to stop by itself (`--duration`).
-    pub fn wait(self) -> Output {
-        let out = self.child.wait_with_output().expect("recorder output");
+    pub fn wait(mut self) -> Output {
+        let out = self
+            .child
+            .take()
+            .expect("running")
+            .wait_with_output()
+            .expect("recorder output");
         assert!(
             out.status.success(),
             "recorder failed ({}): {}",
