@@ -14,7 +14,7 @@ use std::{
     os::unix::fs::{FileExt, OpenOptionsExt},
     path::PathBuf,
     process::ExitCode,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 #[derive(Default)]
@@ -67,12 +67,24 @@ pub fn flightrec_workload_sleep(n: u32, ms: u64) {
     }
 }
 
+/// CPU time this thread has used, in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Burns `ms` of CPU time (not wall time: on a busy machine it takes longer, same samples).
 #[inline(never)]
 #[no_mangle]
 pub fn flightrec_workload_burn(ms: u64) -> u64 {
-    let end = Instant::now() + Duration::from_millis(ms);
+    let end = thread_cpu_ns() + ms * 1_000_000;
     let mut x = 0u64;
-    while Instant::now() < end {
+    while thread_cpu_ns() < end {
         for i in 0..10_000u64 {
             x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
         }

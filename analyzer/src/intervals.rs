@@ -1,10 +1,12 @@
 //! Matching "open" and "close" events into durations (wake-up → switch-in, issue → completion,
 //! enter → exit, switch-out → switch-in) per segment in parallel, then stitching the intervals that
 //! cross segment boundaries, in order.
-use std::{
-    collections::{HashMap, HashSet},
-    hash::Hash,
-};
+use std::hash::Hash;
+
+// Keys are thread ids and (device, sector) pairs: FxHash is several times faster than SipHash here,
+// and the input is a capture file, not an adversary that could force collisions to any effect
+// beyond slowness.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// One segment's matching state.
 #[derive(Debug)]
@@ -17,9 +19,9 @@ pub struct Intervals<K, V> {
 impl<K: Hash + Eq + Clone, V> Default for Intervals<K, V> {
     fn default() -> Self {
         Intervals {
-            pending: HashMap::new(),
-            opened: HashSet::new(),
-            first_close: HashMap::new(),
+            pending: HashMap::default(),
+            opened: HashSet::default(),
+            first_close: HashMap::default(),
         }
     }
 }
@@ -73,9 +75,9 @@ impl<K: Hash + Eq + Clone, V> Intervals<K, V> {
 /// Joins intervals across consecutive segments (oldest first), calling `done` for each interval
 /// that opened in one segment and closed in a later one.
 pub fn stitch<K: Hash + Eq + Clone, V>(parts: Vec<Intervals<K, V>>, mut done: impl FnMut(V, u64)) {
-    let mut carry: HashMap<K, (u64, V)> = HashMap::new();
+    let mut carry: HashMap<K, (u64, V)> = HashMap::default();
     for part in parts {
-        let mut next = HashMap::new();
+        let mut next = HashMap::default();
         for (k, (t0, v)) in carry {
             if let Some(close) = part.first_close.get(&k) {
                 done(v, close.saturating_sub(t0));

@@ -156,7 +156,8 @@ fn runq(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
             ev.push((ts.value(i), requeued, next.value(i)));
         }
     }
-    ev.sort_unstable_by_key(|e| e.0);
+    // Stable sort: rows are nearly in time order already (runs per drain), which it sorts in near-linear time.
+    ev.sort_by_key(|e| e.0);
     let mut done: HashMap<Key, Vec<u64>> = HashMap::new();
     let mut open: Intervals<(u32, u64), Key> = Intervals::default();
     for (ts, opened, closed) in ev {
@@ -199,7 +200,7 @@ fn block(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
             ));
         }
     }
-    rows.sort_unstable_by_key(|r| r.0);
+    rows.sort_by_key(|r| r.0);
     for (ts, issue, dev, sector, tid, tgid) in rows {
         let key = (dev, sector);
         if issue {
@@ -237,7 +238,7 @@ fn syscall(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
             ));
         }
     }
-    rows.sort_unstable_by_key(|r| r.0);
+    rows.sort_by_key(|r| r.0);
     for (ts, enter, tid, tgid, id) in rows {
         let key = (tid as u32, 0);
         if enter {

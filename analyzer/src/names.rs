@@ -2,12 +2,15 @@
 //! (`kernel_symbols`). Ids and names are only meaningful inside their own segment.
 use std::{collections::HashMap, fmt::Write, sync::Arc};
 
-use arrow::datatypes::{Int32Type, UInt32Type, UInt64Type};
+use arrow::{
+    array::Array,
+    datatypes::{Int32Type, UInt32Type, UInt64Type},
+};
 use flightrec_schemas::Table;
 
 use crate::{
     capture::{Result, Segment},
-    columns::{bools, opt, prim, strings},
+    columns::{opt, prim, strings},
 };
 
 /// Task names of one segment.
@@ -48,20 +51,27 @@ impl Tasks {
     }
 }
 
-/// Stacks and kernel symbol names of one segment.
+/// Stacks and the names of their frames in one segment.
 #[derive(Default)]
 pub struct Stacks {
-    frames: HashMap<u32, Vec<u64>>,
+    /// Frames by stack id, and the process a user stack belongs to.
+    frames: HashMap<u32, (i32, Vec<u64>)>,
     ksyms: HashMap<u64, String>,
+    /// User frames by (tgid, address): a symbol, or `[unknown:module+0xoffset]`.
+    usyms: HashMap<(i32, u64), String>,
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 impl Stacks {
     /// Reads a segment's `stacks` and `kernel_symbols` tables.
     pub fn load(seg: &Segment) -> Result<Stacks> {
         let mut frames = HashMap::new();
-        for b in seg.read(Table::Stacks, &["stack_id", "kernel", "frames"])? {
+        for b in seg.read(Table::Stacks, &["stack_id", "tgid", "frames"])? {
             let id = prim::<UInt32Type>(&b, "stack_id");
-            let _kernel = bools(&b, "kernel");
+            let tgid = prim::<Int32Type>(&b, "tgid");
             let lists = b
                 .column_by_name("frames")
                 .expect("projected")
@@ -74,7 +84,7 @@ impl Stacks {
                     .as_any()
                     .downcast_ref::<arrow::array::UInt64Array>()
                     .expect("list of u64");
-                frames.insert(id.value(i), v.values().to_vec());
+                frames.insert(id.value(i), (tgid.value(i), v.values().to_vec()));
             }
         }
         let mut ksyms = HashMap::new();
@@ -84,20 +94,58 @@ impl Stacks {
                 ksyms.insert(addr.value(i), sym.value(i).to_string());
             }
         }
-        Ok(Stacks { frames, ksyms })
+        let mut usyms = HashMap::new();
+        // Captures written before user frames were symbolized have no such table: addresses then.
+        if seg.dir.join(Table::UserFrames.file_name()).exists() {
+            let cols = ["tgid", "addr", "module", "file_offset", "symbol"];
+            for b in seg.read(Table::UserFrames, &cols)? {
+                let (tgid, addr) = (
+                    prim::<Int32Type>(&b, "tgid"),
+                    prim::<UInt64Type>(&b, "addr"),
+                );
+                let (module, symbol) = (strings(&b, "module"), strings(&b, "symbol"));
+                let off = prim::<UInt64Type>(&b, "file_offset");
+                for i in 0..b.num_rows() {
+                    let name = if symbol.is_valid(i) {
+                        symbol.value(i).to_string()
+                    } else if module.is_valid(i) {
+                        match opt(off, i) {
+                            Some(o) => format!("[unknown:{}+0x{o:x}]", base_name(module.value(i))),
+                            None => format!("[unknown:{}]", module.value(i)),
+                        }
+                    } else {
+                        format!("[unknown:0x{:x}]", addr.value(i))
+                    };
+                    usyms.insert((tgid.value(i), addr.value(i)), name);
+                }
+            }
+        }
+        Ok(Stacks {
+            frames,
+            ksyms,
+            usyms,
+        })
     }
 
     /// The folded form `comm;user root..leaf;kernel root..leaf`, as offcputime -f and
-    /// stackcollapse print it. Unknown user frames print as addresses.
+    /// stackcollapse print it. User frames without a symbol print as `[unknown:module+0xoffset]`.
     pub fn fold(&self, comm: &str, kstack: Option<u32>, ustack: Option<u32>) -> String {
         let mut s = String::with_capacity(256);
         s.push_str(comm);
-        if let Some(f) = ustack.and_then(|id| self.frames.get(&id)) {
+        if let Some((tgid, f)) = ustack.and_then(|id| self.frames.get(&id)) {
             for addr in f.iter().rev() {
-                let _ = write!(s, ";0x{addr:x}");
+                match self.usyms.get(&(*tgid, *addr)) {
+                    Some(name) => {
+                        s.push(';');
+                        s.push_str(name);
+                    }
+                    None => {
+                        let _ = write!(s, ";0x{addr:x}");
+                    }
+                }
             }
         }
-        if let Some(f) = kstack.and_then(|id| self.frames.get(&id)) {
+        if let Some((_, f)) = kstack.and_then(|id| self.frames.get(&id)) {
             for addr in f.iter().rev() {
                 match self.ksyms.get(addr) {
                     Some(name) => {

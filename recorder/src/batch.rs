@@ -17,6 +17,7 @@ use crate::{
     ksyms::KernelSymbols,
     stacks::StackTable,
     tasks::TaskTable,
+    usersyms::{Frame, UserMaps},
 };
 
 type Dict = StringDictionaryBuilder<UInt16Type>;
@@ -346,17 +347,24 @@ impl SegmentBatch {
         self.tids.insert(tid);
     }
 
+    /// User stacks first seen since the last call, as (tgid, frames).
+    pub fn take_fresh_user_stacks(&mut self) -> Vec<(i32, &[u64])> {
+        self.stacks.take_fresh_user()
+    }
+
     /// Counts a record that could not be decoded.
     pub fn decode_error(&mut self) {
         self.counts.decode_errors += 1;
     }
 
-    /// Finishes every table. `tasks` names the referenced tasks, `ksyms` the kernel frames.
+    /// Finishes every table. `tasks` names the referenced tasks, `ksyms` the kernel frames; user
+    /// frames come back normalized by `maps`, for the writer to symbolize.
     pub fn finish(
         mut self,
         tasks: &TaskTable,
         ksyms: &KernelSymbols,
-    ) -> (Vec<(Table, RecordBatch)>, BatchCounts) {
+        maps: &UserMaps,
+    ) -> (Vec<(Table, RecordBatch)>, Vec<Frame>, BatchCounts) {
         let mk = |t: Table, cols: Vec<ArrayRef>| {
             (
                 t,
@@ -449,7 +457,13 @@ impl SegmentBatch {
             Table::KernelSymbols,
             ksyms.table(&self.stacks.kernel_addresses()),
         ));
-        (out, self.counts)
+        let frames = self
+            .stacks
+            .user_addresses()
+            .into_iter()
+            .map(|(tgid, addr)| maps.frame(tgid, addr))
+            .collect();
+        (out, frames, self.counts)
     }
 }
 
@@ -507,7 +521,8 @@ mod tests {
             b.push(&decode(&raw).unwrap(), &mut tasks, 0);
         }
         let ksyms = KernelSymbols::parse("ffffffff81000000 T schedule\n");
-        let (tables, counts) = b.finish(&tasks, &ksyms);
+        let (tables, frames, counts) = b.finish(&tasks, &ksyms, &UserMaps::default());
+        assert!(frames.is_empty(), "no user stacks");
         assert_eq!(counts.rows[Source::Sched as usize], 3);
         assert_eq!(
             counts.stack_errors[Source::Sched as usize],

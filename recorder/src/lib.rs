@@ -19,5 +19,6 @@ pub mod stacks;
 pub mod status;
 pub mod tasks;
 pub mod tracefs;
+pub mod usersyms;
 pub mod window;
 pub mod writer;

@@ -20,13 +20,14 @@ use tokio::{
 
 use crate::{
     batch::SegmentBatch,
-    decode::decode,
+    decode::{decode, Record},
     host,
     ksyms::KernelSymbols,
     probes::{KernelCounters, ProbeOptions, Probes},
     segment,
     status::Status,
     tasks::TaskTable,
+    usersyms::UserMaps,
     writer::{Job, Writer},
 };
 
@@ -142,6 +143,7 @@ struct Recorder {
     probes: Probes,
     tasks: TaskTable,
     ksyms: KernelSymbols,
+    maps: UserMaps,
     writer: Writer,
     batch: SegmentBatch,
     sources: Vec<Source>,
@@ -156,9 +158,22 @@ impl Recorder {
     fn drain(&mut self, ring: &mut RingBuf<MapData>) {
         while let Some(item) = ring.next() {
             match decode(&item) {
-                Ok(rec) => self.batch.push(&rec, &mut self.tasks, self.segment_id),
+                Ok(rec) => {
+                    match &rec {
+                        Record::Exec(e) => self.maps.exec(e.hdr.tgid as i32),
+                        Record::Exit(e) if e.group_dead != 0 => {
+                            self.maps.exit(e.hdr.tgid as i32, self.segment_id)
+                        }
+                        _ => {}
+                    }
+                    self.batch.push(&rec, &mut self.tasks, self.segment_id);
+                }
                 Err(_) => self.batch.decode_error(),
             }
+        }
+        // Read the mappings of processes with new user stacks while they are (most likely) alive.
+        for (tgid, frames) in self.batch.take_fresh_user_stacks() {
+            self.maps.cover(tgid, frames);
         }
     }
 
@@ -169,7 +184,7 @@ impl Recorder {
             std::array::from_fn::<u64, SOURCE_COUNT, _>(|i| a[i] - b[i])
         };
         let batch = std::mem::take(&mut self.batch);
-        let (tables, counts) = batch.finish(&self.tasks, &self.ksyms);
+        let (tables, frames, counts) = batch.finish(&self.tasks, &self.ksyms, &self.maps);
         let end = host::monotonic_ns();
         let meta = SegmentMeta {
             id: self.segment_id,
@@ -186,8 +201,13 @@ impl Recorder {
         };
         self.events += counts.rows.iter().sum::<u64>();
         self.lost += meta.total_lost();
-        self.writer.send(Job { tables, meta })?;
+        self.writer.send(Job {
+            tables,
+            meta,
+            frames,
+        })?;
         self.tasks.prune(self.segment_id);
+        self.maps.prune(self.segment_id);
         self.segment_id += 1;
         self.segment_start = end;
         Ok(())
@@ -210,6 +230,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         probes,
         tasks,
         ksyms,
+        maps: UserMaps::default(),
         writer,
         batch: SegmentBatch::default(),
         sources: opts.probes.sources.clone(),

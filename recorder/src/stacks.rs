@@ -19,6 +19,8 @@ pub struct StackTable {
     ids: HashMap<Box<[u64]>, u32>,
     entries: Vec<Box<[u64]>>,
     key: Vec<u64>,
+    /// User stacks added since [`StackTable::take_fresh_user`] was last called.
+    fresh_user: Vec<u32>,
 }
 
 impl StackTable {
@@ -37,6 +39,9 @@ impl StackTable {
             return Some(id);
         }
         let id = self.entries.len() as u32;
+        if !kernel {
+            self.fresh_user.push(id);
+        }
         let key: Box<[u64]> = self.key.as_slice().into();
         self.entries.push(key.clone());
         self.ids.insert(key, id);
@@ -51,6 +56,31 @@ impl StackTable {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// User stacks first seen since the last call, as (tgid, frames).
+    pub fn take_fresh_user(&mut self) -> Vec<(i32, &[u64])> {
+        let fresh = std::mem::take(&mut self.fresh_user);
+        fresh
+            .into_iter()
+            .map(|id| {
+                let e = &self.entries[id as usize];
+                (e[0] as i32, &e[1..])
+            })
+            .collect()
+    }
+
+    /// Every distinct (tgid, address) of the user stacks.
+    pub fn user_addresses(&self) -> Vec<(i32, u64)> {
+        let mut v: Vec<(i32, u64)> = self
+            .entries
+            .iter()
+            .filter(|e| e[0] != KERNEL_TAG)
+            .flat_map(|e| e[1..].iter().map(move |a| (e[0] as i32, *a)))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Every distinct kernel frame address.

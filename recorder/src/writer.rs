@@ -12,7 +12,11 @@ use anyhow::{anyhow, Result};
 use arrow::record_batch::RecordBatch;
 use flightrec_schemas::{Manifest, SegmentMeta, Table};
 
-use crate::{host, segment, window};
+use crate::{
+    host, segment,
+    usersyms::{Frame, Symbolizer},
+    window,
+};
 
 /// A finished segment on its way to disk.
 pub struct Job {
@@ -20,6 +24,8 @@ pub struct Job {
     pub tables: Vec<(Table, RecordBatch)>,
     /// Its metadata (sizes are filled in when written).
     pub meta: SegmentMeta,
+    /// Its user frames, normalized, to be symbolized here.
+    pub frames: Vec<Frame>,
 }
 
 /// What the status line shows about the files.
@@ -57,8 +63,13 @@ impl Writer {
         let handle = thread::Builder::new()
             .name("flightrec-writer".into())
             .spawn(move || {
-                for job in rx {
+                let mut symbolizer = Symbolizer::default();
+                for mut job in rx {
                     let id = job.meta.id;
+                    let (frames, counts) = symbolizer.table(&job.frames);
+                    job.tables.push((Table::UserFrames, frames));
+                    job.meta.user_frames = counts.frames;
+                    job.meta.user_frames_unknown = counts.unknown;
                     match segment::write_segment(&capture, &job.tables, job.meta) {
                         Ok(meta) => manifest.segments.push(meta),
                         Err(e) => {

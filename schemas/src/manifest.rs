@@ -106,6 +106,12 @@ pub struct SegmentMeta {
     pub missed: SourceCounts,
     /// Records user space could not decode.
     pub decode_errors: u64,
+    /// Distinct user frames in the segment's stacks.
+    #[serde(default)]
+    pub user_frames: u64,
+    /// Of those, frames no symbol was found for (shown as `[unknown]` with module and offset).
+    #[serde(default)]
+    pub user_frames_unknown: u64,
     /// Bytes of the segment's files.
     pub bytes: u64,
 }

@@ -27,11 +27,13 @@ pub enum Table {
     Tasks,
     /// Names of the kernel addresses in this segment's stacks.
     KernelSymbols,
+    /// Module, offset and name of every user address in this segment's stacks.
+    UserFrames,
 }
 
 impl Table {
     /// Every table, in the order files are written.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::SchedSwitch,
         Table::SchedWakeup,
         Table::Process,
@@ -42,6 +44,7 @@ impl Table {
         Table::Stacks,
         Table::Tasks,
         Table::KernelSymbols,
+        Table::UserFrames,
     ];
 
     /// Table name, also the file stem.
@@ -57,6 +60,7 @@ impl Table {
             Table::Stacks => "stacks",
             Table::Tasks => "tasks",
             Table::KernelSymbols => "kernel_symbols",
+            Table::UserFrames => "user_frames",
         }
     }
 
@@ -216,6 +220,19 @@ fn build(table: Table) -> Schema {
                 f("symbol", Utf8, false),
                 f("offset", UInt64, false),
                 f("module", Utf8, true),
+            ]);
+        }
+        Table::UserFrames => {
+            fields.extend([
+                f("tgid", Int32, false),
+                f("addr", UInt64, false),
+                f("module", Utf8, true),
+                f("build_id", Utf8, true),
+                f("file_offset", UInt64, true),
+                f("symbol", Utf8, true),
+                f("offset", UInt64, true),
+                f("file", Utf8, true),
+                f("line", UInt32, true),
             ]);
         }
     }

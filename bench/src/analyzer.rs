@@ -1,0 +1,145 @@
+//! Off-CPU analysis speed: a capture with at least `--switches` switch events is recorded from a
+//! pipe ping-pong (kept in target/bench-capture for reuse), then `offcpu --folded` and an off-CPU
+//! flame graph are timed over several rounds.
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{median, parse_count, release_bins, table, time_sh};
+
+/// Options.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Switch events the capture must hold.
+    #[arg(long, default_value = "10M", value_parser = parse_count)]
+    switches: u64,
+    /// Timed rounds per measurement.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Capture to use (recorded when missing).
+    #[arg(long, default_value = "target/bench-capture")]
+    capture: PathBuf,
+}
+
+fn switch_events(analyze: &str, capture: &PathBuf) -> Result<u64> {
+    let out = Command::new(analyze)
+        .arg("summary")
+        .arg(capture)
+        .arg("--json")
+        .output()?;
+    if !out.status.success() {
+        return Ok(0);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["events"]["sched_switch"].as_u64().unwrap_or(0))
+}
+
+fn record(bins: &str, capture: &PathBuf, switches: u64) -> Result<()> {
+    let _ = std::fs::remove_dir_all(capture);
+    eprintln!("recording a ping-pong until the capture holds {switches} switch events...");
+    let mut rec = Command::new(format!("{bins}/flightrec"))
+        .arg("record")
+        .arg("--dir")
+        .arg(capture)
+        .args([
+            "--events",
+            "sched",
+            "--segment",
+            "10s",
+            "--window",
+            "1h",
+            "--max-size",
+            "8GiB",
+            "--quiet",
+        ])
+        .spawn()
+        .context("starting flightrec (run as root)")?;
+    while !capture.join("manifest.json").exists() {
+        if rec.try_wait()?.is_some() {
+            bail!("flightrec exited; run the benchmark as root");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Ping-pong in chunks until the finished segments hold enough switches.
+    let analyze = format!("{bins}/flightrec-analyze");
+    while switch_events(&analyze, capture)? < switches {
+        let status = Command::new(format!("{bins}/flightrec-workload"))
+            .args(["--pingpong", "500000"])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("workload failed");
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    rec.wait()?;
+    Ok(())
+}
+
+/// Runs the benchmark.
+pub fn run(a: Args) -> Result<()> {
+    let bins = release_bins()?;
+    let bins = bins.to_str().context("utf-8 path")?.to_string();
+    let analyze = format!("{bins}/flightrec-analyze");
+    let mut n = switch_events(&analyze, &a.capture)?;
+    if n < a.switches {
+        record(&bins, &a.capture, a.switches)?;
+        n = switch_events(&analyze, &a.capture)?;
+    }
+    let cap = a.capture.display().to_string();
+    let size: u64 = walk_size(&a.capture);
+    let mut folded = Vec::new();
+    let mut flame = Vec::new();
+    for _ in 0..a.rounds {
+        folded.push(time_sh(&format!(
+            "{analyze} offcpu {cap} --folded 2>/dev/null"
+        ))?);
+        flame.push(time_sh(&format!(
+            "{analyze} flamegraph {cap} --kind offcpu -o /dev/null 2>/dev/null"
+        ))?);
+    }
+    let rate = |d: Duration| format!("{:.2} M/s", n as f64 / d.as_secs_f64() / 1e6);
+    let (f, g) = (median(folded), median(flame));
+    println!(
+        "\nOff-CPU analysis of {n} switch events ({:.1} MiB capture), median of {} rounds:\n",
+        size as f64 / 1048576.0,
+        a.rounds
+    );
+    table(
+        &["analysis", "time", "switch events/s"],
+        &[
+            vec![
+                "offcpu --folded".into(),
+                format!("{:.3} s", f.as_secs_f64()),
+                rate(f),
+            ],
+            vec![
+                "flamegraph --kind offcpu".into(),
+                format!("{:.3} s", g.as_secs_f64()),
+                rate(g),
+            ],
+        ],
+    );
+    println!(
+        "\nreproduce: cargo run --release -p flightrec-bench -- analyzer --switches {} --rounds {}",
+        a.switches, a.rounds
+    );
+    Ok(())
+}
+
+fn walk_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk_size(&path)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}

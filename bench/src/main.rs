@@ -1,0 +1,31 @@
+//! flightrec's benchmark harness. Runs real workloads on this machine (as root), alternating the
+//! configurations being compared round by round, and prints a table of medians with the command to
+//! reproduce it. Ratios measured in one run are the claim; absolute times depend on the machine.
+//!
+//!   cargo run --release -p flightrec-bench -- analyzer [--switches 10M] [--rounds 5]
+mod analyzer;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "flightrec-bench",
+    about = "Benchmarks of flightrec on this machine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Off-CPU analysis speed on a recorded capture with many switch events.
+    Analyzer(analyzer::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().what {
+        What::Analyzer(a) => analyzer::run(a),
+    }
+}
