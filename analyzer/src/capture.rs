@@ -44,6 +44,9 @@ pub enum CaptureError {
         /// What is wrong.
         problem: String,
     },
+    /// An exported bundle that cannot be read safely.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     /// Other I/O.
     #[error("cannot read {path}: {cause}")]
     Io {
@@ -69,8 +72,10 @@ pub struct Segment {
 /// An opened capture.
 #[derive(Clone, Debug)]
 pub struct Capture {
-    /// Where it is.
+    /// Where it is (for a bundle, the private directory it was unpacked into).
     pub root: PathBuf,
+    /// The unpacked bundle, removed when the last clone is dropped.
+    _unpacked: Option<Arc<tempfile::TempDir>>,
     /// Its manifest.
     pub manifest: Manifest,
     /// Finished segments, oldest first.
@@ -78,9 +83,30 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// Opens a capture directory, or a bundle written by `flightrec export`.
+    pub fn open(path: &Path) -> Result<Capture> {
+        if !path.is_file() {
+            return Capture::open_dir(path);
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("flightrec-bundle-")
+            .tempdir()
+            .map_err(|cause| CaptureError::Io {
+                path: std::env::temp_dir().display().to_string(),
+                cause,
+            })?;
+        crate::bundle::unpack(path, tmp.path())?;
+        let mut cap = Capture::open_dir(tmp.path()).map_err(|e| match e {
+            CaptureError::NotACapture(_) => CaptureError::NotACapture(path.display().to_string()),
+            other => other,
+        })?;
+        cap._unpacked = Some(Arc::new(tmp));
+        Ok(cap)
+    }
+
     /// Opens a capture directory. Segments are what is on disk with a `segment.json` (a recorder
     /// that died may not have listed its last segment in the manifest).
-    pub fn open(root: &Path) -> Result<Capture> {
+    pub fn open_dir(root: &Path) -> Result<Capture> {
         let manifest_path = root.join(MANIFEST_FILE);
         if !manifest_path.is_file() {
             return Err(CaptureError::NotACapture(root.display().to_string()));
@@ -113,6 +139,7 @@ impl Capture {
         }
         Ok(Capture {
             root: root.to_path_buf(),
+            _unpacked: None,
             manifest,
             segments,
         })

@@ -8,6 +8,7 @@
 //! ([`hist`]) or stacks ([`stackagg`]), printed as text, JSON, folded lines or flame graphs
 //! ([`flame`]). Every result carries the losses of the segments it covered ([`lost`]).
 
+pub mod bundle;
 pub mod capture;
 pub mod cli;
 pub mod columns;

@@ -60,6 +60,8 @@ pub struct Summary {
     pub top_cpu: Vec<ProcessTime>,
     /// Processes by off-CPU time of their threads.
     pub top_offcpu: Vec<ProcessTime>,
+    /// For a snapshot: why it was taken, when (UTC), and the cause's time.
+    pub frozen: Option<(String, String, String)>,
 }
 
 const TOP: usize = 10;
@@ -186,6 +188,13 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         lost: Lost::of(segs.iter().copied()),
         top_cpu: top(cpu, &names),
         top_offcpu: top(off, &names),
+        frozen: m.frozen.as_ref().map(|f| {
+            (
+                f.reason.clone(),
+                wall_clock(&m.clock, f.frozen_ns),
+                wall_clock(&m.clock, f.cause_ns),
+            )
+        }),
     })
 }
 
@@ -218,6 +227,9 @@ impl Summary {
             self.segments,
             flightrec_schemas::human_bytes(self.bytes)
         );
+        if let Some((reason, at, cause)) = &self.frozen {
+            let _ = writeln!(o, "frozen      {at} by {reason} (cause at {cause})");
+        }
         let mut ev: Vec<_> = self.events.iter().filter(|e| *e.1 > 0).collect();
         ev.sort();
         let _ = writeln!(

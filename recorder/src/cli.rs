@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use flightrec_common::Source;
 
+use crate::trigger::Trigger;
+
 /// flightrec: a flight recorder for Linux. Keeps the last minutes of kernel events on disk.
 #[derive(Debug, Parser)]
 #[command(name = "flightrec", version, about)]
@@ -18,6 +20,23 @@ pub struct Cli {
 pub enum Command {
     /// Record kernel events into a rolling window of Parquet segments in DIR.
     Record(RecordArgs),
+    /// Freeze the window of the recorder running on DIR into DIR/snapshots/NAME (hard links).
+    Snapshot {
+        /// Capture directory of a running recorder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Snapshot name (default: snapshot-<UTC time>).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write a capture or snapshot into one tar file for a ticket.
+    Export {
+        /// Capture or snapshot directory.
+        capture: PathBuf,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 /// Arguments of `flightrec record`.
@@ -53,9 +72,23 @@ pub struct RecordArgs {
     /// Record syscalls of tasks with this comm only.
     #[arg(long)]
     pub comm: Option<String>,
+    /// Freeze the window automatically when a condition is seen: runq>DURATION (run-queue
+    /// latency) or block>DURATION (block I/O latency). May be given several times.
+    #[arg(long = "trigger")]
+    pub triggers: Vec<Trigger>,
+    /// After a trigger, keep recording this long before freezing.
+    #[arg(long, default_value = "5s", value_parser = parse_duration_or_zero)]
+    pub post: Duration,
+    /// After a trigger fired, ignore further matches for this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_or_zero)]
+    pub cooldown: Duration,
     /// No status line.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration like 0s, 5s, 1m)"))
 }
 
 /// A parsed `--events` list.

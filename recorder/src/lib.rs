@@ -9,16 +9,20 @@
 
 pub mod batch;
 pub mod cli;
+pub mod control;
 pub mod decode;
+pub mod export;
 pub mod host;
 pub mod ksyms;
 pub mod probes;
 pub mod record;
 pub mod segment;
+pub mod snapshot;
 pub mod stacks;
 pub mod status;
 pub mod tasks;
 pub mod tracefs;
+pub mod trigger;
 pub mod usersyms;
 pub mod window;
 pub mod writer;

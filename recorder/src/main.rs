@@ -3,8 +3,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use flightrec_recorder::{
     cli::{Cli, Command, RecordArgs},
+    control, export,
     probes::ProbeOptions,
     record::{self, RecordOptions},
+    snapshot,
     status::human_bytes,
 };
 
@@ -22,6 +24,9 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
             syscall_pid: a.pid,
             syscall_comm: a.comm,
         },
+        triggers: a.triggers,
+        post: a.post,
+        cooldown: a.cooldown,
         quiet: a.quiet,
     };
     let dir = opts.dir.clone();
@@ -46,10 +51,26 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn snapshot(dir: &std::path::Path, name: Option<String>) -> anyhow::Result<()> {
+    let name = name.unwrap_or_else(|| snapshot::default_name("snapshot"));
+    snapshot::check_name(&name)?;
+    let path = control::request_snapshot(dir, &name)?;
+    println!("{}", path.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Record(a) => record(a),
+        Command::Snapshot { dir, name } => snapshot(&dir, name),
+        Command::Export { capture, output } => export::export(&capture, &output).map(|bytes| {
+            eprintln!(
+                "flightrec: wrote {} ({})",
+                output.display(),
+                human_bytes(bytes)
+            );
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,17 +18,21 @@ use tokio::{
     time::{interval, sleep_until, MissedTickBehavior},
 };
 
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
 use crate::{
     batch::SegmentBatch,
+    control,
     decode::{decode, Record},
     host,
     ksyms::KernelSymbols,
     probes::{KernelCounters, ProbeOptions, Probes},
-    segment,
+    segment, snapshot,
     status::Status,
     tasks::TaskTable,
+    trigger::{Fired, Trigger, Watch},
     usersyms::UserMaps,
-    writer::{Job, Writer},
+    writer::{Job, Work, Writer},
 };
 
 /// Cut a segment early past this many rows, to bound memory under a flood.
@@ -51,6 +55,12 @@ pub struct RecordOptions {
     pub segment: Duration,
     /// Probes to load.
     pub probes: ProbeOptions,
+    /// Conditions that freeze the window.
+    pub triggers: Vec<Trigger>,
+    /// Recording after a trigger, before the freeze.
+    pub post: Duration,
+    /// Quiet time after a trigger.
+    pub cooldown: Duration,
     /// No status line.
     pub quiet: bool,
 }
@@ -106,6 +116,7 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
         },
         devices: host::block_devices(),
         segments: Vec::new(),
+        frozen: None,
     }
 }
 
@@ -152,9 +163,32 @@ struct Recorder {
     counters: KernelCounters,
     events: u64,
     lost: u64,
+    watch: Watch,
+    /// A trigger that fired, waiting for its freeze.
+    fired: Option<Fired>,
 }
 
 impl Recorder {
+    /// Closes the open segment and queues a freeze of the window after it.
+    fn freeze(
+        &mut self,
+        ring: &mut RingBuf<MapData>,
+        name: String,
+        reason: String,
+        cause_ns: u64,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<PathBuf, String>>> {
+        self.drain(ring);
+        self.cut()?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer.send(Work::Freeze {
+            name,
+            reason,
+            cause_ns,
+            reply,
+        })?;
+        Ok(answer)
+    }
+
     fn drain(&mut self, ring: &mut RingBuf<MapData>) {
         while let Some(item) = ring.next() {
             match decode(&item) {
@@ -167,6 +201,9 @@ impl Recorder {
                         _ => {}
                     }
                     self.batch.push(&rec, &mut self.tasks, self.segment_id);
+                    if !self.watch.is_empty() && self.fired.is_none() {
+                        self.fired = self.watch.observe(&rec);
+                    }
                 }
                 Err(_) => self.batch.decode_error(),
             }
@@ -201,11 +238,11 @@ impl Recorder {
         };
         self.events += counts.rows.iter().sum::<u64>();
         self.lost += meta.total_lost();
-        self.writer.send(Job {
+        self.writer.send(Work::Segment(Job {
             tables,
             meta,
             frames,
-        })?;
+        }))?;
         self.tasks.prune(self.segment_id);
         self.maps.prune(self.segment_id);
         self.segment_id += 1;
@@ -239,10 +276,17 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         counters: KernelCounters::default(),
         events: 0,
         lost: 0,
+        watch: Watch::new(opts.triggers.clone()),
+        fired: None,
     };
+    // Deadline of a pending trigger's freeze, and the end of its cool-down.
+    let mut freeze_at: Option<(tokio::time::Instant, String, String, u64)> = None;
+    let mut quiet_until = tokio::time::Instant::now();
 
+    let control = control::bind(&opts.dir)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1())?;
     let stop_at = tokio::time::Instant::now()
         + opts
             .duration
@@ -269,6 +313,62 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
             _ = status_tick.tick() => {
                 status.update(rec.events + rec.batch.rows(), rec.lost, &rec.writer.stats);
             }
+            conn = control.accept() => {
+                let Ok((stream, _)) = conn else { continue };
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                let mut reader = tokio::io::BufReader::new(read);
+                let got = tokio::time::timeout(Duration::from_secs(2), reader.read_line(&mut line)).await;
+                let answer = match (got, control::parse(&line)) {
+                    (Ok(Ok(_)), Ok(control::Request::Snapshot(name))) => {
+                        match snapshot::check_name(&name) {
+                            Ok(()) => Some(rec.freeze(ring.get_mut(), name, "request".into(), host::monotonic_ns())?),
+                            Err(e) => {
+                                let _ = write.write_all(format!("error {e}\n").as_bytes()).await;
+                                None
+                            }
+                        }
+                    }
+                    (_, Err(e)) => {
+                        let _ = write.write_all(format!("error {e}\n").as_bytes()).await;
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(answer) = answer {
+                    tokio::spawn(async move {
+                        let text = match answer.await {
+                            Ok(Ok(path)) => format!("ok {}\n", path.display()),
+                            Ok(Err(e)) => format!("error {e}\n"),
+                            Err(_) => "error the recorder stopped\n".to_string(),
+                        };
+                        let _ = write.write_all(text.as_bytes()).await;
+                    });
+                }
+            }
+            _ = async { sleep_until(freeze_at.as_ref().expect("guarded").0).await }, if freeze_at.is_some() => {
+                let (_, name, reason, cause_ns) = freeze_at.take().expect("guarded");
+                let answer = rec.freeze(ring.get_mut(), name, reason, cause_ns)?;
+                let quiet = opts.quiet;
+                tokio::spawn(async move {
+                    match answer.await {
+                        Ok(Ok(path)) if !quiet => eprintln!("\nflightrec: froze the window into {}", path.display()),
+                        Ok(Err(e)) => eprintln!("\nflightrec: snapshot failed: {e}"),
+                        _ => {}
+                    }
+                });
+            }
+            _ = sigusr1.recv() => {
+                let answer = rec.freeze(ring.get_mut(), snapshot::default_name("sigusr1"), "SIGUSR1".into(), host::monotonic_ns())?;
+                let quiet = opts.quiet;
+                tokio::spawn(async move {
+                    match answer.await {
+                        Ok(Ok(path)) if !quiet => eprintln!("\nflightrec: froze the window into {}", path.display()),
+                        Ok(Err(e)) => eprintln!("\nflightrec: snapshot failed: {e}"),
+                        _ => {}
+                    }
+                });
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = sleep_until(stop_at) => break,
@@ -276,11 +376,36 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         if rec.batch.rows() >= MAX_SEGMENT_ROWS {
             rec.cut()?;
         }
+        if let Some(f) = rec.fired.take() {
+            let now = tokio::time::Instant::now();
+            if freeze_at.is_none() && now >= quiet_until {
+                let name = snapshot::default_name(f.trigger.name());
+                if !opts.quiet {
+                    eprintln!(
+                        "\nflightrec: trigger {} fired ({} for tid {}); freezing {} in {:?}",
+                        f.trigger,
+                        humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
+                        f.tid,
+                        name,
+                        opts.post
+                    );
+                }
+                let reason = format!(
+                    "trigger {}: {} for tid {}",
+                    f.trigger,
+                    humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
+                    f.tid
+                );
+                freeze_at = Some((now + opts.post, name, reason, f.at_ns));
+                quiet_until = now + opts.post + opts.cooldown;
+            }
+        }
     }
     // Detach first: then the last drain empties the ring for good and the totals match exactly.
     rec.probes.stop()?;
     rec.drain(ring.get_mut());
     rec.cut()?;
+    let _ = std::fs::remove_file(opts.dir.join(control::SOCKET));
     status.finish();
     let Recorder {
         writer,

@@ -28,6 +28,23 @@ pub struct Job {
     pub frames: Vec<Frame>,
 }
 
+/// Work for the writer thread, done in order: a freeze sent after a segment includes it.
+pub enum Work {
+    /// Write a segment and apply the window.
+    Segment(Job),
+    /// Freeze the current window into `snapshots/<name>/`; the path (or why not) is sent back.
+    Freeze {
+        /// Snapshot name.
+        name: String,
+        /// Why.
+        reason: String,
+        /// Monotonic ns of the cause.
+        cause_ns: u64,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<Result<PathBuf, String>>,
+    },
+}
+
 /// What the status line shows about the files.
 #[derive(Clone, Debug, Default)]
 pub struct DiskStats {
@@ -47,7 +64,7 @@ pub struct DiskStats {
 
 /// Handle to the writer thread.
 pub struct Writer {
-    tx: Option<mpsc::SyncSender<Job>>,
+    tx: Option<mpsc::SyncSender<Work>>,
     handle: Option<thread::JoinHandle<Manifest>>,
     /// Shared with the status line.
     pub stats: Arc<Mutex<DiskStats>>,
@@ -56,7 +73,7 @@ pub struct Writer {
 impl Writer {
     /// Starts the thread for `capture`, continuing `manifest`'s window.
     pub fn start(capture: PathBuf, mut manifest: Manifest) -> Result<Writer> {
-        let (tx, rx) = mpsc::sync_channel::<Job>(1);
+        let (tx, rx) = mpsc::sync_channel::<Work>(1);
         let stats = Arc::new(Mutex::new(DiskStats::default()));
         let shared = stats.clone();
         segment::write_manifest(&capture, &manifest)?;
@@ -64,7 +81,24 @@ impl Writer {
             .name("flightrec-writer".into())
             .spawn(move || {
                 let mut symbolizer = Symbolizer::default();
-                for mut job in rx {
+                for work in rx {
+                    let mut job = match work {
+                        Work::Segment(job) => job,
+                        Work::Freeze {
+                            name,
+                            reason,
+                            cause_ns,
+                            reply,
+                        } => {
+                            let _ = reply.send(
+                                crate::snapshot::freeze(
+                                    &capture, &manifest, &name, &reason, cause_ns,
+                                )
+                                .map_err(|e| format!("{e:#}")),
+                            );
+                            continue;
+                        }
+                    };
                     let id = job.meta.id;
                     let (frames, counts) = symbolizer.table(&job.frames);
                     job.tables.push((Table::UserFrames, frames));
@@ -110,12 +144,12 @@ impl Writer {
         })
     }
 
-    /// Queues a segment; blocks while the writer is busy with the previous one.
-    pub fn send(&self, job: Job) -> Result<()> {
+    /// Queues work; blocks while the writer is busy with the previous item.
+    pub fn send(&self, work: Work) -> Result<()> {
         self.tx
             .as_ref()
             .ok_or_else(|| anyhow!("writer closed"))?
-            .send(job)
+            .send(work)
             .map_err(|_| anyhow!("the writer thread stopped"))
     }
 

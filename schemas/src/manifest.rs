@@ -78,6 +78,22 @@ pub struct Manifest {
     pub devices: BTreeMap<String, String>,
     /// Finished segments, oldest first.
     pub segments: Vec<SegmentMeta>,
+    /// Set in a snapshot: when and why the window was frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<Frozen>,
+}
+
+/// Why and when a snapshot was taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frozen {
+    /// Snapshot name.
+    pub name: String,
+    /// What asked for it: `request`, `SIGUSR1`, or the trigger and what it saw.
+    pub reason: String,
+    /// Monotonic ns of the cause (the trigger's event, or the request).
+    pub cause_ns: u64,
+    /// Monotonic ns of the freeze.
+    pub frozen_ns: u64,
 }
 
 /// Metadata of one finished segment.

@@ -1,4 +1,5 @@
 mod broken;
+mod bundle;
 mod golden;
 mod truth;
 

@@ -1,0 +1,252 @@
+//! The incident flow on the real kernel: record, freeze, export, and analyze elsewhere after the
+//! recorded program is gone; and a trigger that freezes on injected run-queue latency.
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use super::*;
+
+fn flightrec(args: &[&str]) -> String {
+    let out = Command::new(workspace_bin("flightrec"))
+        .args(args)
+        .output()
+        .expect("run flightrec");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn analyze(args: &[&str]) -> String {
+    let out = Command::new(workspace_bin("flightrec-analyze"))
+        .args(args)
+        .output()
+        .expect("run flightrec-analyze");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn build_shortlived(dir: &Path) -> std::path::PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/data/shortlived.c");
+    let bin = dir.join("flightrec-shortlived");
+    let status = Command::new("cc")
+        .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("cc (gcc) is needed to build the test program");
+    assert!(status.success(), "compiling {}", src.display());
+    bin
+}
+
+#[test]
+fn short_lived_program_is_symbolized_after_export_and_deletion() {
+    require_root!();
+    let cap = tempfile::tempdir().unwrap();
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let bin = build_shortlived(build.path());
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--events",
+            "sched,process,profile",
+            "--freq",
+            "199",
+            "--segment",
+            "1s",
+        ],
+    );
+    let child = Command::new(&bin).stdout(Stdio::null()).spawn().unwrap();
+    let pid = child.id().to_string();
+    assert!(child.wait_with_output().unwrap().status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let snap = flightrec(&[
+        "snapshot",
+        "--dir",
+        cap.path().to_str().unwrap(),
+        "--name",
+        "incident",
+    ]);
+    let snap = snap.trim();
+    assert!(snap.ends_with("snapshots/incident"), "{snap}");
+    let tar = build.path().join("incident.tar");
+    flightrec(&["export", snap, "-o", tar.to_str().unwrap()]);
+    rec.stop();
+
+    // Somewhere else, after the program is gone.
+    std::fs::remove_file(&bin).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("incident.tar");
+    std::fs::copy(&tar, &copy).unwrap();
+    drop(cap);
+    let copy = copy.to_str().unwrap();
+    let off = analyze(&["offcpu", copy, "--pid", &pid, "--folded"]);
+    let prof = analyze(&["profile", copy, "--pid", &pid, "--folded"]);
+    eprintln!("off-CPU of the deleted program:\n{off}\non-CPU:\n{prof}");
+    assert!(
+        off.lines()
+            .any(|l| l.contains("flightrec_c_sleep_here") && l.contains("do_nanosleep")),
+        "sleep function and kernel frames named"
+    );
+    assert!(
+        prof.contains("flightrec_c_burn_here"),
+        "burn function named"
+    );
+    assert!(
+        off.lines().all(|l| l.starts_with("flightrec-short")),
+        "comm of the program"
+    );
+    let summary = analyze(&["summary", copy]);
+    assert!(
+        summary.contains("frozen") && summary.contains("by request"),
+        "{summary}"
+    );
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[test]
+fn trigger_freezes_around_injected_run_queue_latency() {
+    require_root!();
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--events",
+            "sched",
+            "--segment",
+            "1s",
+            "--trigger",
+            "runq>100ms",
+            "--post",
+            "2s",
+            "--cooldown",
+            "1h",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    // A real-time busy loop on CPU 0 for half a second starves a normal task that sleeps and wakes
+    // on that CPU: its wake-ups wait far longer than any background noise.
+    let victim = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(env!("CARGO_BIN_EXE_flightrec-workload"))
+        .args(["--sleeps", "150", "--sleep-ms", "5"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let inject_start = monotonic_ns();
+    // `timeout` stays a normal, unpinned task: an RT loop on CPU 0 would never let it run there.
+    let hog = Command::new("timeout")
+        .args([
+            "0.5",
+            "chrt",
+            "-f",
+            "10",
+            "taskset",
+            "-c",
+            "0",
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ])
+        .status()
+        .expect("chrt and taskset (util-linux)");
+    let inject_end = monotonic_ns();
+    assert!(hog.code() == Some(124) || hog.success(), "hog ran: {hog}");
+    assert!(victim.wait_with_output().unwrap().status.success());
+    std::thread::sleep(Duration::from_secs(3));
+    rec.stop();
+
+    let snaps: Vec<_> = std::fs::read_dir(cap.path().join("snapshots"))
+        .expect("a snapshot was taken")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        snaps.len(),
+        1,
+        "one freeze despite many matches (cool-down): {snaps:?}"
+    );
+    let snap = &snaps[0];
+    assert!(
+        snap.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("runq-"),
+        "{snap:?}"
+    );
+    let m = flightrec_schemas::Manifest::read(&snap.join("manifest.json")).unwrap();
+    let frozen = m.frozen.as_ref().expect("reason recorded");
+    assert!(
+        frozen.reason.starts_with("trigger runq>100ms"),
+        "{}",
+        frozen.reason
+    );
+    let first = m
+        .segments
+        .iter()
+        .filter_map(|s| s.first_event_ns)
+        .min()
+        .unwrap();
+    let last = m
+        .segments
+        .iter()
+        .filter_map(|s| s.last_event_ns)
+        .max()
+        .unwrap();
+    eprintln!(
+        "trigger: {}; injection at +{} ms for {} ms, cause at +{} ms; snapshot holds {} ms before and {} ms after the cause",
+        frozen.reason,
+        (inject_start - first) / 1_000_000,
+        (inject_end - inject_start) / 1_000_000,
+        (frozen.cause_ns - first) / 1_000_000,
+        (frozen.cause_ns - first) / 1_000_000,
+        (last - frozen.cause_ns) / 1_000_000
+    );
+    assert!(
+        frozen.cause_ns > inject_start && frozen.cause_ns <= inject_end + 200_000_000,
+        "the trigger fired on the injected latency"
+    );
+    assert!(
+        frozen.cause_ns - first >= 1_500_000_000,
+        "holds the time before the trigger"
+    );
+    assert!(
+        last - frozen.cause_ns >= 1_500_000_000,
+        "holds the --post time after it"
+    );
+    // The frozen capture itself shows the latency that fired it.
+    let out = Command::new(workspace_bin("flightrec-analyze"))
+        .args([
+            "latency",
+            snap.to_str().unwrap(),
+            "--kind",
+            "runq",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let max = r["groups"][0]["percentiles"]["max"].as_u64().unwrap();
+    assert!(
+        max > 100_000_000,
+        "max run-queue latency in the snapshot {max} ns"
+    );
+}
