@@ -62,6 +62,25 @@ pub struct Summary {
     pub top_offcpu: Vec<ProcessTime>,
     /// For a snapshot: why it was taken, when (UTC), and the cause's time.
     pub frozen: Option<(String, String, String)>,
+    /// What recording cost, over the covered segments.
+    pub cost: CostSummary,
+}
+
+/// The recorder's own cost, as it measured it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CostSummary {
+    /// Time in the eBPF programs, ns.
+    pub bpf_ns: u64,
+    /// Program runs.
+    pub bpf_runs: u64,
+    /// Recorder process CPU time, ns.
+    pub recorder_cpu_ns: u64,
+    /// Largest amount found queued in the ring buffer by one drain, bytes.
+    pub ring_peak_bytes: u64,
+    /// Ring buffer size, bytes.
+    pub ring_bytes: u64,
+    /// Wall time the segments span, ns.
+    pub wall_ns: u64,
 }
 
 const TOP: usize = 10;
@@ -188,6 +207,21 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         lost: Lost::of(segs.iter().copied()),
         top_cpu: top(cpu, &names),
         top_offcpu: top(off, &names),
+        cost: {
+            let mut c = CostSummary {
+                ring_bytes: m.config.ringbuf_bytes,
+                ..Default::default()
+            };
+            for s in &segs {
+                let k = &s.meta.cost;
+                c.bpf_ns += k.bpf_ns.values().sum::<u64>();
+                c.bpf_runs += k.bpf_runs.values().sum::<u64>();
+                c.recorder_cpu_ns += k.recorder_cpu_ns;
+                c.ring_peak_bytes = c.ring_peak_bytes.max(k.ring_peak_bytes);
+                c.wall_ns += s.meta.end_ns.saturating_sub(s.meta.start_ns);
+            }
+            c
+        },
         frozen: m.frozen.as_ref().map(|f| {
             (
                 f.reason.clone(),
@@ -249,6 +283,20 @@ impl Summary {
                 .collect();
             let _ = writeln!(o, "lost per segment  {}", segs.join(", "));
         }
+        let c = &self.cost;
+        let pct = |ns: u64| 100.0 * ns as f64 / c.wall_ns.max(1) as f64;
+        let _ = writeln!(
+            o,
+            "cost        eBPF programs {} ({:.2}% of one CPU, {} runs, {} per run); recorder {} ({:.2}% of one CPU); ring buffer peak {} of {}",
+            fmt_ns(c.bpf_ns),
+            pct(c.bpf_ns),
+            c.bpf_runs,
+            fmt_ns(c.bpf_ns / c.bpf_runs.max(1)),
+            fmt_ns(c.recorder_cpu_ns),
+            pct(c.recorder_cpu_ns),
+            flightrec_schemas::human_bytes(c.ring_peak_bytes),
+            flightrec_schemas::human_bytes(c.ring_bytes)
+        );
         let errs: Vec<String> = self
             .lost
             .stack_errors

@@ -2,8 +2,10 @@
 //! configurations being compared round by round, and prints a table of medians with the command to
 //! reproduce it. Ratios measured in one run are the claim; absolute times depend on the machine.
 //!
+//!   cargo run --release -p flightrec-bench -- overhead [--loops 100000] [--rounds 5]
 //!   cargo run --release -p flightrec-bench -- analyzer [--switches 10M] [--rounds 5]
 mod analyzer;
+mod overhead;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -22,10 +24,13 @@ struct Cli {
 enum What {
     /// Off-CPU analysis speed on a recorded capture with many switch events.
     Analyzer(analyzer::Args),
+    /// Slowdown of a context-switch benchmark under flightrec, perf record and offcputime; bytes per event.
+    Overhead(overhead::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().what {
         What::Analyzer(a) => analyzer::run(a),
+        What::Overhead(a) => overhead::run(a),
     }
 }

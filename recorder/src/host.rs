@@ -18,6 +18,11 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC) as u64
 }
 
+/// CPU time of this process (all threads, user + system), ns.
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID) as u64
+}
+
 /// Monotonic and wall clocks read back to back; of three tries, the pair read closest together.
 pub fn clock_anchor() -> ClockAnchor {
     (0..3)

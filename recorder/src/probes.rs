@@ -111,8 +111,21 @@ pub struct ProbeOptions {
 pub struct Probes {
     ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
-    /// Skipped runs read just before the programs were detached (their stats go with them).
-    missed_at_stop: Option<[u64; SOURCE_COUNT]>,
+    /// Program statistics read just before the programs were detached (they go with them).
+    stats_at_stop: Option<ProgStats>,
+    /// Keeps the kernel's BPF run-time statistics enabled while it lives.
+    _stats: Option<std::os::fd::OwnedFd>,
+}
+
+/// Statistics the kernel keeps per program, summed per source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgStats {
+    /// Runs skipped because another BPF program was running on the CPU.
+    pub missed: [u64; SOURCE_COUNT],
+    /// Time spent in the programs, ns.
+    pub run_ns: [u64; SOURCE_COUNT],
+    /// Runs.
+    pub runs: [u64; SOURCE_COUNT],
 }
 
 /// Kernel-side counters summed over CPUs, per source.
@@ -122,8 +135,8 @@ pub struct KernelCounters {
     pub emitted: [u64; SOURCE_COUNT],
     /// Records dropped because the ring buffer was full.
     pub lost: [u64; SOURCE_COUNT],
-    /// Program runs skipped by the kernel because another BPF program ran on the CPU.
-    pub missed: [u64; SOURCE_COUNT],
+    /// Per-program statistics.
+    pub progs: ProgStats,
 }
 
 fn build_config(opts: &ProbeOptions) -> Result<Config> {
@@ -223,16 +236,20 @@ impl Probes {
             ebpf.take_map(MAP_COUNTERS)
                 .context("counters map missing from the eBPF object")?,
         )?;
+        // Run-time statistics cost two clock reads per program run; they are how the capture can
+        // say what recording cost. Without them (old kernel) the cost shows as zero.
+        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
         Ok(Probes {
             ebpf,
             counters,
-            missed_at_stop: None,
+            stats_at_stop: None,
+            _stats: stats,
         })
     }
 
     /// Detaches every program, so no record is written after this; maps stay readable.
     pub fn stop(&mut self) -> Result<()> {
-        self.missed_at_stop = Some(self.missed_runs());
+        self.stats_at_stop = Some(self.prog_stats());
         for (name, prog) in self.ebpf.programs_mut() {
             let result = match prog {
                 aya::programs::Program::TracePoint(p) => p.unload(),
@@ -272,29 +289,32 @@ impl Probes {
                 out[s as usize] = per_cpu.iter().sum();
             }
         }
-        k.missed = self.missed_at_stop.unwrap_or_else(|| self.missed_runs());
+        k.progs = self.stats_at_stop.unwrap_or_else(|| self.prog_stats());
         Ok(k)
     }
 
-    fn missed_runs(&self) -> [u64; SOURCE_COUNT] {
-        let mut missed = [0; SOURCE_COUNT];
+    fn prog_stats(&self) -> ProgStats {
+        let mut st = ProgStats::default();
         for (name, prog) in self.ebpf.programs() {
             let Some(source) = source_of(name) else {
                 continue;
             };
-            if let Some(info) = prog
+            let info = prog
                 .fd()
                 .ok()
-                .and_then(|fd| prog_info(fd.as_fd().as_raw_fd()).ok())
-            {
-                missed[source as usize] += info.recursion_misses;
+                .and_then(|fd| prog_info(fd.as_fd().as_raw_fd()).ok());
+            if let Some(info) = info {
+                let i = source as usize;
+                st.missed[i] += info.recursion_misses;
+                st.run_ns[i] += info.run_time_ns;
+                st.runs[i] += info.run_cnt;
             }
         }
-        missed
+        st
     }
 }
 
-/// `BPF_OBJ_GET_INFO_BY_FD`: aya does not expose `recursion_misses`, the runs the kernel skipped.
+/// `BPF_OBJ_GET_INFO_BY_FD`: aya does not expose `recursion_misses` (runs the kernel skipped).
 fn prog_info(fd: i32) -> std::io::Result<aya_obj::generated::bpf_prog_info> {
     const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
     #[repr(C)]

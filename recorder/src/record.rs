@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use aya::maps::{MapData, RingBuf};
 use flightrec_common::{Source, SOURCE_COUNT};
 use flightrec_schemas::{
-    Manifest, RecordConfig, SegmentMeta, SourceCounts, FORMAT_VERSION, MANIFEST_FILE,
+    Cost, Manifest, RecordConfig, SegmentMeta, SourceCounts, FORMAT_VERSION, MANIFEST_FILE,
 };
 use tokio::{
     io::{unix::AsyncFd, Interest},
@@ -166,6 +166,10 @@ struct Recorder {
     watch: Watch,
     /// A trigger that fired, waiting for its freeze.
     fired: Option<Fired>,
+    /// Recorder CPU time at the start of the segment, ns.
+    cpu_ns: u64,
+    /// Most bytes one drain found in the ring during this segment.
+    ring_peak: u64,
 }
 
 impl Recorder {
@@ -190,7 +194,10 @@ impl Recorder {
     }
 
     fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+        let mut bytes = 0u64;
         while let Some(item) = ring.next() {
+            // Each record also takes an 8-byte header in the ring.
+            bytes += item.len().next_multiple_of(8) as u64 + 8;
             match decode(&item) {
                 Ok(rec) => {
                     match &rec {
@@ -208,6 +215,7 @@ impl Recorder {
                 Err(_) => self.batch.decode_error(),
             }
         }
+        self.ring_peak = self.ring_peak.max(bytes);
         // Read the mappings of processes with new user stacks while they are (most likely) alive.
         for (tgid, frames) in self.batch.take_fresh_user_stacks() {
             self.maps.cover(tgid, frames);
@@ -232,17 +240,26 @@ impl Recorder {
             emitted: per_source(&delta(&now.emitted, &prev.emitted), &self.sources),
             lost: per_source(&delta(&now.lost, &prev.lost), &self.sources),
             stack_errors: per_source(&counts.stack_errors, &self.sources),
-            missed: per_source(&delta(&now.missed, &prev.missed), &self.sources),
+            missed: per_source(&delta(&now.progs.missed, &prev.progs.missed), &self.sources),
             decode_errors: counts.decode_errors,
+            cost: Cost {
+                bpf_ns: per_source(&delta(&now.progs.run_ns, &prev.progs.run_ns), &self.sources),
+                bpf_runs: per_source(&delta(&now.progs.runs, &prev.progs.runs), &self.sources),
+                recorder_cpu_ns: {
+                    let cpu = host::process_cpu_ns();
+                    cpu - std::mem::replace(&mut self.cpu_ns, cpu)
+                },
+                ring_peak_bytes: std::mem::take(&mut self.ring_peak),
+            },
             ..Default::default()
         };
         self.events += counts.rows.iter().sum::<u64>();
         self.lost += meta.total_lost();
-        self.writer.send(Work::Segment(Job {
+        self.writer.send(Work::Segment(Box::new(Job {
             tables,
             meta,
             frames,
-        }))?;
+        })))?;
         self.tasks.prune(self.segment_id);
         self.maps.prune(self.segment_id);
         self.segment_id += 1;
@@ -278,6 +295,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         lost: 0,
         watch: Watch::new(opts.triggers.clone()),
         fired: None,
+        cpu_ns: host::process_cpu_ns(),
+        ring_peak: 0,
     };
     // Deadline of a pending trigger's freeze, and the end of its cool-down.
     let mut freeze_at: Option<(tokio::time::Instant, String, String, u64)> = None;

@@ -31,7 +31,7 @@ pub struct Job {
 /// Work for the writer thread, done in order: a freeze sent after a segment includes it.
 pub enum Work {
     /// Write a segment and apply the window.
-    Segment(Job),
+    Segment(Box<Job>),
     /// Freeze the current window into `snapshots/<name>/`; the path (or why not) is sent back.
     Freeze {
         /// Snapshot name.
@@ -83,7 +83,7 @@ impl Writer {
                 let mut symbolizer = Symbolizer::default();
                 for work in rx {
                     let mut job = match work {
-                        Work::Segment(job) => job,
+                        Work::Segment(job) => *job,
                         Work::Freeze {
                             name,
                             reason,

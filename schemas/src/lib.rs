@@ -26,7 +26,7 @@ pub fn human_bytes(b: u64) -> String {
 }
 
 pub use manifest::{
-    ClockAnchor, Frozen, Manifest, ManifestError, RecordConfig, SegmentMeta, SourceCounts,
+    ClockAnchor, Cost, Frozen, Manifest, ManifestError, RecordConfig, SegmentMeta, SourceCounts,
     FORMAT_VERSION, MANIFEST_FILE, SEGMENTS_DIR, SEGMENT_META_FILE,
 };
 pub use tables::Table;

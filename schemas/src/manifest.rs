@@ -130,6 +130,22 @@ pub struct SegmentMeta {
     pub user_frames_unknown: u64,
     /// Bytes of the segment's files.
     pub bytes: u64,
+    /// What recording this segment cost.
+    #[serde(default)]
+    pub cost: Cost,
+}
+
+/// The recorder's own cost over one segment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Time spent in the eBPF programs, ns per source (kernel BPF statistics; 0 where unavailable).
+    pub bpf_ns: SourceCounts,
+    /// Program runs per source.
+    pub bpf_runs: SourceCounts,
+    /// CPU time of the recorder process (user + system), ns.
+    pub recorder_cpu_ns: u64,
+    /// Most bytes found queued in the ring buffer by one drain: how full it got.
+    pub ring_peak_bytes: u64,
 }
 
 impl SegmentMeta {

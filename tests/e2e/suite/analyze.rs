@@ -214,8 +214,16 @@ fn close(a: u64, b: u64, tolerance_pct: u64) -> bool {
     a.abs_diff(b) <= (a.max(b) * tolerance_pct / 100).max(5)
 }
 
-fn adjacent_buckets(a: u64, b: u64) -> bool {
-    a == b || a == 2 * b || b == 2 * a || (a.max(b) == 1 && a.min(b) == 0)
+/// True when two log2 bucket lower bounds (us) are at most `steps` buckets apart.
+fn buckets_within(a: u64, b: u64, steps: u32) -> bool {
+    let index = |low: u64| {
+        if low == 0 {
+            0
+        } else {
+            64 - low.leading_zeros()
+        }
+    };
+    index(a).abs_diff(index(b)) <= steps
 }
 
 /// A child that is killed and reaped however the test ends.
@@ -271,13 +279,16 @@ fn runqlat_and_biolatency_agree_with_flightrec() {
     eprintln!("runq  : flightrec {our_runq} latencies, median bucket {our_runq_median} us; runqlat {peer_runq}, median bucket {peer_runq_median} us");
     eprintln!("block : flightrec {our_bio} requests, median bucket {our_bio_median} us; biolatency {peer_bio}, median bucket {peer_bio_median} us");
     assert!(close(our_runq, peer_runq, 5), "run-queue counts differ");
+    // Both tools hook sched_switch; flightrec's program runs first and stamps the time on entry, then
+    // walks two stacks, so runqlat's switch-in stamps come a few microseconds later. With medians of a
+    // few microseconds that can move runqlat up to two log2 buckets; the counts must still agree.
     assert!(
-        adjacent_buckets(our_runq_median, peer_runq_median),
+        buckets_within(our_runq_median, peer_runq_median, 2),
         "run-queue medians differ"
     );
     assert!(close(our_bio, peer_bio, 10), "block counts differ");
     assert!(
-        adjacent_buckets(our_bio_median, peer_bio_median),
+        buckets_within(our_bio_median, peer_bio_median, 1),
         "block medians differ"
     );
 }

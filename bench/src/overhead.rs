@@ -1,0 +1,258 @@
+//! Overhead and size: `perf bench sched pipe` alone and under each tracer, rounds alternating
+//! between configurations so drift on a shared machine hits all of them alike; medians reported as
+//! slowdown against the untraced run. Also bytes on disk per recorded event, flightrec's capture
+//! next to perf.data for the same run.
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{median, release_bins, table};
+
+/// Options.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Round trips of `perf bench sched pipe` per run.
+    #[arg(long, default_value_t = 100_000)]
+    loops: u64,
+    /// Rounds (each runs every configuration once).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Config {
+    Nothing,
+    Flightrec,
+    PerfRecord,
+    Offcputime,
+}
+
+impl Config {
+    fn name(self) -> &'static str {
+        match self {
+            Config::Nothing => "nothing",
+            Config::Flightrec => "flightrec record --events sched",
+            Config::PerfRecord => "perf record -e sched:sched_switch -e sched:sched_wakeup -g -a",
+            Config::Offcputime => "offcputime (libbpf-tools)",
+        }
+    }
+}
+
+struct Tracer {
+    child: Child,
+}
+
+impl Tracer {
+    fn stop(mut self) -> Result<()> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+fn start(cfg: Config, bins: &str, work: &Path) -> Result<Option<Tracer>> {
+    let child = match cfg {
+        Config::Nothing => return Ok(None),
+        Config::Flightrec => {
+            let dir = work.join("capture");
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut c = Command::new(format!("{bins}/flightrec"))
+                .arg("record")
+                .arg("--dir")
+                .arg(&dir)
+                .args(["--events", "sched", "--segment", "60s", "--quiet"])
+                .spawn()?;
+            while !dir.join("manifest.json").exists() {
+                if c.try_wait()?.is_some() {
+                    bail!("flightrec exited; run as root");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            c
+        }
+        Config::PerfRecord => {
+            let c = Command::new("perf")
+                .args([
+                    "record",
+                    "-q",
+                    "-e",
+                    "sched:sched_switch",
+                    "-e",
+                    "sched:sched_wakeup",
+                    "-g",
+                    "-a",
+                    "-o",
+                ])
+                .arg(work.join("perf.data"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("perf (apt-get install linux-perf)")?;
+            // perf has no ready line; its setup takes well under a second here.
+            std::thread::sleep(Duration::from_millis(1500));
+            c
+        }
+        Config::Offcputime => {
+            let c = Command::new("/usr/sbin/offcputime")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("offcputime (apt-get install libbpf-tools)")?;
+            // It prints nothing until it stops; loading its programs takes well under a second.
+            std::thread::sleep(Duration::from_millis(1500));
+            c
+        }
+    };
+    Ok(Some(Tracer { child }))
+}
+
+fn pipe_bench(loops: u64) -> Result<Duration> {
+    let out = Command::new("perf")
+        .args(["bench", "sched", "pipe", "-l", &loops.to_string()])
+        .output()
+        .context("perf bench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let secs: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Total time:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no total time in perf bench output: {text}"))?;
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+fn flightrec_events(bins: &str, capture: &Path) -> Result<u64> {
+    let out = Command::new(format!("{bins}/flightrec-analyze"))
+        .arg("summary")
+        .arg(capture)
+        .arg("--json")
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["events"]["sched_switch"].as_u64().unwrap_or(0)
+        + v["events"]["sched_wakeup"].as_u64().unwrap_or(0))
+}
+
+fn perf_events(data: &Path) -> Result<u64> {
+    let out = Command::new("perf")
+        .args(["report", "--stats", "-i"])
+        .arg(data)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "SAMPLE events:     394223  (99.8%)": the first such line is the total.
+    Ok(text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("SAMPLE events:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Runs the benchmark.
+pub fn run(a: Args) -> Result<()> {
+    let bins = release_bins()?;
+    let bins = bins.to_str().context("utf-8 path")?.to_string();
+    let work = std::env::temp_dir().join("flightrec-bench-overhead");
+    std::fs::create_dir_all(&work)?;
+    let configs = [
+        Config::Nothing,
+        Config::Flightrec,
+        Config::PerfRecord,
+        Config::Offcputime,
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); configs.len()];
+    let mut sizes = (0u64, 0u64, 0u64, 0u64);
+    for round in 0..a.rounds {
+        eprintln!("round {}/{}", round + 1, a.rounds);
+        for (i, cfg) in configs.iter().enumerate() {
+            let tracer = start(*cfg, &bins, &work)?;
+            let t = pipe_bench(a.loops)?;
+            if let Some(t) = tracer {
+                t.stop()?;
+            }
+            times[i].push(t);
+            if round == 0 {
+                match cfg {
+                    Config::Flightrec => {
+                        let cap = work.join("capture");
+                        sizes.0 = dir_bytes(&cap.join("segments"));
+                        sizes.1 = flightrec_events(&bins, &cap)?;
+                    }
+                    Config::PerfRecord => {
+                        let data = work.join("perf.data");
+                        sizes.2 = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
+                        sizes.3 = perf_events(&data)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    let base = medians[0].as_secs_f64();
+    println!(
+        "\nperf bench sched pipe -l {}, median of {} alternating rounds:\n",
+        a.loops, a.rounds
+    );
+    let rows: Vec<Vec<String>> = configs
+        .iter()
+        .zip(&medians)
+        .map(|(c, m)| {
+            vec![
+                c.name().to_string(),
+                format!("{:.3} s", m.as_secs_f64()),
+                format!("{:+.0}%", (m.as_secs_f64() / base - 1.0) * 100.0),
+            ]
+        })
+        .collect();
+    table(&["recording", "time", "slowdown vs nothing"], &rows);
+    let per = |bytes: u64, n: u64| {
+        if n == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{:.1}", bytes as f64 / n as f64)
+        }
+    };
+    println!("\nbytes on disk per recorded event (first round):\n");
+    table(
+        &["tool", "events", "bytes", "bytes/event"],
+        &[
+            vec![
+                "flightrec (zstd Parquet, stacks deduplicated)".into(),
+                sizes.1.to_string(),
+                sizes.0.to_string(),
+                per(sizes.0, sizes.1),
+            ],
+            vec![
+                "perf.data".into(),
+                sizes.3.to_string(),
+                sizes.2.to_string(),
+                per(sizes.2, sizes.3),
+            ],
+        ],
+    );
+    println!(
+        "\nreproduce: cargo run --release -p flightrec-bench -- overhead --loops {} --rounds {}",
+        a.loops, a.rounds
+    );
+    Ok(())
+}
