@@ -111,6 +111,24 @@ impl Format {
         })
     }
 
+    /// Length of the record: the end of its last field. Refused when the programs' copy would not
+    /// hold every field.
+    pub fn record_len(&self) -> Result<u32> {
+        let len = self
+            .fields
+            .values()
+            .map(|f| f.offset + f.size)
+            .max()
+            .unwrap_or(0);
+        if len as usize > flightrec_common::RAW_RECORD_MAX - 1 {
+            bail!(
+                "tracepoint {} record is {len} bytes: this kernel's layout is not supported",
+                self.event
+            );
+        }
+        Ok(len)
+    }
+
     /// True when the field exists.
     pub fn has(&self, name: &str) -> bool {
         self.fields.contains_key(name)
@@ -156,6 +174,7 @@ pub fn read_format(root: &Path, group: &str, event: &str) -> Result<Format> {
 /// Offsets of `sched:sched_switch`.
 pub fn switch_offsets(f: &Format) -> Result<SwitchOffsets> {
     Ok(SwitchOffsets {
+        record_len: f.record_len()?,
         prev_comm: f.offset("prev_comm", &[16])?,
         prev_pid: f.offset("prev_pid", &[4])?,
         prev_prio: f.offset("prev_prio", &[4])?,
@@ -170,6 +189,7 @@ pub fn switch_offsets(f: &Format) -> Result<SwitchOffsets> {
 pub fn wakeup_offsets(wakeup: &Format, wakeup_new: &Format) -> Result<WakeupOffsets> {
     let get = |f: &Format| -> Result<WakeupOffsets> {
         Ok(WakeupOffsets {
+            record_len: f.record_len()?,
             comm: f.offset("comm", &[16])?,
             pid: f.offset("pid", &[4])?,
             prio: f.offset("prio", &[4])?,
@@ -276,6 +296,7 @@ mod tests {
         let o = switch_offsets(&f).unwrap();
         assert_eq!((o.prev_comm, o.prev_pid, o.prev_state), (8, 24, 32));
         assert_eq!((o.next_comm, o.next_pid, o.next_prio), (40, 56, 60));
+        assert_eq!(o.record_len, 64, "end of next_prio");
     }
 
     #[test]

@@ -340,10 +340,15 @@ pub struct TcpEvent {
 /// data's offset from the record start, the high 16 its length.
 pub const DATA_LOC_FLAG: u32 = 1 << 31;
 
+/// Bytes of a tracepoint record the programs copy at most; fields must lie within them.
+pub const RAW_RECORD_MAX: usize = 256;
+
 /// Tracepoint field offsets of `sched_switch`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SwitchOffsets {
+    /// Length of the whole record (copied once, then read with plain loads).
+    pub record_len: u32,
     pub prev_comm: u32,
     pub prev_pid: u32,
     pub prev_prio: u32,
@@ -357,6 +362,8 @@ pub struct SwitchOffsets {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WakeupOffsets {
+    /// Length of the whole record.
+    pub record_len: u32,
     pub comm: u32,
     pub pid: u32,
     pub prio: u32,

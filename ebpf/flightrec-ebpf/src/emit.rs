@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use flightrec_common::{
     counter_index, Config, Counter, EventHeader, EventKind, Source, COMM_LEN, COUNTER_ENTRIES,
-    DATA_LOC_FLAG, MAX_STACK_BYTES, SCRATCH_SIZE,
+    DATA_LOC_FLAG, MAX_STACK_BYTES, RAW_RECORD_MAX, SCRATCH_SIZE,
 };
 
 const BPF_RB_AVAIL_DATA: u64 = 0;
@@ -82,6 +82,32 @@ pub fn header(tid: u32, tgid: u32, kind: EventKind) -> EventHeader {
         tgid,
         cpu: unsafe { bpf_get_smp_processor_id() },
         kind: kind as u32,
+    }
+}
+
+/// Where in the tracepoint scratch slot a record is copied by [`Raw::copy`]: past the largest
+/// event with two full stacks.
+const RAW_AT: usize = SCRATCH_SIZE - 2 * RAW_RECORD_MAX;
+
+/// A tracepoint record copied into scratch with one helper call; fields are then plain loads at
+/// offsets masked to the copy, which the verifier can bound.
+pub struct Raw(*const u8);
+
+impl Raw {
+    /// Copies `len` bytes (the record's length from its format file) of the record.
+    #[inline(always)]
+    pub fn copy(ctx: &TracePointContext, buf: *mut u8, len: u32) -> Raw {
+        let dst = unsafe { buf.add(RAW_AT) };
+        let len = len & (RAW_RECORD_MAX as u32 - 1);
+        unsafe { bpf_probe_read_kernel(dst.cast(), len, ctx.as_ptr().cast()) };
+        Raw(dst)
+    }
+
+    /// The `T` at `offset`.
+    #[inline(always)]
+    pub fn get<T: Copy>(&self, offset: u32) -> T {
+        let at = offset as usize & (RAW_RECORD_MAX - 1);
+        unsafe { core::ptr::read_unaligned(self.0.add(at).cast::<T>()) }
     }
 }
 

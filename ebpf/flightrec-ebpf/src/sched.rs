@@ -1,10 +1,9 @@
 //! `sched_switch` with the stacks of the task leaving the CPU, and wake-ups.
 use aya_ebpf::programs::TracePointContext;
-use flightrec_common::{EventKind, Source, SwitchEvent, WakeupEvent, COMM_LEN};
+use flightrec_common::{EventKind, Source, SwitchEvent, WakeupEvent};
 
 use crate::emit::{
-    conf, current, emit, emit_value, field, field_bytes, header, is_own, scratch, walk_stacks,
-    SLOT_TRACEPOINT,
+    conf, current, emit, emit_value, header, is_own, scratch, walk_stacks, Raw, SLOT_TRACEPOINT,
 };
 
 pub fn switch(ctx: &TracePointContext) {
@@ -15,15 +14,16 @@ pub fn switch(ctx: &TracePointContext) {
         return;
     };
     let ev = buf.cast::<SwitchEvent>();
+    let raw = Raw::copy(ctx, buf, conf!(switch.record_len));
     unsafe {
         (*ev).hdr = header(tid, tgid, EventKind::Switch);
-        (*ev).prev_pid = field(ctx, conf!(switch.prev_pid));
-        (*ev).next_pid = field(ctx, conf!(switch.next_pid));
-        (*ev).prev_prio = field(ctx, conf!(switch.prev_prio));
-        (*ev).next_prio = field(ctx, conf!(switch.next_prio));
-        (*ev).prev_state = field(ctx, conf!(switch.prev_state));
-        field_bytes::<COMM_LEN>(ctx, conf!(switch.prev_comm), &mut (*ev).prev_comm);
-        field_bytes::<COMM_LEN>(ctx, conf!(switch.next_comm), &mut (*ev).next_comm);
+        (*ev).prev_pid = raw.get(conf!(switch.prev_pid));
+        (*ev).next_pid = raw.get(conf!(switch.next_pid));
+        (*ev).prev_prio = raw.get(conf!(switch.prev_prio));
+        (*ev).next_prio = raw.get(conf!(switch.next_prio));
+        (*ev).prev_state = raw.get(conf!(switch.prev_state));
+        (*ev).prev_comm = raw.get(conf!(switch.prev_comm));
+        (*ev).next_comm = raw.get(conf!(switch.next_comm));
     }
     let (k, u, len) = if is_own(tgid) {
         (0, 0, core::mem::size_of::<SwitchEvent>())
@@ -39,20 +39,22 @@ pub fn switch(ctx: &TracePointContext) {
 
 pub fn wakeup(ctx: &TracePointContext, new: bool) {
     let (tid, tgid) = current();
-    let pid: i32 = field(ctx, conf!(wakeup.pid));
+    let Some(buf) = scratch(SLOT_TRACEPOINT) else {
+        return;
+    };
+    let raw = Raw::copy(ctx, buf, conf!(wakeup.record_len));
     let kind = if new {
         EventKind::WakeupNew
     } else {
         EventKind::Wakeup
     };
-    let mut ev = WakeupEvent {
+    let ev = WakeupEvent {
         hdr: header(tid, tgid, kind),
-        pid,
-        prio: field(ctx, conf!(wakeup.prio)),
-        target_cpu: field(ctx, conf!(wakeup.target_cpu)),
+        pid: raw.get(conf!(wakeup.pid)),
+        prio: raw.get(conf!(wakeup.prio)),
+        target_cpu: raw.get(conf!(wakeup.target_cpu)),
         _pad: 0,
-        comm: [0; COMM_LEN],
+        comm: raw.get(conf!(wakeup.comm)),
     };
-    field_bytes(ctx, conf!(wakeup.comm), &mut ev.comm);
     emit_value(Source::Sched, &ev);
 }
