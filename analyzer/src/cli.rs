@@ -106,6 +106,11 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         top: usize,
     },
+    /// Read every table of every segment and check it against its metadata.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Interactive SVG flame graph.
     Flamegraph {
         #[command(flatten)]
@@ -201,6 +206,17 @@ pub fn run(cli: Cli) -> Result<String> {
                     out.push_str(&format!("\n{by} = {}\n", g.name));
                 }
                 out.push_str(&g.dist.render());
+            }
+            Ok(out)
+        }
+        Command::Verify { common } => {
+            let (cap, _) = open(&common)?;
+            let v = crate::verify::verify(&cap)?;
+            let out = if common.json { json(&v)? } else { v.render() };
+            if !v.ok {
+                // The report goes out, and the exit status says the capture is damaged.
+                print!("{out}");
+                bail!("{} is damaged", common.capture.display());
             }
             Ok(out)
         }

@@ -25,3 +25,4 @@ pub mod profile;
 pub mod stackagg;
 pub mod summary;
 pub mod syscalls;
+pub mod verify;

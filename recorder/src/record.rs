@@ -39,6 +39,9 @@ use crate::{
 const MAX_SEGMENT_ROWS: u64 = 2_000_000;
 /// Drain at least this often: records written without a wake-up wait at most this long.
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
+/// Records decoded per drain pass before the loop looks at its timers again: under a flood the ring
+/// never empties, and a drain that ran until it did would never cut a segment.
+const DRAIN_BUDGET: usize = 32 * 1024;
 
 /// Options of a recording.
 #[derive(Clone, Debug)]
@@ -193,9 +196,13 @@ impl Recorder {
         Ok(answer)
     }
 
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+    /// Decodes queued records, at most [`DRAIN_BUDGET`]; true when it stopped with records left.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> bool {
         let mut bytes = 0u64;
-        while let Some(item) = ring.next() {
+        let mut left = DRAIN_BUDGET;
+        while left > 0 {
+            let Some(item) = ring.next() else { break };
+            left -= 1;
             // Each record also takes an 8-byte header in the ring.
             bytes += item.len().next_multiple_of(8) as u64 + 8;
             match decode(&item) {
@@ -220,6 +227,12 @@ impl Recorder {
         for (tgid, frames) in self.batch.take_fresh_user_stacks() {
             self.maps.cover(tgid, frames);
         }
+        left == 0
+    }
+
+    /// Drains until the ring is empty (when stopping or cutting).
+    fn drain_all(&mut self, ring: &mut RingBuf<MapData>) {
+        while self.drain(ring) {}
     }
 
     fn cut(&mut self) -> Result<()> {
@@ -320,10 +333,15 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                rec.drain(guard.get_inner_mut());
-                guard.clear_ready();
+                // Out of budget with records left: stay ready, so draining resumes right after the
+                // other branches had their turn.
+                if !rec.drain(guard.get_inner_mut()) {
+                    guard.clear_ready();
+                }
             }
-            _ = drain_tick.tick() => rec.drain(ring.get_mut()),
+            _ = drain_tick.tick() => {
+                rec.drain(ring.get_mut());
+            }
             _ = sleep_until(next_cut) => {
                 rec.drain(ring.get_mut());
                 rec.cut()?;
@@ -422,7 +440,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     }
     // Detach first: then the last drain empties the ring for good and the totals match exactly.
     rec.probes.stop()?;
-    rec.drain(ring.get_mut());
+    rec.drain_all(ring.get_mut());
     rec.cut()?;
     let _ = std::fs::remove_file(opts.dir.join(control::SOCKET));
     status.finish();
@@ -439,8 +457,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         eprintln!("flightrec: last write error: {e}");
     }
     Ok(RecordSummary {
-        events,
-        lost,
+        events: events - stats.unwritten_events,
+        lost: lost + stats.unwritten_events,
         segments: manifest.segments.len(),
         bytes: manifest.segments.iter().map(|s| s.bytes).sum(),
         failed_segments: stats.failed,

@@ -87,18 +87,34 @@ pub fn segment_path(capture: &Path, id: u64) -> PathBuf {
     capture.join(SEGMENTS_DIR).join(segment_dir_name(id))
 }
 
-/// Writes a segment's tables and metadata; returns the metadata with its size filled in.
+/// Writes a segment's tables and metadata; returns the metadata with its size filled in. On failure
+/// (a full disk, say) nothing of the segment is left behind.
 pub fn write_segment(
     capture: &Path,
+    tables: &[(Table, RecordBatch)],
+    meta: SegmentMeta,
+) -> Result<SegmentMeta> {
+    let tmp = capture
+        .join(SEGMENTS_DIR)
+        .join(format!(".{}.tmp", segment_dir_name(meta.id)));
+    let result = write_segment_into(capture, &tmp, tables, meta);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn write_segment_into(
+    capture: &Path,
+    tmp: &Path,
     tables: &[(Table, RecordBatch)],
     mut meta: SegmentMeta,
 ) -> Result<SegmentMeta> {
     let segments = capture.join(SEGMENTS_DIR);
-    let tmp = segments.join(format!(".{}.tmp", segment_dir_name(meta.id)));
     if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
+        fs::remove_dir_all(tmp)?;
     }
-    private_dir(&tmp)?;
+    private_dir(tmp)?;
     let mut bytes = 0;
     for (table, batch) in tables {
         meta.rows
@@ -112,7 +128,7 @@ pub fn write_segment(
     f.write_all(&json)?;
     f.sync_all()?;
     let dst = segment_path(capture, meta.id);
-    fs::rename(&tmp, &dst).with_context(|| format!("cannot rename into {}", dst.display()))?;
+    fs::rename(tmp, &dst).with_context(|| format!("cannot rename into {}", dst.display()))?;
     sync_dir(&segments)?;
     Ok(meta)
 }

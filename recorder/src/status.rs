@@ -52,7 +52,7 @@ impl Status {
             span / 60,
             span % 60,
             if d.failed > 0 {
-                format!(" | {} segments failed to write", d.failed)
+                format!(" | {} segments ({} events) failed to write", d.failed, d.unwritten_events)
             } else {
                 String::new()
             }

@@ -58,6 +58,8 @@ pub struct DiskStats {
     pub evicted: u64,
     /// Segments that could not be written.
     pub failed: u64,
+    /// Events in the segments that could not be written: lost too.
+    pub unwritten_events: u64,
     /// The last write error.
     pub last_error: Option<String>,
 }
@@ -104,11 +106,29 @@ impl Writer {
                     job.tables.push((Table::UserFrames, frames));
                     job.meta.user_frames = counts.frames;
                     job.meta.user_frames_unknown = counts.unknown;
+                    let mut evicted = 0;
+                    let events: u64 = job
+                        .tables
+                        .iter()
+                        .filter(|(t, _)| t.is_event_table())
+                        .map(|(_, b)| b.num_rows() as u64)
+                        .sum();
                     match segment::write_segment(&capture, &job.tables, job.meta) {
                         Ok(meta) => manifest.segments.push(meta),
                         Err(e) => {
+                            // Most likely the disk is full: make room by giving up the oldest
+                            // segment (never the snapshots), so the next segment can be written.
+                            if manifest.segments.len() > 1 {
+                                let oldest = manifest.segments.remove(0);
+                                if fs::remove_dir_all(segment::segment_path(&capture, oldest.id))
+                                    .is_ok()
+                                {
+                                    evicted += 1;
+                                }
+                            }
                             let mut s = shared.lock().expect("stats lock");
                             s.failed += 1;
+                            s.unwritten_events += events;
                             s.last_error = Some(format!("segment {id}: {e:#}"));
                         }
                     }
@@ -118,7 +138,6 @@ impl Writer {
                         manifest.config.window_ns,
                         manifest.config.max_size_bytes,
                     );
-                    let mut evicted = 0;
                     for id in &evict {
                         if fs::remove_dir_all(segment::segment_path(&capture, *id)).is_ok() {
                             evicted += 1;

@@ -69,6 +69,14 @@ impl Table {
         format!("{}.parquet", self.name())
     }
 
+    /// True for tables of events (as opposed to stacks, tasks and symbols).
+    pub fn is_event_table(self) -> bool {
+        !matches!(
+            self,
+            Table::Stacks | Table::Tasks | Table::KernelSymbols | Table::UserFrames
+        )
+    }
+
     /// Looks a table up by name.
     pub fn from_name(name: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.name() == name)

@@ -3,6 +3,7 @@
 mod analyze;
 mod incident;
 mod record;
+mod reliability;
 
 use std::{
     collections::BTreeMap,
@@ -155,11 +156,12 @@ impl Capture {
         }
     }
 
-    /// Segment directories on disk, oldest first.
+    /// Finished segment directories on disk, oldest first (hidden `.N.tmp` ones are being written).
     pub fn segment_dirs(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(self.dir.join(SEGMENTS_DIR))
             .expect("segments dir")
             .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| e.path())
             .collect();
         v.sort();
