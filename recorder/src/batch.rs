@@ -169,6 +169,8 @@ pub struct SegmentBatch {
     tcp: Tcps,
     stacks: StackTable,
     tids: HashSet<i32>,
+    /// Drop command lines and file paths (`--redact`).
+    redact: bool,
     /// Counts beside the rows.
     pub counts: BatchCounts,
 }
@@ -182,6 +184,14 @@ fn ip(family: u16, raw: &[u8; 16]) -> String {
 }
 
 impl SegmentBatch {
+    /// An empty batch; `redact` drops command lines and file paths.
+    pub fn new(redact: bool) -> SegmentBatch {
+        SegmentBatch {
+            redact,
+            ..Default::default()
+        }
+    }
+
     /// Event rows so far.
     pub fn rows(&self) -> u64 {
         self.counts.rows.iter().sum()
@@ -263,7 +273,11 @@ impl SegmentBatch {
                     Some(e.old_pid),
                     &e.comm,
                 );
-                self.process.filename.append_value(filename);
+                if self.redact {
+                    self.process.filename.append_null();
+                } else {
+                    self.process.filename.append_value(filename);
+                }
                 self.process.group_dead.append_null();
             }
             Record::Fork(e) => {
@@ -452,7 +466,7 @@ impl SegmentBatch {
         ]);
         out.push(mk(Table::Tcp, cols));
         out.push((Table::Stacks, self.stacks.finish()));
-        out.push((Table::Tasks, tasks_table(&self.tids, tasks)));
+        out.push((Table::Tasks, tasks_table(&self.tids, tasks, self.redact)));
         out.push((
             Table::KernelSymbols,
             ksyms.table(&self.stacks.kernel_addresses()),
@@ -467,7 +481,7 @@ impl SegmentBatch {
     }
 }
 
-fn tasks_table(tids: &HashSet<i32>, tasks: &TaskTable) -> RecordBatch {
+fn tasks_table(tids: &HashSet<i32>, tasks: &TaskTable, redact: bool) -> RecordBatch {
     let mut sorted: Vec<i32> = tids.iter().copied().collect();
     sorted.sort_unstable();
     let mut tid = Int32Builder::new();
@@ -484,6 +498,7 @@ fn tasks_table(tids: &HashSet<i32>, tasks: &TaskTable) -> RecordBatch {
                 ppid.append_option(p.and_then(|p| p.ppid));
                 let name = c_str(&t.comm);
                 comm.append_value(if name.is_empty() { "[unknown]" } else { name });
+                let p = p.filter(|_| !redact);
                 exe.append_option(p.and_then(|p| p.exe.as_deref()));
                 cmdline.append_option(p.and_then(|p| p.cmdline.as_deref()));
             }

@@ -82,6 +82,10 @@ pub struct RecordArgs {
     /// After a trigger fired, ignore further matches for this long.
     #[arg(long, default_value = "60s", value_parser = parse_duration_or_zero)]
     pub cooldown: Duration,
+    /// Leave command-line arguments and file paths out of the capture (executables, exec file
+    /// names, source paths; modules keep only their file name).
+    #[arg(long)]
+    pub redact: bool,
     /// No status line.
     #[arg(long, short)]
     pub quiet: bool,

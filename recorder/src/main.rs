@@ -24,6 +24,7 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
             syscall_pid: a.pid,
             syscall_comm: a.comm,
         },
+        redact: a.redact,
         triggers: a.triggers,
         post: a.post,
         cooldown: a.cooldown,

@@ -58,6 +58,8 @@ pub struct RecordOptions {
     pub segment: Duration,
     /// Probes to load.
     pub probes: ProbeOptions,
+    /// Drop command lines and file paths from the capture.
+    pub redact: bool,
     /// Conditions that freeze the window.
     pub triggers: Vec<Trigger>,
     /// Recording after a trigger, before the freeze.
@@ -116,6 +118,7 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
             ringbuf_bytes: opts.probes.ringbuf_bytes as u64,
             syscall_pid: opts.probes.syscall_pid,
             syscall_comm: opts.probes.syscall_comm.clone(),
+            redacted: opts.redact,
         },
         devices: host::block_devices(),
         segments: Vec::new(),
@@ -126,6 +129,17 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
 /// Opens the capture directory: a new one, or an existing capture of this boot whose window is
 /// continued. Returns the manifest to continue from.
 fn open_capture(opts: &RecordOptions) -> Result<Manifest> {
+    // Not dir.join(""): its trailing slash would make the check follow a symlinked DIR.
+    segment::check_owned_dir(&opts.dir)?;
+    for sub in [flightrec_schemas::SEGMENTS_DIR, snapshot::SNAPSHOTS_DIR] {
+        segment::check_owned_dir(&opts.dir.join(sub))?;
+    }
+    for file in [MANIFEST_FILE, control::SOCKET] {
+        let p = opts.dir.join(file);
+        if fs_is_symlink(&p) {
+            bail!("{} is a symbolic link; refusing to follow it", p.display());
+        }
+    }
     segment::private_dir(&opts.dir.join(flightrec_schemas::SEGMENTS_DIR))?;
     segment::remove_partial(&opts.dir)?;
     let mut manifest = new_manifest(opts);
@@ -143,6 +157,10 @@ fn open_capture(opts: &RecordOptions) -> Result<Manifest> {
     }
     manifest.segments = segment::finished_segments(&opts.dir);
     Ok(manifest)
+}
+
+fn fs_is_symlink(p: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Records until stopped. Runs its own single-threaded tokio runtime.
@@ -169,6 +187,8 @@ struct Recorder {
     watch: Watch,
     /// A trigger that fired, waiting for its freeze.
     fired: Option<Fired>,
+    /// Drop command lines and file paths.
+    redact: bool,
     /// Recorder CPU time at the start of the segment, ns.
     cpu_ns: u64,
     /// Most bytes one drain found in the ring during this segment.
@@ -241,7 +261,7 @@ impl Recorder {
         let delta = |a: &[u64; SOURCE_COUNT], b: &[u64; SOURCE_COUNT]| {
             std::array::from_fn::<u64, SOURCE_COUNT, _>(|i| a[i] - b[i])
         };
-        let batch = std::mem::take(&mut self.batch);
+        let batch = std::mem::replace(&mut self.batch, SegmentBatch::new(self.redact));
         let (tables, frames, counts) = batch.finish(&self.tasks, &self.ksyms, &self.maps);
         let end = host::monotonic_ns();
         let meta = SegmentMeta {
@@ -291,7 +311,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as long as it is registered.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .context("cannot poll the ring buffer")?;
-    let writer = Writer::start(opts.dir.clone(), manifest)?;
+    let writer = Writer::start(opts.dir.clone(), manifest, opts.redact)?;
     let started = Instant::now();
     let mut rec = Recorder {
         probes,
@@ -299,7 +319,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         ksyms,
         maps: UserMaps::default(),
         writer,
-        batch: SegmentBatch::default(),
+        batch: SegmentBatch::new(opts.redact),
+        redact: opts.redact,
         sources: opts.probes.sources.clone(),
         segment_id: first_id,
         segment_start: host::monotonic_ns(),

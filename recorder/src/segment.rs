@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use arrow::record_batch::RecordBatch;
 use flightrec_schemas::{
     manifest::segment_dir_name, Manifest, SegmentMeta, Table, MANIFEST_FILE, SEGMENTS_DIR,
@@ -19,6 +19,37 @@ use parquet::{
     file::properties::WriterProperties,
     schema::types::ColumnPath,
 };
+
+/// Checks that `path`, if it exists, is a real directory (not a symlink) owned by the user running
+/// the recorder: a directory prepared by someone else, or a symlink planted in it, would let them
+/// redirect what a privileged recorder writes.
+pub fn check_owned_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", path.display())),
+    };
+    if meta.file_type().is_symlink() {
+        bail!(
+            "{} is a symbolic link; refusing to follow it (use the real path)",
+            path.display()
+        );
+    }
+    if !meta.is_dir() {
+        bail!("{} exists and is not a directory", path.display());
+    }
+    // SAFETY: no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        bail!(
+            "{} is owned by uid {}, not by the user running flightrec (uid {me}); refusing to write into it",
+            path.display(),
+            meta.uid()
+        );
+    }
+    Ok(())
+}
 
 /// Creates a directory readable by its owner only.
 pub fn private_dir(path: &Path) -> Result<()> {

@@ -46,6 +46,7 @@ pub fn freeze(
 ) -> Result<PathBuf> {
     check_name(name)?;
     let root = capture.join(SNAPSHOTS_DIR);
+    crate::segment::check_owned_dir(&root)?;
     private_dir(&root)?;
     let dst = root.join(name);
     if dst.exists() {
@@ -109,6 +110,7 @@ mod tests {
                 ringbuf_bytes: 1,
                 syscall_pid: None,
                 syscall_comm: None,
+                redacted: false,
             },
             devices: Default::default(),
             segments,

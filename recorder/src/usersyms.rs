@@ -203,14 +203,12 @@ struct Named {
 pub struct Symbolizer {
     inner: symbolize::Symbolizer,
     cache: HashMap<(usize, u64), Named>,
+    redact: bool,
 }
 
 impl Default for Symbolizer {
     fn default() -> Self {
-        Symbolizer {
-            inner: symbolize::Symbolizer::new(),
-            cache: HashMap::new(),
-        }
+        Symbolizer::new(false)
     }
 }
 
@@ -224,6 +222,15 @@ pub struct FrameCounts {
 }
 
 impl Symbolizer {
+    /// A symbolizer; `redact` keeps only the file name of modules and drops source paths.
+    pub fn new(redact: bool) -> Symbolizer {
+        Symbolizer {
+            inner: symbolize::Symbolizer::new(),
+            cache: HashMap::new(),
+            redact,
+        }
+    }
+
     fn name(&mut self, module: &Arc<Module>, offsets: &[u64]) {
         let key = Arc::as_ptr(module) as usize;
         let todo: Vec<u64> = offsets
@@ -288,7 +295,11 @@ impl Symbolizer {
             addr.append_value(f.addr);
             let named = match &f.module {
                 Some((m, off)) => {
-                    module.append_value(&m.path);
+                    if self.redact {
+                        module.append_value(m.path.rsplit('/').next().unwrap_or(&m.path));
+                    } else {
+                        module.append_value(&m.path);
+                    }
                     build_id.append_option(m.build_id.as_deref());
                     file_offset.append_value(*off);
                     self.cache
@@ -309,7 +320,7 @@ impl Symbolizer {
             }
             symbol.append_option(named.symbol);
             sym_offset.append_option(named.offset);
-            file.append_option(named.file);
+            file.append_option(named.file.filter(|_| !self.redact));
             line.append_option(named.line);
         }
         let cols: Vec<ArrayRef> = vec![

@@ -74,7 +74,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the thread for `capture`, continuing `manifest`'s window.
-    pub fn start(capture: PathBuf, mut manifest: Manifest) -> Result<Writer> {
+    pub fn start(capture: PathBuf, mut manifest: Manifest, redact: bool) -> Result<Writer> {
         let (tx, rx) = mpsc::sync_channel::<Work>(1);
         let stats = Arc::new(Mutex::new(DiskStats::default()));
         let shared = stats.clone();
@@ -82,7 +82,7 @@ impl Writer {
         let handle = thread::Builder::new()
             .name("flightrec-writer".into())
             .spawn(move || {
-                let mut symbolizer = Symbolizer::default();
+                let mut symbolizer = Symbolizer::new(redact);
                 for work in rx {
                     let mut job = match work {
                         Work::Segment(job) => *job,

@@ -73,3 +73,60 @@ fn a_capture_from_another_boot_is_refused() {
     assert!(err.contains("from another boot"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
+
+#[test]
+fn planted_symlinks_and_foreign_directories_are_refused() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (chown, and loading eBPF if a check were missed)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    let run = |dir: &std::path::Path| {
+        flightrec(&[
+            "record",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--duration",
+            "1s",
+            "--quiet",
+        ])
+    };
+
+    // The capture directory itself is a symlink.
+    let link = tmp.path().join("cap-link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (ok, err) = run(&link);
+    assert!(!ok && err.contains("is a symbolic link"), "{err}");
+
+    // A symlink planted where the segments go.
+    let cap = tmp.path().join("cap");
+    std::fs::create_dir(&cap).unwrap();
+    std::os::unix::fs::symlink(&target, cap.join("segments")).unwrap();
+    let (ok, err) = run(&cap);
+    assert!(!ok && err.contains("segments is a symbolic link"), "{err}");
+    std::fs::remove_file(cap.join("segments")).unwrap();
+
+    // A planted manifest symlink.
+    std::os::unix::fs::symlink("/etc/passwd", cap.join("manifest.json")).unwrap();
+    let (ok, err) = run(&cap);
+    assert!(
+        !ok && err.contains("manifest.json is a symbolic link"),
+        "{err}"
+    );
+    std::fs::remove_file(cap.join("manifest.json")).unwrap();
+
+    // A directory owned by someone else.
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+    let (ok, err) = run(&foreign);
+    assert!(!ok && err.contains("is owned by uid 65534"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        std::fs::read_dir(&target).unwrap().next().is_none(),
+        "nothing written through a link"
+    );
+}

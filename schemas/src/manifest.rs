@@ -50,6 +50,9 @@ pub struct RecordConfig {
     pub syscall_pid: Option<u32>,
     /// Syscall filter on comm.
     pub syscall_comm: Option<String>,
+    /// Command lines and file paths were left out (`--redact`).
+    #[serde(default)]
+    pub redacted: bool,
 }
 
 /// The capture manifest.

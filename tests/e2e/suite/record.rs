@@ -357,3 +357,64 @@ fn size_cap_keeps_only_what_fits_and_a_restart_continues_the_window() {
     assert_eq!(capped.segment_dirs().len(), 1);
     std::thread::sleep(Duration::from_millis(1));
 }
+
+#[test]
+fn redact_leaves_command_lines_and_paths_out() {
+    require_root!();
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--redact",
+            "--events",
+            "sched,process,profile",
+            "--segment",
+            "1s",
+        ],
+    );
+    let out = workload()
+        .args(["--sleeps", "5", "--sleep-ms", "10", "--burn-ms", "300"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    rec.stop();
+    let c = Capture::open(cap.path());
+    assert!(c.manifest.config.redacted);
+    let mut execs = 0;
+    for b in c.table(Table::Process) {
+        let (ev, file) = (strings(&b, "event"), strings(&b, "filename"));
+        for i in 0..b.num_rows() {
+            if ev[i].as_deref() == Some("exec") {
+                execs += 1;
+                assert_eq!(file[i], None, "exec file name kept");
+            }
+        }
+    }
+    assert!(execs >= 1, "the workload's exec is still recorded");
+    for b in c.table(Table::Tasks) {
+        assert!(
+            strings(&b, "cmdline").iter().all(Option::is_none),
+            "a command line was kept"
+        );
+        assert!(
+            strings(&b, "exe").iter().all(Option::is_none),
+            "an executable path was kept"
+        );
+        assert!(
+            strings(&b, "comm").iter().any(Option::is_some),
+            "names stay"
+        );
+    }
+    let mut modules = 0;
+    for b in c.table(Table::UserFrames) {
+        for m in strings(&b, "module").into_iter().flatten() {
+            modules += 1;
+            assert!(!m.contains('/'), "module path kept: {m}");
+        }
+        assert!(
+            strings(&b, "file").iter().all(Option::is_none),
+            "a source path was kept"
+        );
+    }
+    assert!(modules > 0, "frames still name their module");
+}
