@@ -163,15 +163,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
     stitch(opens, |p, d| *off.entry(p).or_insert(0) += d);
     let mut events = std::collections::BTreeMap::new();
     for s in &segs {
-        for t in [
-            Table::SchedSwitch,
-            Table::SchedWakeup,
-            Table::Process,
-            Table::Profile,
-            Table::Block,
-            Table::Syscall,
-            Table::Tcp,
-        ] {
+        for t in Table::ALL.into_iter().filter(|t| t.is_event_table()) {
             *events.entry(t.name().to_string()).or_insert(0) +=
                 s.meta.rows.get(t.name()).copied().unwrap_or(0);
         }

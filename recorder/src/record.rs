@@ -163,6 +163,19 @@ fn fs_is_symlink(p: &std::path::Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
 }
 
+/// Says on stderr where an automatic freeze went, once the writer has done it.
+fn report_freeze(answer: tokio::sync::oneshot::Receiver<Result<PathBuf, String>>, quiet: bool) {
+    tokio::spawn(async move {
+        match answer.await {
+            Ok(Ok(path)) if !quiet => {
+                eprintln!("\nflightrec: froze the window into {}", path.display())
+            }
+            Ok(Err(e)) => eprintln!("\nflightrec: snapshot failed: {e}"),
+            _ => {}
+        }
+    });
+}
+
 /// Records until stopped. Runs its own single-threaded tokio runtime.
 pub fn run(opts: RecordOptions) -> Result<RecordSummary> {
     tokio::runtime::Builder::new_current_thread()
@@ -407,25 +420,11 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
             _ = async { sleep_until(freeze_at.as_ref().expect("guarded").0).await }, if freeze_at.is_some() => {
                 let (_, name, reason, cause_ns) = freeze_at.take().expect("guarded");
                 let answer = rec.freeze(ring.get_mut(), name, reason, cause_ns)?;
-                let quiet = opts.quiet;
-                tokio::spawn(async move {
-                    match answer.await {
-                        Ok(Ok(path)) if !quiet => eprintln!("\nflightrec: froze the window into {}", path.display()),
-                        Ok(Err(e)) => eprintln!("\nflightrec: snapshot failed: {e}"),
-                        _ => {}
-                    }
-                });
+                report_freeze(answer, opts.quiet);
             }
             _ = sigusr1.recv() => {
                 let answer = rec.freeze(ring.get_mut(), snapshot::default_name("sigusr1"), "SIGUSR1".into(), host::monotonic_ns())?;
-                let quiet = opts.quiet;
-                tokio::spawn(async move {
-                    match answer.await {
-                        Ok(Ok(path)) if !quiet => eprintln!("\nflightrec: froze the window into {}", path.display()),
-                        Ok(Err(e)) => eprintln!("\nflightrec: snapshot failed: {e}"),
-                        _ => {}
-                    }
-                });
+                report_freeze(answer, opts.quiet);
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

@@ -10,17 +10,9 @@ use std::{
 use super::*;
 
 fn analyze_json(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(workspace_bin("flightrec-analyze"))
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run flightrec-analyze");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&run_ok("flightrec-analyze", &a)).expect("json")
 }
 
 #[test]

@@ -9,29 +9,11 @@ use std::{
 use super::*;
 
 fn flightrec(args: &[&str]) -> String {
-    let out = Command::new(workspace_bin("flightrec"))
-        .args(args)
-        .output()
-        .expect("run flightrec");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    run_ok("flightrec", args)
 }
 
 fn analyze(args: &[&str]) -> String {
-    let out = Command::new(workspace_bin("flightrec-analyze"))
-        .args(args)
-        .output()
-        .expect("run flightrec-analyze");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    run_ok("flightrec-analyze", args)
 }
 
 fn build_shortlived(dir: &Path) -> std::path::PathBuf {

@@ -53,6 +53,20 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Runs a workspace binary that must succeed; returns its stdout.
+pub fn run_ok(bin: &str, args: &[&str]) -> String {
+    let out = Command::new(workspace_bin(bin))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    assert!(
+        out.status.success(),
+        "{bin} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// The known workload.
 pub fn workload() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flightrec-workload"))
