@@ -47,6 +47,10 @@ pub struct Common {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Name user frames the recording host could not, from separate debug files found here by
+    /// build ID (DIR/.build-id/xx/rest.debug).
+    #[arg(long)]
+    pub debuginfo_dir: Option<PathBuf>,
 }
 
 /// Off-CPU selection options.
@@ -139,7 +143,13 @@ fn open(common: &Common) -> Result<(Capture, Filter)> {
         comm: common.comm.clone(),
         from: time(&common.from)?,
         to: time(&common.to)?,
+        debuginfo_dir: common.debuginfo_dir.clone(),
     };
+    if let Some(d) = &filter.debuginfo_dir {
+        if !d.is_dir() {
+            bail!("--debuginfo-dir {} is not a directory", d.display());
+        }
+    }
     if let (Some(f), Some(t)) = (filter.from, filter.to) {
         if f >= t {
             bail!("--from must be before --to");

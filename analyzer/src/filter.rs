@@ -15,6 +15,8 @@ pub struct Filter {
     pub from: Option<u64>,
     /// Keep events before this monotonic ns.
     pub to: Option<u64>,
+    /// Not a filter but carried with it: where separate debug files are (`--debuginfo-dir`).
+    pub debuginfo_dir: Option<std::path::PathBuf>,
 }
 
 /// Start of the capture's data: the earliest event, or the first segment's start.

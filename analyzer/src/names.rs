@@ -1,6 +1,6 @@
 //! Per-segment lookups: task names (`tasks`), stacks (`stacks`) and kernel symbols
 //! (`kernel_symbols`). Ids and names are only meaningful inside their own segment.
-use std::{collections::HashMap, fmt::Write, sync::Arc};
+use std::{collections::HashMap, fmt::Write, path::Path, sync::Arc};
 
 use arrow::{
     array::Array,
@@ -61,13 +61,60 @@ pub struct Stacks {
     usyms: HashMap<(i32, u64), String>,
 }
 
+/// Frames to look up in separate debug files: build ID -> ((tgid, address), virtual offset).
+type DebugLookups = HashMap<String, Vec<((i32, u64), u64)>>;
+
+/// The separate debug file of a build ID under `dir`, where distributions put them.
+fn debug_file(dir: &Path, build_id: &str) -> Option<std::path::PathBuf> {
+    if build_id.len() < 3 || !build_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let (head, rest) = build_id.split_at(2);
+    [
+        dir.join(".build-id")
+            .join(head)
+            .join(format!("{rest}.debug")),
+        dir.join(".build-id").join(head).join(rest),
+        dir.join(format!("{build_id}.debug")),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+/// Names frames from separate debug files, by virtual offset (a debug file has no file contents
+/// at the recorded file offsets).
+fn resymbolize(dir: &Path, wanted: DebugLookups, usyms: &mut HashMap<(i32, u64), String>) {
+    use blazesym::symbolize::{source::Source, Input, Symbolized, Symbolizer};
+    let symbolizer = Symbolizer::new();
+    for (build_id, frames) in wanted {
+        let Some(path) = debug_file(dir, &build_id) else {
+            continue;
+        };
+        let mut elf = blazesym::symbolize::source::Elf::new(path);
+        elf.debug_syms = true;
+        let offsets: Vec<u64> = frames.iter().map(|f| f.1).collect();
+        let Ok(named) =
+            symbolizer.symbolize(&Source::Elf(elf), Input::VirtOffset(offsets.as_slice()))
+        else {
+            continue;
+        };
+        for ((key, _), sym) in frames.iter().zip(named) {
+            if let Symbolized::Sym(s) = sym {
+                usyms.insert(*key, s.name.to_string());
+            }
+        }
+    }
+}
+
 fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
 impl Stacks {
-    /// Reads a segment's `stacks` and `kernel_symbols` tables.
-    pub fn load(seg: &Segment) -> Result<Stacks> {
+    /// Reads a segment's `stacks`, `kernel_symbols` and `user_frames` tables. With `debuginfo`,
+    /// user frames the recording host could not name are looked up by build ID in separate debug
+    /// files there (`DIR/.build-id/xx/rest.debug`, as distributions install them).
+    pub fn load(seg: &Segment, debuginfo: Option<&Path>) -> Result<Stacks> {
         let mut frames = HashMap::new();
         for b in seg.read(Table::Stacks, &["stack_id", "tgid", "frames"])? {
             let id = prim::<UInt32Type>(&b, "stack_id");
@@ -97,7 +144,12 @@ impl Stacks {
         let mut usyms = HashMap::new();
         // Captures written before user frames were symbolized have no such table: addresses then.
         if seg.dir.join(Table::UserFrames.file_name()).exists() {
-            let cols = ["tgid", "addr", "module", "file_offset", "symbol"];
+            let mut cols = vec!["tgid", "addr", "module", "file_offset", "symbol"];
+            if debuginfo.is_some() {
+                cols.extend(["build_id", "virt_offset"]);
+            }
+            // Frames to look up in separate debug files: build ID -> (frame, virtual offset).
+            let mut wanted: DebugLookups = HashMap::new();
             for b in seg.read(Table::UserFrames, &cols)? {
                 let (tgid, addr) = (
                     prim::<Int32Type>(&b, "tgid"),
@@ -105,7 +157,22 @@ impl Stacks {
                 );
                 let (module, symbol) = (strings(&b, "module"), strings(&b, "symbol"));
                 let off = prim::<UInt64Type>(&b, "file_offset");
+                let lookup = debuginfo.is_some().then(|| {
+                    (
+                        strings(&b, "build_id"),
+                        prim::<UInt64Type>(&b, "virt_offset"),
+                    )
+                });
                 for i in 0..b.num_rows() {
+                    let key = (tgid.value(i), addr.value(i));
+                    if let (Some((bid, virt)), false) = (&lookup, symbol.is_valid(i)) {
+                        if let (true, Some(v)) = (bid.is_valid(i), opt(virt, i)) {
+                            wanted
+                                .entry(bid.value(i).to_string())
+                                .or_default()
+                                .push((key, v));
+                        }
+                    }
                     let name = if symbol.is_valid(i) {
                         symbol.value(i).to_string()
                     } else if module.is_valid(i) {
@@ -116,8 +183,11 @@ impl Stacks {
                     } else {
                         format!("[unknown:0x{:x}]", addr.value(i))
                     };
-                    usyms.insert((tgid.value(i), addr.value(i)), name);
+                    usyms.insert(key, name);
                 }
+            }
+            if let Some(dir) = debuginfo {
+                resymbolize(dir, wanted, &mut usyms);
             }
         }
         Ok(Stacks {

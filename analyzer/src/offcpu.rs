@@ -131,7 +131,7 @@ pub fn offcpu(cap: &Capture, filter: &Filter, opts: &Options) -> Result<StackRep
                 open.open(r.prev, r.ts, (r.prev, r.kstack, r.ustack));
             }
         }
-        let stacks = Stacks::load(seg)?;
+        let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
         let fold = |(tid, k, u): Open| stacks.fold(tasks.comm(tid), k, u);
         let mut agg = HashMap::new();
         for (key, (total, count)) in done {

@@ -37,7 +37,7 @@ pub fn profile(cap: &Capture, filter: &Filter) -> Result<StackReport> {
                 }
             }
         }
-        let stacks = Stacks::load(seg)?;
+        let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
         let mut agg = HashMap::new();
         for ((tid, k, u), n) in counts {
             merge(&mut agg, stacks.fold(tasks.comm(tid), k, u), n, n);

@@ -24,7 +24,50 @@ pub struct Module {
     pub build_id: Option<String>,
     /// Size of the file in bytes.
     pub size: u64,
+    /// Loadable segments as (file offset, virtual address, file size), to turn a file offset into
+    /// the address a separate debug file knows it by.
+    loads: Vec<(u64, u64, u64)>,
     file: File,
+}
+
+/// The PT_LOAD program headers of an ELF file.
+fn load_segments(file: &File) -> Vec<(u64, u64, u64)> {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let Ok(data) = read_head(file) else {
+        return Vec::new();
+    };
+    let parse = || -> Option<Vec<(u64, u64, u64)>> {
+        let hdr = object::elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let endian = hdr.endian().ok()?;
+        let phdrs = hdr.program_headers(endian, &*data).ok()?;
+        Some(
+            phdrs
+                .iter()
+                .filter(|p| p.p_type(endian) == object::elf::PT_LOAD)
+                .map(|p| (p.p_offset(endian), p.p_vaddr(endian), p.p_filesz(endian)))
+                .collect(),
+        )
+    };
+    parse().unwrap_or_default()
+}
+
+/// The first 64 KiB of the file: the ELF and program headers are at its start.
+fn read_head(file: &File) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = file.read_at(&mut buf, 0)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+impl Module {
+    /// The virtual address of a file offset, from the loadable segments.
+    fn virt_offset(&self, file_offset: u64) -> Option<u64> {
+        self.loads
+            .iter()
+            .find(|(off, _, size)| file_offset >= *off && file_offset < off + size)
+            .map(|(off, vaddr, _)| vaddr + (file_offset - off))
+    }
 }
 
 /// Modules up to this size are symbolized with their DWARF (file:line, inlined functions); larger
@@ -117,6 +160,7 @@ impl UserMaps {
                             path: path.to_string_lossy().into_owned(),
                             build_id,
                             size,
+                            loads: load_segments(&file),
                             file,
                         });
                         self.modules.insert(key, module.clone());
@@ -285,6 +329,7 @@ impl Symbolizer {
         let mut module = StringBuilder::new();
         let mut build_id = StringBuilder::new();
         let mut file_offset = UInt64Builder::new();
+        let mut virt_offset = UInt64Builder::new();
         let mut symbol = StringBuilder::new();
         let mut sym_offset = UInt64Builder::new();
         let mut file = StringBuilder::new();
@@ -302,6 +347,7 @@ impl Symbolizer {
                     }
                     build_id.append_option(m.build_id.as_deref());
                     file_offset.append_value(*off);
+                    virt_offset.append_option(m.virt_offset(*off));
                     self.cache
                         .get(&(Arc::as_ptr(m) as usize, *off))
                         .cloned()
@@ -311,6 +357,7 @@ impl Symbolizer {
                     module.append_option(f.label.as_deref());
                     build_id.append_null();
                     file_offset.append_null();
+                    virt_offset.append_null();
                     Named::default()
                 }
             };
@@ -329,6 +376,7 @@ impl Symbolizer {
             Arc::new(module.finish()),
             Arc::new(build_id.finish()),
             Arc::new(file_offset.finish()),
+            Arc::new(virt_offset.finish()),
             Arc::new(symbol.finish()),
             Arc::new(sym_offset.finish()),
             Arc::new(file.finish()),
@@ -376,5 +424,13 @@ mod tests {
             .value(0)
             .to_string();
         assert!(sym.contains("flightrec_usersyms_test_marker"), "{sym}");
+        let virt = batch
+            .column_by_name("virt_offset")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>()
+            .unwrap()
+            .value(0);
+        assert!(virt > 0, "a virtual offset for separate debug files");
     }
 }

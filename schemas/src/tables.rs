@@ -237,6 +237,7 @@ fn build(table: Table) -> Schema {
                 f("module", Utf8, true),
                 f("build_id", Utf8, true),
                 f("file_offset", UInt64, true),
+                f("virt_offset", UInt64, true),
                 f("symbol", Utf8, true),
                 f("offset", UInt64, true),
                 f("file", Utf8, true),

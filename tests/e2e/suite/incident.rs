@@ -232,3 +232,82 @@ fn trigger_freezes_around_injected_run_queue_latency() {
         "max run-queue latency in the snapshot {max} ns"
     );
 }
+
+#[test]
+fn debuginfo_dir_names_the_frames_of_a_stripped_binary() {
+    require_root!();
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let bin = build_shortlived(build.path());
+    let sh = |cmd: &str| {
+        let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let b = bin.display();
+    // Split the debug information off as distributions do, and strip the binary that runs.
+    sh(&format!(
+        "objcopy --only-keep-debug {b} {b}.debug && strip -s {b}"
+    ));
+    let notes = sh(&format!("readelf -n {b}.debug"));
+    let build_id = notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .expect("gcc writes a build ID")
+        .trim()
+        .to_string();
+    let debugroot = build.path().join("debug");
+    let dir = debugroot.join(".build-id").join(&build_id[..2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::rename(
+        format!("{b}.debug"),
+        dir.join(format!("{}.debug", &build_id[2..])),
+    )
+    .unwrap();
+
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--events",
+            "sched,process,profile",
+            "--freq",
+            "199",
+            "--segment",
+            "1s",
+        ],
+    );
+    let child = Command::new(&bin).stdout(Stdio::null()).spawn().unwrap();
+    let pid = child.id().to_string();
+    assert!(child.wait_with_output().unwrap().status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    let c = cap.path().to_str().unwrap();
+
+    let plain = analyze(&["profile", c, "--pid", &pid, "--folded"]);
+    assert!(
+        !plain.contains("flightrec_c_burn_here"),
+        "a stripped binary has no names on the host:\n{plain}"
+    );
+    assert!(
+        plain.contains("[unknown:flightrec-shortlived+0x"),
+        "unknown frames keep module and offset:\n{plain}"
+    );
+    let named = analyze(&[
+        "profile",
+        c,
+        "--pid",
+        &pid,
+        "--folded",
+        "--debuginfo-dir",
+        debugroot.to_str().unwrap(),
+    ]);
+    eprintln!("without debug files:\n{plain}\nwith --debuginfo-dir:\n{named}");
+    assert!(
+        named.contains("flightrec_c_burn_here"),
+        "named from the separate debug file:\n{named}"
+    );
+}
