@@ -9,7 +9,7 @@ use arrow::{
     datatypes::UInt16Type,
     record_batch::RecordBatch,
 };
-use flightrec_common::{EventHeader, Source, SOURCE_COUNT};
+use flightrec_common::{EventHeader, Source, EXIT_CODE_UNKNOWN, SOURCE_COUNT};
 use flightrec_schemas::Table;
 
 use crate::{
@@ -95,6 +95,7 @@ struct Processes {
     comm: StringBuilder,
     filename: StringBuilder,
     group_dead: BooleanBuilder,
+    exit_code: Int32Builder,
 }
 
 #[derive(Default)]
@@ -140,6 +141,18 @@ struct Tcps {
     sport: UInt16Builder,
     daddr: StringBuilder,
     dport: UInt16Builder,
+}
+
+/// The values of one process-table row.
+struct ProcessRow<'a> {
+    event: &'static str,
+    tid: i32,
+    tgid: Option<i32>,
+    parent: Option<i32>,
+    comm: &'a [u8; 16],
+    filename: Option<&'a str>,
+    group_dead: Option<bool>,
+    exit_code: Option<i32>,
 }
 
 /// Counts kept per segment beside the rows.
@@ -265,33 +278,52 @@ impl SegmentBatch {
                     ""
                 };
                 tasks.exec(e.pid, h.tgid as i32, &e.comm, filename);
+                let filename = (!self.redact).then_some(filename);
                 self.process_row(
                     &h,
-                    "exec",
-                    e.pid,
-                    Some(h.tgid as i32),
-                    Some(e.old_pid),
-                    &e.comm,
+                    ProcessRow {
+                        event: "exec",
+                        tid: e.pid,
+                        tgid: Some(h.tgid as i32),
+                        parent: Some(e.old_pid),
+                        comm: &e.comm,
+                        filename,
+                        group_dead: None,
+                        exit_code: None,
+                    },
                 );
-                if self.redact {
-                    self.process.filename.append_null();
-                } else {
-                    self.process.filename.append_value(filename);
-                }
-                self.process.group_dead.append_null();
             }
             Record::Fork(e) => {
                 tasks.fork(h.tgid as i32, e.child_pid, &e.comm);
-                self.process_row(&h, "fork", e.child_pid, None, Some(e.parent_pid), &e.comm);
-                self.process.filename.append_null();
-                self.process.group_dead.append_null();
-                self.tids.insert(e.child_pid);
+                self.process_row(
+                    &h,
+                    ProcessRow {
+                        event: "fork",
+                        tid: e.child_pid,
+                        tgid: None,
+                        parent: Some(e.parent_pid),
+                        comm: &e.comm,
+                        filename: None,
+                        group_dead: None,
+                        exit_code: None,
+                    },
+                );
             }
             Record::Exit(e) => {
                 tasks.exit(e.pid, segment);
-                self.process_row(&h, "exit", e.pid, Some(h.tgid as i32), None, &e.comm);
-                self.process.filename.append_null();
-                self.process.group_dead.append_value(e.group_dead != 0);
+                self.process_row(
+                    &h,
+                    ProcessRow {
+                        event: "exit",
+                        tid: e.pid,
+                        tgid: Some(h.tgid as i32),
+                        parent: None,
+                        comm: &e.comm,
+                        filename: None,
+                        group_dead: Some(e.group_dead != 0),
+                        exit_code: (e.exit_code != EXIT_CODE_UNKNOWN).then_some(e.exit_code),
+                    },
+                );
             }
             Record::Sample(e, k, u) => {
                 let kid = self.stack(k, true, h.tgid, Source::Profile);
@@ -342,23 +374,19 @@ impl SegmentBatch {
         }
     }
 
-    fn process_row(
-        &mut self,
-        h: &EventHeader,
-        event: &str,
-        tid: i32,
-        tgid: Option<i32>,
-        parent: Option<i32>,
-        comm: &[u8; 16],
-    ) {
+    /// Appends one row to every column of the process table.
+    fn process_row(&mut self, h: &EventHeader, r: ProcessRow<'_>) {
         let t = &mut self.process;
         t.h.push(h);
-        t.event.append_value(event);
-        t.tid.append_value(tid);
-        t.tgid.append_option(tgid);
-        t.parent_tid.append_option(parent);
-        t.comm.append_value(c_str(comm));
-        self.tids.insert(tid);
+        t.event.append_value(r.event);
+        t.tid.append_value(r.tid);
+        t.tgid.append_option(r.tgid);
+        t.parent_tid.append_option(r.parent);
+        t.comm.append_value(c_str(r.comm));
+        t.filename.append_option(r.filename);
+        t.group_dead.append_option(r.group_dead);
+        t.exit_code.append_option(r.exit_code);
+        self.tids.insert(r.tid);
     }
 
     /// User stacks first seen since the last call, as (tgid, frames).
@@ -421,6 +449,7 @@ impl SegmentBatch {
             arc(p.comm.finish()),
             arc(p.filename.finish()),
             arc(p.group_dead.finish()),
+            arc(p.exit_code.finish()),
         ]);
         out.push(mk(Table::Process, cols));
         let pr = &mut self.profile;
@@ -556,5 +585,35 @@ mod tests {
         for (t, batch) in &tables {
             assert_eq!(batch.schema(), t.schema(), "{t:?}");
         }
+    }
+
+    #[test]
+    fn process_events_fill_every_column() {
+        use flightrec_common::{EventKind, ExecEvent, ExitEvent, ForkEvent};
+
+        use crate::decode::tests::bytes_of;
+        let mut tasks = TaskTable::default();
+        let mut b = SegmentBatch::default();
+        let mut exec: ExecEvent = unsafe { std::mem::zeroed() };
+        exec.hdr.kind = EventKind::Exec as u32;
+        exec.pid = 5;
+        exec.filename_len = 3;
+        exec.filename[..3].copy_from_slice(b"/x\0");
+        let mut fork: ForkEvent = unsafe { std::mem::zeroed() };
+        fork.hdr.kind = EventKind::Fork as u32;
+        fork.child_pid = 6;
+        let mut exit: ExitEvent = unsafe { std::mem::zeroed() };
+        exit.hdr.kind = EventKind::Exit as u32;
+        exit.pid = 6;
+        exit.group_dead = 1;
+        exit.exit_code = 3 << 8;
+        for raw in [bytes_of(&exec), bytes_of(&fork), bytes_of(&exit)] {
+            b.push(&decode(&raw).unwrap(), &mut tasks, 0);
+        }
+        let (tables, _, _) = b.finish(&tasks, &KernelSymbols::default(), &UserMaps::default());
+        let process = &tables.iter().find(|t| t.0 == Table::Process).unwrap().1;
+        assert_eq!(process.num_rows(), 3);
+        let code = process.column_by_name("exit_code").unwrap();
+        assert_eq!(code.null_count(), 2, "only the exit has a code");
     }
 }

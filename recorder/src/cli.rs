@@ -73,7 +73,8 @@ pub struct RecordArgs {
     #[arg(long)]
     pub comm: Option<String>,
     /// Freeze the window automatically when a condition is seen: runq>DURATION (run-queue
-    /// latency) or block>DURATION (block I/O latency). May be given several times.
+    /// latency), block>DURATION (block I/O latency), exit:signal[=N] (a process killed by a
+    /// signal), exit:code[=N] (a process exiting non-zero). May be given several times.
     #[arg(long = "trigger")]
     pub triggers: Vec<Trigger>,
     /// After a trigger, keep recording this long before freezing.

@@ -8,6 +8,7 @@
 //! [`window`].
 
 pub mod batch;
+pub mod btf;
 pub mod cli;
 pub mod control;
 pub mod decode;

@@ -163,6 +163,10 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
                     &fmt("sched", "sched_process_fork")?,
                     &fmt("sched", "sched_process_exit")?,
                 )?;
+                // Exit codes need task_struct's layout; without kernel BTF they stay unknown.
+                c.process.task_exit_code = crate::btf::Btf::from_kernel()
+                    .and_then(|b| b.member_offset("task_struct", "exit_code"))
+                    .unwrap_or(0);
             }
             Source::Block => {
                 c.block_issue = tracefs::block_offsets(&fmt("block", "block_rq_issue")?, false)?;

@@ -315,6 +315,11 @@ impl Recorder {
 }
 
 async fn record(opts: RecordOptions) -> Result<RecordSummary> {
+    if opts.triggers.iter().any(Trigger::needs_process_events)
+        && !opts.probes.sources.contains(&Source::Process)
+    {
+        bail!("exit triggers need the process events: add process to --events");
+    }
     let manifest = open_capture(&opts)?;
     let first_id = manifest.segments.last().map_or(0, |s| s.id + 1);
     let tasks = TaskTable::scan_proc();
@@ -439,20 +444,26 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
                 let name = snapshot::default_name(f.trigger.name());
                 if !opts.quiet {
                     eprintln!(
-                        "\nflightrec: trigger {} fired ({} for tid {}); freezing {} in {:?}",
-                        f.trigger,
-                        humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
-                        f.tid,
-                        name,
-                        opts.post
+                        "\nflightrec: trigger {} fired; freezing {name} in {:?}",
+                        f.trigger, opts.post
                     );
                 }
-                let reason = format!(
-                    "trigger {}: {} for tid {}",
-                    f.trigger,
-                    humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
-                    f.tid
-                );
+                let reason = match f.trigger {
+                    Trigger::ExitSignal(_) => format!(
+                        "trigger {}: process {} killed by signal {}",
+                        f.trigger, f.tid, f.latency_ns
+                    ),
+                    Trigger::ExitCode(_) => format!(
+                        "trigger {}: process {} exited with code {}",
+                        f.trigger, f.tid, f.latency_ns
+                    ),
+                    _ => format!(
+                        "trigger {}: {} for tid {}",
+                        f.trigger,
+                        humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
+                        f.tid
+                    ),
+                };
                 freeze_at = Some((now + opts.post, name, reason, f.at_ns));
                 quiet_until = now + opts.post + opts.cooldown;
             }

@@ -222,6 +222,8 @@ pub fn process_offsets(exec: &Format, fork: &Format, exit: &Format) -> Result<Pr
         exit_pid: exit.offset("pid", &[4])?,
         exit_prio: exit.offset("prio", &[4])?,
         exit_group_dead: exit.offset("group_dead", &[1])?,
+        // Not a tracepoint field: filled in from the kernel's BTF by the loader.
+        task_exit_code: 0,
     })
 }
 

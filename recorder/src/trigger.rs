@@ -12,6 +12,20 @@ pub enum Trigger {
     Runq(u64),
     /// A block request (issue → completion) slower than this many ns.
     Block(u64),
+    /// A process killed by a signal (this one, or any).
+    ExitSignal(Option<i32>),
+    /// A process exiting with a non-zero code (this one, or any).
+    ExitCode(Option<i32>),
+}
+
+/// How a process ended, from `task_struct.exit_code` (a wait status).
+pub fn exit_status(code: i32) -> (Option<i32>, Option<i32>) {
+    let sig = code & 0x7f;
+    if sig != 0 {
+        (Some(sig), None)
+    } else {
+        (None, Some((code >> 8) & 0xff))
+    }
 }
 
 impl Trigger {
@@ -20,7 +34,13 @@ impl Trigger {
         match self {
             Trigger::Runq(_) => "runq",
             Trigger::Block(_) => "block",
+            Trigger::ExitSignal(_) | Trigger::ExitCode(_) => "exit",
         }
+    }
+
+    /// True for triggers on process exits (they need the `process` source).
+    pub fn needs_process_events(&self) -> bool {
+        matches!(self, Trigger::ExitSignal(_) | Trigger::ExitCode(_))
     }
 }
 
@@ -29,6 +49,20 @@ impl fmt::Display for Trigger {
         let (name, ns) = match self {
             Trigger::Runq(ns) => ("runq", ns),
             Trigger::Block(ns) => ("block", ns),
+            Trigger::ExitSignal(s) => {
+                return write!(
+                    f,
+                    "exit:signal{}",
+                    s.map(|s| format!("={s}")).unwrap_or_default()
+                )
+            }
+            Trigger::ExitCode(c) => {
+                return write!(
+                    f,
+                    "exit:code{}",
+                    c.map(|c| format!("={c}")).unwrap_or_default()
+                )
+            }
         };
         write!(
             f,
@@ -42,8 +76,28 @@ impl FromStr for Trigger {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Trigger, String> {
-        let usage =
-            || format!("trigger {s:?}: expected runq>DURATION or block>DURATION (e.g. runq>20ms)");
+        let usage = || {
+            format!(
+                "trigger {s:?}: expected runq>DURATION, block>DURATION, exit:signal[=N] or exit:code[=N] (e.g. runq>20ms)"
+            )
+        };
+        if let Some(rest) = s.strip_prefix("exit:") {
+            let (what, n) = match rest.split_once('=') {
+                Some((w, n)) => {
+                    let n = n
+                        .trim()
+                        .parse::<i32>()
+                        .map_err(|e| format!("{}: {e}", usage()))?;
+                    (w, Some(n))
+                }
+                None => (rest, None),
+            };
+            return match what.trim() {
+                "signal" => Ok(Trigger::ExitSignal(n)),
+                "code" => Ok(Trigger::ExitCode(n)),
+                _ => Err(usage()),
+            };
+        }
         let (kind, value) = s.split_once('>').ok_or_else(usage)?;
         let d = humantime::parse_duration(value.trim()).map_err(|e| format!("{}: {e}", usage()))?;
         let ns = d.as_nanos() as u64;
@@ -60,7 +114,7 @@ impl FromStr for Trigger {
 pub struct Fired {
     /// Which.
     pub trigger: Trigger,
-    /// The latency seen, ns.
+    /// The latency seen, ns (for exit triggers: the signal or the exit code).
     pub latency_ns: u64,
     /// The thread it concerned (runq) or the issuing process (block).
     pub tid: i32,
@@ -108,6 +162,20 @@ impl Watch {
                         .map(|t0| (e.hdr.ts.saturating_sub(t0), e.next_pid))
                         .filter(|(lat, _)| *lat > limit)
                 }
+                (Trigger::ExitSignal(want), Record::Exit(e))
+                    if e.group_dead != 0 && e.exit_code != flightrec_common::EXIT_CODE_UNKNOWN =>
+                {
+                    let (sig, _) = exit_status(e.exit_code);
+                    sig.filter(|s| want.is_none_or(|w| w == *s))
+                        .map(|s| (s as u64, e.hdr.tgid as i32))
+                }
+                (Trigger::ExitCode(want), Record::Exit(e))
+                    if e.group_dead != 0 && e.exit_code != flightrec_common::EXIT_CODE_UNKNOWN =>
+                {
+                    let (_, code) = exit_status(e.exit_code);
+                    code.filter(|c| *c != 0 && want.is_none_or(|w| w == *c))
+                        .map(|c| (c as u64, e.hdr.tgid as i32))
+                }
                 (Trigger::Block(limit), Record::Block(e, complete)) => {
                     if !complete {
                         self.issued
@@ -126,6 +194,7 @@ impl Watch {
                 let at_ns = match rec {
                     Record::Switch(e, ..) => e.hdr.ts,
                     Record::Block(e, _) => e.hdr.ts,
+                    Record::Exit(e) => e.hdr.ts,
                     _ => 0,
                 };
                 return Some(Fired {
@@ -162,6 +231,18 @@ mod tests {
             .contains("expected runq>DURATION"));
         assert!("disk>1ms".parse::<Trigger>().is_err());
         assert!("runq>soon".parse::<Trigger>().is_err());
+        assert_eq!(
+            "exit:signal=11".parse::<Trigger>().unwrap(),
+            Trigger::ExitSignal(Some(11))
+        );
+        assert_eq!(
+            "exit:code".parse::<Trigger>().unwrap(),
+            Trigger::ExitCode(None)
+        );
+        assert_eq!(Trigger::ExitSignal(Some(9)).to_string(), "exit:signal=9");
+        assert!("exit:status".parse::<Trigger>().is_err());
+        assert_eq!(exit_status(11), (Some(11), None), "killed by SIGSEGV");
+        assert_eq!(exit_status(3 << 8), (None, Some(3)), "exit(3)");
     }
 
     #[test]

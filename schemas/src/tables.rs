@@ -156,6 +156,7 @@ fn build(table: Table) -> Schema {
                 f("comm", Utf8, false),
                 f("filename", Utf8, true),
                 f("group_dead", Boolean, true),
+                f("exit_code", Int32, true),
             ]);
         }
         Table::Profile => {

@@ -258,8 +258,9 @@ pub struct ExitEvent {
     pub prio: i32,
     /// 1 when the whole thread group is gone (the process exited).
     pub group_dead: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// `task_struct.exit_code` (wait status: signal in the low 7 bits, else code << 8), or
+    /// [`EXIT_CODE_UNKNOWN`] when the kernel's BTF did not give its offset.
+    pub exit_code: i32,
     /// comm of the exiting task.
     pub comm: [u8; COMM_LEN],
 }
@@ -336,6 +337,9 @@ pub struct TcpEvent {
     pub daddr: [u8; 16],
 }
 
+/// [`ExitEvent::exit_code`] when it could not be read.
+pub const EXIT_CODE_UNKNOWN: i32 = i32::MIN;
+
 /// Where a `__data_loc` field lives: the low 16 bits of the u32 at the field's offset are the
 /// data's offset from the record start, the high 16 its length.
 pub const DATA_LOC_FLAG: u32 = 1 << 31;
@@ -385,6 +389,8 @@ pub struct ProcessOffsets {
     pub exit_pid: u32,
     pub exit_prio: u32,
     pub exit_group_dead: u32,
+    /// Offset of `exit_code` in `struct task_struct` (from BTF); 0 when unknown.
+    pub task_exit_code: u32,
 }
 
 /// Tracepoint field offsets of the block events (`bytes` only on issue, `error` only on complete).

@@ -1,7 +1,10 @@
 //! exec, fork and exit: the process table of the capture.
-use aya_ebpf::{helpers::bpf_get_current_comm, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel},
+    programs::TracePointContext,
+};
 use flightrec_common::{
-    EventKind, ExecEvent, ExitEvent, ForkEvent, Source, COMM_LEN, DATA_LOC_FLAG,
+    EventKind, ExecEvent, ExitEvent, ForkEvent, Source, COMM_LEN, DATA_LOC_FLAG, EXIT_CODE_UNKNOWN,
 };
 
 use crate::emit::{
@@ -45,12 +48,20 @@ pub fn fork(ctx: &TracePointContext) {
 
 pub fn exit(ctx: &TracePointContext) {
     let (tid, tgid) = current();
+    // Set by do_exit() before this tracepoint; the offset comes from the kernel's BTF.
+    let off = conf!(process.task_exit_code);
+    let exit_code = if off == 0 {
+        EXIT_CODE_UNKNOWN
+    } else {
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        unsafe { bpf_probe_read_kernel(task.add(off as usize).cast::<i32>()) }.unwrap_or(EXIT_CODE_UNKNOWN)
+    };
     let mut ev = ExitEvent {
         hdr: header(tid, tgid, EventKind::Exit),
         pid: field(ctx, conf!(process.exit_pid)),
         prio: field(ctx, conf!(process.exit_prio)),
         group_dead: field::<u8>(ctx, conf!(process.exit_group_dead)) as u32,
-        _pad: 0,
+        exit_code,
         comm: [0; COMM_LEN],
     };
     field_comm(ctx, conf!(process.exit_comm), &mut ev.comm);

@@ -311,3 +311,67 @@ fn debuginfo_dir_names_the_frames_of_a_stripped_binary() {
         "named from the separate debug file:\n{named}"
     );
 }
+
+#[test]
+fn a_process_killed_by_a_signal_fires_the_exit_trigger() {
+    require_root!();
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--events",
+            "sched,process",
+            "--segment",
+            "1s",
+            "--trigger",
+            "exit:signal=11",
+            "--post",
+            "1s",
+            "--cooldown",
+            "1h",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // A clean non-zero exit does not match; a SIGSEGV does.
+    let three = Command::new("sh").args(["-c", "exit 3"]).status().unwrap();
+    assert_eq!(three.code(), Some(3));
+    let mut segv = Command::new("sh")
+        .args(["-c", "kill -SEGV $$"])
+        .spawn()
+        .unwrap();
+    let segv_pid = segv.id() as i32;
+    assert!(!segv.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(2500));
+    rec.stop();
+
+    let snaps: Vec<_> = std::fs::read_dir(cap.path().join("snapshots"))
+        .expect("a snapshot")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let m = flightrec_schemas::Manifest::read(&snaps[0].join("manifest.json")).unwrap();
+    let reason = m.frozen.unwrap().reason;
+    eprintln!("{reason}");
+    assert_eq!(
+        reason,
+        format!("trigger exit:signal=11: process {segv_pid} killed by signal 11")
+    );
+
+    // The process table holds the wait status of every exit.
+    let c = Capture::open(cap.path());
+    let mut statuses = Vec::new();
+    for b in c.table(flightrec_schemas::Table::Process) {
+        let (ev, tid, code) = (strings(&b, "event"), i32s(&b, "tid"), i32s(&b, "exit_code"));
+        for i in 0..b.num_rows() {
+            if ev[i].as_deref() == Some("exit") {
+                statuses.push((tid[i].unwrap(), code[i]));
+            }
+        }
+    }
+    assert!(statuses.contains(&(segv_pid, Some(11))), "{statuses:?}");
+    assert!(
+        statuses.iter().any(|s| s.1 == Some(3 << 8)),
+        "exit 3 recorded as status 0x300: {statuses:?}"
+    );
+}
