@@ -64,6 +64,8 @@ pub struct Summary {
     pub frozen: Option<(String, String, String)>,
     /// What recording cost, over the covered segments.
     pub cost: CostSummary,
+    /// Distinct user frames per segment, summed, and how many had no symbol.
+    pub user_frames: (u64, u64),
 }
 
 /// The recorder's own cost, as it measured it.
@@ -214,6 +216,9 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
             }
             c
         },
+        user_frames: segs.iter().fold((0, 0), |(n, u), s| {
+            (n + s.meta.user_frames, u + s.meta.user_frames_unknown)
+        }),
         frozen: m.frozen.as_ref().map(|f| {
             (
                 f.reason.clone(),
@@ -289,6 +294,13 @@ impl Summary {
             flightrec_schemas::human_bytes(c.ring_peak_bytes),
             flightrec_schemas::human_bytes(c.ring_bytes)
         );
+        let (frames, unknown) = self.user_frames;
+        if frames > 0 {
+            let _ = writeln!(
+                o,
+                "symbols     {frames} user frames, {unknown} without a symbol (shown as [unknown:module+offset]; --debuginfo-dir may name them)"
+            );
+        }
         let errs: Vec<String> = self
             .lost
             .stack_errors

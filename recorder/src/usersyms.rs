@@ -15,6 +15,24 @@ use arrow::{
 use blazesym::symbolize::{self, source::Source, Input, Symbolized};
 use flightrec_schemas::Table;
 
+/// Opens the file behind a mapping: through `/proc/<pid>/map_files/` (the exact file, even if
+/// deleted or replaced; needs CAP_SYS_ADMIN), else by its path when that is still the same inode
+/// (enough with CAP_DAC_READ_SEARCH).
+fn open_mapped(
+    tgid: i32,
+    start: u64,
+    end: u64,
+    path: &std::path::Path,
+    inode: u64,
+) -> Option<File> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(f) = File::open(format!("/proc/{tgid}/map_files/{start:x}-{end:x}")) {
+        return Some(f);
+    }
+    let f = File::open(path).ok()?;
+    (f.metadata().ok()?.ino() == inode).then_some(f)
+}
+
 /// A mapped file, held open.
 #[derive(Debug)]
 pub struct Module {
@@ -147,9 +165,7 @@ impl UserMaps {
                     let key = (m.dev.0 as u64 * 1_000_000 + m.dev.1 as u64, m.inode);
                     if let Some(module) = self.modules.get(&key) {
                         mapping.module = Some(module.clone());
-                    } else if let Ok(file) =
-                        File::open(format!("/proc/{tgid}/map_files/{start:x}-{end:x}"))
-                    {
+                    } else if let Some(file) = open_mapped(tgid, start, end, path, m.inode) {
                         let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
                         let build_id = blazesym::helper::read_elf_build_id(&fd_path)
                             .ok()

@@ -199,3 +199,57 @@ fn kill_9_at_random_moments_leaves_a_readable_capture() {
     assert!(ok, "{report}");
     eprintln!("{report}");
 }
+
+#[test]
+fn records_as_an_unprivileged_user_with_capabilities_only() {
+    require_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).unwrap();
+    let dir = tmp.path().join("cap");
+    // Tracefs must be mounted already: mounting it is the one step that needs CAP_SYS_ADMIN.
+    let _ = Command::new(workspace_bin("flightrec"))
+        .args(["record", "--dir"])
+        .arg(tmp.path().join("warm"))
+        .args(["--duration", "1s", "--quiet"])
+        .status();
+    let caps = "-all,+bpf,+perfmon,+dac_read_search,+syslog";
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg(workspace_bin("flightrec"))
+        .args([
+            "record",
+            "--events",
+            "sched,process,profile",
+            "--duration",
+            "2s",
+            "--quiet",
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("setpriv (util-linux)");
+    assert!(
+        out.status.success(),
+        "as nobody with capabilities: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, report) = verify(&dir);
+    assert!(ok, "{report}");
+    let folded = run_ok(
+        "flightrec-analyze",
+        &["offcpu", dir.to_str().unwrap(), "--folded"],
+    );
+    assert!(folded.lines().count() > 3, "events recorded:\n{folded}");
+    assert!(
+        folded.contains(";schedule;__schedule"),
+        "kernel frames named with CAP_SYSLOG:\n{folded}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().uid(),
+        65534,
+        "files belong to the unprivileged user"
+    );
+}
