@@ -1,5 +1,6 @@
 mod broken;
 mod bundle;
+mod fuzz;
 mod golden;
 mod truth;
 
