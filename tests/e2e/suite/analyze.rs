@@ -208,13 +208,8 @@ fn close(a: u64, b: u64, tolerance_pct: u64) -> bool {
 
 /// True when two log2 bucket lower bounds (us) are at most `steps` buckets apart.
 fn buckets_within(a: u64, b: u64, steps: u32) -> bool {
-    let index = |low: u64| {
-        if low == 0 {
-            0
-        } else {
-            64 - low.leading_zeros()
-        }
-    };
+    // Buckets are 0-1, 2-3, 4-7, ...: the first one (low bound 0) is index 1, like low bound 1.
+    let index = |low: u64| 64 - low.max(1).leading_zeros();
     index(a).abs_diff(index(b)) <= steps
 }
 
@@ -226,6 +221,14 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn bucket_distance_counts_histogram_rows() {
+    assert!(buckets_within(0, 4, 2), "0-1, 2-3, 4-7: two rows apart");
+    assert!(!buckets_within(0, 8, 2));
+    assert!(buckets_within(32, 64, 1));
+    assert!(!buckets_within(32, 128, 1));
 }
 
 fn wall_now() -> String {
