@@ -27,6 +27,8 @@ struct Args {
     wait: bool,
     pingpong: u32,
     tcp: u32,
+    syscall_rate: u64,
+    syscall_secs: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -50,6 +52,16 @@ fn parse() -> Result<Args, String> {
             }
             "--tcp" => a.tcp = value()?.parse().map_err(|e| format!("--tcp: {e}"))?,
             "--wait" => a.wait = true,
+            "--syscall-rate" => {
+                a.syscall_rate = value()?
+                    .parse()
+                    .map_err(|e| format!("--syscall-rate: {e}"))?
+            }
+            "--syscall-secs" => {
+                a.syscall_secs = value()?
+                    .parse()
+                    .map_err(|e| format!("--syscall-secs: {e}"))?
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -174,6 +186,33 @@ pub fn flightrec_workload_tcp(n: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes `rate` getppid() calls per second (0: as fast as it can) for `secs` seconds; prints how
+/// many it made. Each call is two syscall events (enter and exit): a load of known rate.
+#[inline(never)]
+#[no_mangle]
+pub fn flightrec_workload_syscalls(rate: u64, secs: u64) -> u64 {
+    let start = std::time::Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut calls = 0u64;
+    loop {
+        let now = std::time::Instant::now();
+        if now >= end {
+            break;
+        }
+        // Pace in batches of 1000 calls.
+        if rate > 0 && calls * 1_000_000_000 > rate * (now - start).as_nanos() as u64 {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        for _ in 0..1000 {
+            // SAFETY: getppid has no preconditions.
+            black_box(unsafe { libc::getppid() });
+        }
+        calls += 1000;
+    }
+    calls
+}
+
 fn main() -> ExitCode {
     let a = match parse() {
         Ok(a) => a,
@@ -200,6 +239,10 @@ fn main() -> ExitCode {
     if let Err(e) = flightrec_workload_pingpong(a.pingpong) {
         eprintln!("flightrec-workload: ping-pong: {e}");
         return ExitCode::FAILURE;
+    }
+    if a.syscall_secs > 0 {
+        let calls = flightrec_workload_syscalls(a.syscall_rate, a.syscall_secs);
+        let _ = writeln!(std::io::stdout(), "syscalls {calls}");
     }
     if let Err(e) = flightrec_workload_tcp(a.tcp) {
         eprintln!("flightrec-workload: tcp: {e}");

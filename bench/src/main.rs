@@ -4,8 +4,10 @@
 //!
 //!   cargo run --release -p flightrec-bench -- overhead [--loops 100000] [--rounds 5]
 //!   cargo run --release -p flightrec-bench -- analyzer [--switches 10M] [--rounds 5]
+//!   cargo run --release -p flightrec-bench -- throughput [--seconds 30] [--rates 100000,...]
 mod analyzer;
 mod overhead;
+mod throughput;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -26,11 +28,14 @@ enum What {
     Analyzer(analyzer::Args),
     /// Slowdown of a context-switch benchmark under flightrec, perf record and offcputime; bytes per event.
     Overhead(overhead::Args),
+    /// Highest event rate held with zero loss, with the recorder's CPU and peak RSS.
+    Throughput(throughput::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().what {
         What::Analyzer(a) => analyzer::run(a),
         What::Overhead(a) => overhead::run(a),
+        What::Throughput(a) => throughput::run(a),
     }
 }
