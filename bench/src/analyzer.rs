@@ -19,6 +19,59 @@ pub struct Args {
     /// Capture to use (recorded when missing).
     #[arg(long, default_value = "target/bench-capture")]
     capture: PathBuf,
+    /// Seconds of the same ping-pong recorded with perf record for the perf script + inferno
+    /// comparison (0 skips it).
+    #[arg(long, default_value_t = 5)]
+    perf_seconds: u64,
+}
+
+/// Records `secs` of the ping-pong with perf and times perf script | inferno-collapse-perf |
+/// inferno-flamegraph on it; returns (events, median time).
+fn perf_pipeline(bins: &str, secs: u64, rounds: usize) -> Result<Option<(u64, Duration)>> {
+    let have = |t: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("perf") || !have("inferno-collapse-perf") || !have("inferno-flamegraph") {
+        eprintln!("skipping the perf comparison: needs perf and inferno (cargo install inferno)");
+        return Ok(None);
+    }
+    let data = std::env::temp_dir().join("flightrec-bench-perf.data");
+    let mut load = Command::new(format!("{bins}/flightrec-workload"))
+        .args(["--pingpong", "100000000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let status = Command::new("perf")
+        .args(["record", "-q", "-e", "sched:sched_switch", "-g", "-a", "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &secs.to_string()])
+        .status();
+    let _ = load.kill();
+    let _ = load.wait();
+    if !status?.success() {
+        bail!("perf record failed");
+    }
+    let stats = Command::new("perf")
+        .args(["report", "--stats", "-i"])
+        .arg(&data)
+        .output()?;
+    let events: u64 = String::from_utf8_lossy(&stats.stdout)
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("SAMPLE events:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        times.push(time_sh(&format!(
+            "perf script -i {} 2>/dev/null | inferno-collapse-perf | inferno-flamegraph > /dev/null",
+            data.display()
+        ))?);
+    }
+    let _ = std::fs::remove_file(&data);
+    Ok(Some((events, median(times))))
 }
 
 fn switch_events(analyze: &str, capture: &PathBuf) -> Result<u64> {
@@ -101,6 +154,11 @@ pub fn run(a: Args) -> Result<()> {
     }
     let rate = |d: Duration| format!("{:.2} M/s", n as f64 / d.as_secs_f64() / 1e6);
     let (f, g) = (median(folded), median(flame));
+    let perf = if a.perf_seconds > 0 {
+        perf_pipeline(&bins, a.perf_seconds, a.rounds)?
+    } else {
+        None
+    };
     println!(
         "\nOff-CPU analysis of {n} switch events ({:.1} MiB capture), median of {} rounds:\n",
         size as f64 / 1048576.0,
@@ -121,6 +179,26 @@ pub fn run(a: Args) -> Result<()> {
             ],
         ],
     );
+    if let Some((events, t)) = perf {
+        println!(
+            "\nperf script | inferno-collapse-perf | inferno-flamegraph on {events} sched_switch samples ({} s of the same ping-pong):\n",
+            a.perf_seconds
+        );
+        table(
+            &["pipeline", "time", "events/s"],
+            &[vec![
+                "perf script, inferno-collapse-perf, inferno-flamegraph".into(),
+                format!("{:.3} s", t.as_secs_f64()),
+                format!("{:.3} M/s", events as f64 / t.as_secs_f64() / 1e6),
+            ]],
+        );
+        let ours = n as f64 / g.as_secs_f64();
+        let theirs = events as f64 / t.as_secs_f64();
+        println!(
+            "\nflightrec's off-CPU flame graph processes {:.0}x as many events per second.",
+            ours / theirs.max(1.0)
+        );
+    }
     println!(
         "\nreproduce: cargo run --release -p flightrec-bench -- analyzer --switches {} --rounds {}",
         a.switches, a.rounds
