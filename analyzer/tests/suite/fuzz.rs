@@ -1,25 +1,13 @@
 //! Property-based fuzzing (proptest, stable Rust) of everything that reads untrusted bytes: the
 //! manifest parser, the bundle importer and the capture reader. Each case must end in a value or
 //! an error: no panic, and nothing written outside the importer's directory.
-use std::{fs, path::Path};
+use std::fs;
 
 use flightrec_analyzer::{bundle, capture::Capture, filter::Filter, offcpu, profile};
 use flightrec_schemas::Manifest;
 use proptest::prelude::*;
 
 use super::*;
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap().flatten() {
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]

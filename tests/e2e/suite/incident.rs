@@ -29,14 +29,11 @@ fn build_shortlived(dir: &Path) -> std::path::PathBuf {
     bin
 }
 
-#[test]
-fn short_lived_program_is_symbolized_after_export_and_deletion() {
-    require_root!();
-    let cap = tempfile::tempdir().unwrap();
-    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let bin = build_shortlived(build.path());
+/// Starts a recording with dense profiling, runs `bin` once to completion; returns the recording
+/// (still running) and the program's pid.
+fn record_one_run(cap: &Path, bin: &Path) -> (Recording, String) {
     let rec = Recording::start(
-        cap.path(),
+        cap,
         &[
             "--events",
             "sched,process,profile",
@@ -46,10 +43,20 @@ fn short_lived_program_is_symbolized_after_export_and_deletion() {
             "1s",
         ],
     );
-    let child = Command::new(&bin).stdout(Stdio::null()).spawn().unwrap();
+    let child = Command::new(bin).stdout(Stdio::null()).spawn().unwrap();
     let pid = child.id().to_string();
     assert!(child.wait_with_output().unwrap().status.success());
     std::thread::sleep(Duration::from_millis(300));
+    (rec, pid)
+}
+
+#[test]
+fn short_lived_program_is_symbolized_after_export_and_deletion() {
+    require_root!();
+    let cap = tempfile::tempdir().unwrap();
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let bin = build_shortlived(build.path());
+    let (rec, pid) = record_one_run(cap.path(), &bin);
     let snap = flightrec(&[
         "snapshot",
         "--dir",
@@ -269,21 +276,7 @@ fn debuginfo_dir_names_the_frames_of_a_stripped_binary() {
     .unwrap();
 
     let cap = tempfile::tempdir().unwrap();
-    let rec = Recording::start(
-        cap.path(),
-        &[
-            "--events",
-            "sched,process,profile",
-            "--freq",
-            "199",
-            "--segment",
-            "1s",
-        ],
-    );
-    let child = Command::new(&bin).stdout(Stdio::null()).spawn().unwrap();
-    let pid = child.id().to_string();
-    assert!(child.wait_with_output().unwrap().status.success());
-    std::thread::sleep(Duration::from_millis(300));
+    let (rec, pid) = record_one_run(cap.path(), &bin);
     rec.stop();
     let c = cap.path().to_str().unwrap();
 
