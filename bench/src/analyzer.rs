@@ -1,11 +1,18 @@
 //! Off-CPU analysis speed: a capture with at least `--switches` switch events is recorded from a
 //! pipe ping-pong (kept in target/bench-capture for reuse), then `offcpu --folded` and an off-CPU
 //! flame graph are timed over several rounds.
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{median, parse_count, release_bins, table, time_sh};
+use crate::util::{
+    capture_summary, dir_bytes, events, median, parse_count, perf_samples, release_bins, table,
+    time_sh,
+};
 
 /// Options.
 #[derive(clap::Args)]
@@ -53,16 +60,7 @@ fn perf_pipeline(bins: &str, secs: u64, rounds: usize) -> Result<Option<(u64, Du
     if !status?.success() {
         bail!("perf record failed");
     }
-    let stats = Command::new("perf")
-        .args(["report", "--stats", "-i"])
-        .arg(&data)
-        .output()?;
-    let events: u64 = String::from_utf8_lossy(&stats.stdout)
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("SAMPLE events:"))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let samples = perf_samples(&data)?;
     let mut times = Vec::new();
     for _ in 0..rounds {
         times.push(time_sh(&format!(
@@ -71,20 +69,7 @@ fn perf_pipeline(bins: &str, secs: u64, rounds: usize) -> Result<Option<(u64, Du
         ))?);
     }
     let _ = std::fs::remove_file(&data);
-    Ok(Some((events, median(times))))
-}
-
-fn switch_events(analyze: &str, capture: &PathBuf) -> Result<u64> {
-    let out = Command::new(analyze)
-        .arg("summary")
-        .arg(capture)
-        .arg("--json")
-        .output()?;
-    if !out.status.success() {
-        return Ok(0);
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(v["events"]["sched_switch"].as_u64().unwrap_or(0))
+    Ok(Some((samples, median(times))))
 }
 
 fn record(bins: &str, capture: &PathBuf, switches: u64) -> Result<()> {
@@ -114,8 +99,7 @@ fn record(bins: &str, capture: &PathBuf, switches: u64) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Ping-pong in chunks until the finished segments hold enough switches.
-    let analyze = format!("{bins}/flightrec-analyze");
-    while switch_events(&analyze, capture)? < switches {
+    while switch_events(bins, capture) < switches {
         let status = Command::new(format!("{bins}/flightrec-workload"))
             .args(["--pingpong", "500000"])
             .stdout(std::process::Stdio::null())
@@ -130,18 +114,23 @@ fn record(bins: &str, capture: &PathBuf, switches: u64) -> Result<()> {
     Ok(())
 }
 
+/// Switch events in the capture; 0 while it has none (not recorded yet, or still recording).
+fn switch_events(bins: &str, capture: &Path) -> u64 {
+    capture_summary(bins, capture).map_or(0, |s| events(&s, "sched_switch"))
+}
+
 /// Runs the benchmark.
 pub fn run(a: Args) -> Result<()> {
     let bins = release_bins()?;
     let bins = bins.to_str().context("utf-8 path")?.to_string();
     let analyze = format!("{bins}/flightrec-analyze");
-    let mut n = switch_events(&analyze, &a.capture)?;
+    let mut n = switch_events(&bins, &a.capture);
     if n < a.switches {
         record(&bins, &a.capture, a.switches)?;
-        n = switch_events(&analyze, &a.capture)?;
+        n = switch_events(&bins, &a.capture);
     }
     let cap = a.capture.display().to_string();
-    let size: u64 = walk_size(&a.capture);
+    let size: u64 = dir_bytes(&a.capture);
     let mut folded = Vec::new();
     let mut flame = Vec::new();
     for _ in 0..a.rounds {
@@ -204,20 +193,4 @@ pub fn run(a: Args) -> Result<()> {
         a.switches, a.rounds
     );
     Ok(())
-}
-
-fn walk_size(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                walk_size(&path)
-            } else {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            }
-        })
-        .sum()
 }

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{median, release_bins, table};
+use crate::util::{capture_summary, dir_bytes, events, median, perf_samples, release_bins, table};
 
 /// Options.
 #[derive(clap::Args)]
@@ -126,47 +126,6 @@ fn pipe_bench(loops: u64) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| {
-            if e.path().is_dir() {
-                dir_bytes(&e.path())
-            } else {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            }
-        })
-        .sum()
-}
-
-fn flightrec_events(bins: &str, capture: &Path) -> Result<u64> {
-    let out = Command::new(format!("{bins}/flightrec-analyze"))
-        .arg("summary")
-        .arg(capture)
-        .arg("--json")
-        .output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(v["events"]["sched_switch"].as_u64().unwrap_or(0)
-        + v["events"]["sched_wakeup"].as_u64().unwrap_or(0))
-}
-
-fn perf_events(data: &Path) -> Result<u64> {
-    let out = Command::new("perf")
-        .args(["report", "--stats", "-i"])
-        .arg(data)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "SAMPLE events:     394223  (99.8%)": the first such line is the total.
-    Ok(text
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("SAMPLE events:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
-}
-
 /// Runs the benchmark.
 pub fn run(a: Args) -> Result<()> {
     let bins = release_bins()?;
@@ -195,12 +154,15 @@ pub fn run(a: Args) -> Result<()> {
                     Config::Flightrec => {
                         let cap = work.join("capture");
                         sizes.0 = dir_bytes(&cap.join("segments"));
-                        sizes.1 = flightrec_events(&bins, &cap)?;
+                        let summary =
+                            capture_summary(&bins, &cap).context("reading the capture")?;
+                        sizes.1 =
+                            events(&summary, "sched_switch") + events(&summary, "sched_wakeup");
                     }
                     Config::PerfRecord => {
                         let data = work.join("perf.data");
                         sizes.2 = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
-                        sizes.3 = perf_events(&data)?;
+                        sizes.3 = perf_samples(&data)?;
                     }
                     _ => {}
                 }

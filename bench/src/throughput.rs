@@ -1,11 +1,11 @@
 //! Sustained throughput: a load of known rate (getppid() calls at a fixed pace, two syscall events
 //! each, recorded with `--events syscall` filtered to the generator) held for `--seconds` at rising
 //! rates; for each, what was recorded and lost, and the recorder's CPU and peak RSS.
-use std::{path::Path, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{release_bins, table};
+use crate::util::{capture_summary, events, release_bins, table};
 
 /// Options.
 #[derive(clap::Args)]
@@ -36,19 +36,6 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = after.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn summary(bins: &str, cap: &Path) -> Result<(u64, u64)> {
-    let out = Command::new(format!("{bins}/flightrec-analyze"))
-        .arg("summary")
-        .arg(cap)
-        .arg("--json")
-        .output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("summary json")?;
-    Ok((
-        v["events"]["syscall"].as_u64().unwrap_or(0),
-        v["lost"]["total"].as_u64().unwrap_or(0),
-    ))
 }
 
 /// Runs the benchmark.
@@ -104,7 +91,9 @@ pub fn run(a: Args) -> Result<()> {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
         rec.wait()?;
-        let (recorded, lost) = summary(&bins, &cap)?;
+        let summary = capture_summary(&bins, &cap).context("reading the capture")?;
+        let recorded = events(&summary, "syscall");
+        let lost = summary["lost"]["total"].as_u64().unwrap_or(0);
         let generated = calls * 2;
         let per_s = generated as f64 / a.seconds as f64;
         if lost == 0 && recorded >= generated {

@@ -1,6 +1,6 @@
 //! Helpers: the release binaries, medians, timing commands, printing tables.
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -85,6 +85,57 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     for r in rows {
         line(r.clone());
     }
+}
+
+/// Bytes of all files below `p`.
+pub fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+/// `flightrec-analyze summary --json` of a capture; None when it cannot be read (not recorded yet).
+pub fn capture_summary(bins: &str, capture: &Path) -> Option<serde_json::Value> {
+    let out = Command::new(format!("{bins}/flightrec-analyze"))
+        .arg("summary")
+        .arg(capture)
+        .arg("--json")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Rows of an event table in a capture summary.
+pub fn events(summary: &serde_json::Value, table: &str) -> u64 {
+    summary["events"][table].as_u64().unwrap_or(0)
+}
+
+/// Samples in a perf.data file (`perf report --stats`).
+pub fn perf_samples(data: &Path) -> Result<u64> {
+    let out = Command::new("perf")
+        .args(["report", "--stats", "-i"])
+        .arg(data)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "SAMPLE events:     394223  (99.8%)": the first such line is the total.
+    Ok(text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("SAMPLE events:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 /// Parses counts like 10M, 500k.

@@ -54,8 +54,6 @@ pub struct DiskStats {
     pub segments: usize,
     /// Start of the oldest kept segment, monotonic ns.
     pub oldest_ns: Option<u64>,
-    /// Segments evicted so far.
-    pub evicted: u64,
     /// Segments that could not be written.
     pub failed: u64,
     /// Events in the segments that could not be written: lost too.
@@ -106,7 +104,6 @@ impl Writer {
                     job.tables.push((Table::UserFrames, frames));
                     job.meta.user_frames = counts.frames;
                     job.meta.user_frames_unknown = counts.unknown;
-                    let mut evicted = 0;
                     let events: u64 = job
                         .tables
                         .iter()
@@ -120,11 +117,8 @@ impl Writer {
                             // segment (never the snapshots), so the next segment can be written.
                             if manifest.segments.len() > 1 {
                                 let oldest = manifest.segments.remove(0);
-                                if fs::remove_dir_all(segment::segment_path(&capture, oldest.id))
-                                    .is_ok()
-                                {
-                                    evicted += 1;
-                                }
+                                let _ =
+                                    fs::remove_dir_all(segment::segment_path(&capture, oldest.id));
                             }
                             let mut s = shared.lock().expect("stats lock");
                             s.failed += 1;
@@ -139,14 +133,11 @@ impl Writer {
                         manifest.config.max_size_bytes,
                     );
                     for id in &evict {
-                        if fs::remove_dir_all(segment::segment_path(&capture, *id)).is_ok() {
-                            evicted += 1;
-                        }
+                        let _ = fs::remove_dir_all(segment::segment_path(&capture, *id));
                     }
                     manifest.segments.retain(|s| !evict.contains(&s.id));
                     let manifest_result = segment::write_manifest(&capture, &manifest);
                     let mut s = shared.lock().expect("stats lock");
-                    s.evicted += evicted;
                     s.bytes = manifest.segments.iter().map(|m| m.bytes).sum();
                     s.segments = manifest.segments.len();
                     s.oldest_ns = manifest.segments.first().map(|m| m.start_ns);
