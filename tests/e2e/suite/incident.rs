@@ -100,6 +100,21 @@ fn short_lived_program_is_symbolized_after_export_and_deletion() {
     );
 }
 
+/// The one snapshot a trigger took: a cool-down of an hour allows no second one.
+fn the_only_snapshot(cap: &Path) -> std::path::PathBuf {
+    let snaps: Vec<_> = std::fs::read_dir(cap.join("snapshots"))
+        .expect("a snapshot was taken")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        snaps.len(),
+        1,
+        "one freeze despite many matches (cool-down): {snaps:?}"
+    );
+    snaps.into_iter().next().unwrap()
+}
+
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -163,17 +178,7 @@ fn trigger_freezes_around_injected_run_queue_latency() {
     std::thread::sleep(Duration::from_secs(3));
     rec.stop();
 
-    let snaps: Vec<_> = std::fs::read_dir(cap.path().join("snapshots"))
-        .expect("a snapshot was taken")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(
-        snaps.len(),
-        1,
-        "one freeze despite many matches (cool-down): {snaps:?}"
-    );
-    let snap = &snaps[0];
+    let snap = &the_only_snapshot(cap.path());
     assert!(
         snap.file_name()
             .unwrap()
@@ -337,13 +342,8 @@ fn a_process_killed_by_a_signal_fires_the_exit_trigger() {
     std::thread::sleep(Duration::from_millis(2500));
     rec.stop();
 
-    let snaps: Vec<_> = std::fs::read_dir(cap.path().join("snapshots"))
-        .expect("a snapshot")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(snaps.len(), 1, "{snaps:?}");
-    let m = flightrec_schemas::Manifest::read(&snaps[0].join("manifest.json")).unwrap();
+    let m = flightrec_schemas::Manifest::read(&the_only_snapshot(cap.path()).join("manifest.json"))
+        .unwrap();
     let reason = m.frozen.unwrap().reason;
     eprintln!("{reason}");
     assert_eq!(
