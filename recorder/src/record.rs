@@ -457,7 +457,13 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
                         "trigger {}: process {} exited with code {}",
                         f.trigger, f.tid, f.latency_ns
                     ),
-                    _ => format!(
+                    Trigger::Block(_) => format!(
+                        "trigger {}: {} for a request issued by process {}",
+                        f.trigger,
+                        humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
+                        f.tid
+                    ),
+                    Trigger::Runq(_) => format!(
                         "trigger {}: {} for tid {}",
                         f.trigger,
                         humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),

@@ -116,7 +116,7 @@ pub struct Fired {
     pub trigger: Trigger,
     /// The latency seen, ns (for exit triggers: the signal or the exit code).
     pub latency_ns: u64,
-    /// The thread it concerned (runq) or the issuing process (block).
+    /// The thread it concerned (runq), the issuing process (block) or the exiting process (exit).
     pub tid: i32,
     /// Monotonic ns of the event that completed the interval.
     pub at_ns: u64,

@@ -368,3 +368,62 @@ fn a_process_killed_by_a_signal_fires_the_exit_trigger() {
         "exit 3 recorded as status 0x300: {statuses:?}"
     );
 }
+
+#[test]
+fn a_slow_block_request_fires_the_block_trigger() {
+    require_root!();
+    let cap = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--events",
+            "process,block",
+            "--segment",
+            "1s",
+            "--trigger",
+            "block>1us",
+            "--post",
+            "1s",
+            "--cooldown",
+            "1h",
+        ],
+    );
+    // Direct writes with fsync reach the disk: each request takes far longer than a microsecond.
+    let out = workload()
+        .args(["--writes", "8"])
+        .arg("--dir")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(2500));
+    rec.stop();
+    let snap = the_only_snapshot(cap.path());
+    assert!(
+        snap.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("block-"),
+        "{snap:?}"
+    );
+    let m = flightrec_schemas::Manifest::read(&snap.join("manifest.json")).unwrap();
+    let frozen = m.frozen.unwrap();
+    eprintln!("{}", frozen.reason);
+    assert!(
+        frozen.reason.starts_with("trigger block>1us: ")
+            && frozen.reason.contains("for a request issued by process"),
+        "{}",
+        frozen.reason
+    );
+    // The frozen capture holds the request that fired it: a completion at the cause's time.
+    let r: serde_json::Value = serde_json::from_str(&analyze(&[
+        "latency",
+        snap.to_str().unwrap(),
+        "--kind",
+        "block",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(r["groups"][0]["percentiles"]["max"].as_u64().unwrap() > 1_000);
+}
