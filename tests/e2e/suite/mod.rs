@@ -50,7 +50,55 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         "{} not built: run the tests with `cargo test --workspace`",
         bin.display()
     );
+    // `cargo test --test e2e` alone does not rebuild the other packages' binaries: refuse to test
+    // an old one rather than pass or fail on code that is no longer there.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    // What each binary is built from: sources and the embedded object (not manifests, whose
+    // dev-dependencies can change without relinking, nor docs or tests).
+    let inputs: &[&str] = match name {
+        "flightrec" => &[
+            "recorder/src",
+            "recorder/bpf",
+            "schemas/src",
+            "ebpf/flightrec-common/src",
+        ],
+        "flightrec-analyze" => &["analyzer/src", "schemas/src"],
+        _ => &[],
+    };
+    let newest = inputs
+        .iter()
+        .filter_map(|d| newest_mtime(&root.join(d)))
+        .max();
+    let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    if let (Some(newest), Some(built)) = (newest, built) {
+        assert!(
+            built >= newest,
+            "{} is older than its sources: run `cargo build --workspace` first, or the tests with `cargo test --workspace`",
+            bin.display()
+        );
+    }
     bin
+}
+
+/// Newest modification time of a file, or of the files below a directory.
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    if path.is_file() {
+        return fs::metadata(path).and_then(|m| m.modified()).ok();
+    }
+    fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                newest_mtime(&p)
+            } else {
+                e.metadata().and_then(|m| m.modified()).ok()
+            }
+        })
+        .max()
 }
 
 /// Runs a workspace binary that must succeed; returns its stdout.
