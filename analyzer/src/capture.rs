@@ -25,6 +25,11 @@ pub enum CaptureError {
         "{0} holds no finished segment: nothing was recorded yet, or every segment was evicted"
     )]
     Empty(String),
+    /// No finished segment, but the journal of an open one.
+    #[error(
+        "{0} holds no finished segment yet, only the journal of the open one: a running recorder finishes it; after a crash, `flightrec salvage {0}` does"
+    )]
+    OnlyJournal(String),
     /// A table file is missing.
     #[error("{0} is missing: the segment is incomplete")]
     MissingTable(String),
@@ -80,6 +85,9 @@ pub struct Capture {
     pub manifest: Manifest,
     /// Finished segments, oldest first.
     pub segments: Vec<Segment>,
+    /// Ids of open segments found as write-ahead journals (`segments/.<id>.journal`): recording
+    /// now, or left by a recorder that was killed and not yet salvaged.
+    pub journals: Vec<u64>,
 }
 
 impl Capture {
@@ -118,8 +126,13 @@ impl Capture {
             cause,
         })?;
         let mut segments = Vec::new();
+        let mut journals = Vec::new();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
+            if let Some(id) = flightrec_schemas::journal_id(&name) {
+                journals.push(id);
+                continue;
+            }
             if name.starts_with('.') || !e.path().is_dir() {
                 continue;
             }
@@ -134,6 +147,10 @@ impl Capture {
             });
         }
         segments.sort_by_key(|s| s.meta.id);
+        journals.sort_unstable();
+        if segments.is_empty() && !journals.is_empty() {
+            return Err(CaptureError::OnlyJournal(root.display().to_string()));
+        }
         if segments.is_empty() {
             return Err(CaptureError::Empty(root.display().to_string()));
         }
@@ -142,6 +159,7 @@ impl Capture {
             _unpacked: None,
             manifest,
             segments,
+            journals,
         })
     }
 }

@@ -28,6 +28,8 @@ pub struct Verification {
     pub segments: Vec<SegmentCheck>,
     /// True when no segment has a problem.
     pub ok: bool,
+    /// Open segments still in their write-ahead journal, not checked here.
+    pub journals: Vec<u64>,
 }
 
 fn check(seg: &Segment) -> SegmentCheck {
@@ -65,7 +67,11 @@ pub fn verify(cap: &Capture) -> crate::capture::Result<Verification> {
     let segs: Vec<&Segment> = cap.segments.iter().collect();
     let segments = map_segments(&segs, "verify", |s| Ok(check(s)))?;
     let ok = segments.iter().all(|s| s.problems.is_empty());
-    Ok(Verification { segments, ok })
+    Ok(Verification {
+        segments,
+        ok,
+        journals: cap.journals.clone(),
+    })
 }
 
 impl Verification {
@@ -80,6 +86,12 @@ impl Verification {
                     let _ = writeln!(o, "segment {:08}: DAMAGED: {p}", s.id);
                 }
             }
+        }
+        for id in &self.journals {
+            let _ = writeln!(
+                o,
+                "segment {id:08}: open, in its journal: a running recorder finishes it; after a crash `flightrec salvage` does"
+            );
         }
         let rows: u64 = self.segments.iter().map(|s| s.rows).sum();
         let bad = self

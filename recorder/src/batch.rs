@@ -6,6 +6,7 @@ use arrow::{
         ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, StringBuilder,
         StringDictionaryBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
     },
+    compute::concat_batches,
     datatypes::UInt16Type,
     record_batch::RecordBatch,
 };
@@ -182,6 +183,10 @@ pub struct SegmentBatch {
     tcp: Tcps,
     stacks: StackTable,
     tids: HashSet<i32>,
+    /// Event rows moved out of the builders by checkpoints, oldest first.
+    chunks: Vec<(Table, RecordBatch)>,
+    /// Stacks already in the journal.
+    checkpointed_stacks: usize,
     /// Drop command lines and file paths (`--redact`).
     redact: bool,
     /// Counts beside the rows.
@@ -407,6 +412,80 @@ impl SegmentBatch {
         ksyms: &KernelSymbols,
         maps: &UserMaps,
     ) -> (Vec<(Table, RecordBatch)>, Vec<Frame>, BatchCounts) {
+        let tail = self.finish_events();
+        let chunks = std::mem::take(&mut self.chunks);
+        let mut out: Vec<(Table, RecordBatch)> = tail
+            .into_iter()
+            .map(|(table, last)| {
+                let parts: Vec<&RecordBatch> = chunks
+                    .iter()
+                    .filter(|(t, _)| *t == table)
+                    .map(|(_, b)| b)
+                    .chain([&last])
+                    .collect();
+                let batch = if parts.len() == 1 {
+                    last.clone()
+                } else {
+                    concat_batches(&table.schema(), parts).expect("chunks share the schema")
+                };
+                (table, batch)
+            })
+            .collect();
+        out.extend(self.lookup_tables(tasks, ksyms, 0));
+        let frames = self.user_frames(maps, 0);
+        (out, frames, self.counts)
+    }
+
+    /// Moves the rows added since the last checkpoint out of the builders, for the write-ahead
+    /// journal: the new event rows (last), the stacks first seen since, their kernel symbols and normalized
+    /// user frames, and the whole task table so far. The rows stay part of the segment.
+    pub fn checkpoint(
+        &mut self,
+        tasks: &TaskTable,
+        ksyms: &KernelSymbols,
+        maps: &UserMaps,
+    ) -> (Vec<(Table, RecordBatch)>, Vec<Frame>) {
+        let events: Vec<(Table, RecordBatch)> = self
+            .finish_events()
+            .into_iter()
+            .filter(|(_, b)| b.num_rows() > 0)
+            .collect();
+        self.chunks.extend(events.iter().cloned());
+        let first = std::mem::replace(&mut self.checkpointed_stacks, self.stacks.len());
+        // Lookup tables first: a journal cut short never holds rows pointing at missing stacks.
+        let mut out = self.lookup_tables(tasks, ksyms, first).to_vec();
+        out.extend(events);
+        (out, self.user_frames(maps, first))
+    }
+
+    /// The stacks (from id `first` on), the tasks and the kernel symbols.
+    fn lookup_tables(
+        &self,
+        tasks: &TaskTable,
+        ksyms: &KernelSymbols,
+        first: usize,
+    ) -> [(Table, RecordBatch); 3] {
+        [
+            (Table::Stacks, self.stacks.finish(first)),
+            (Table::Tasks, tasks_table(&self.tids, tasks, self.redact)),
+            (
+                Table::KernelSymbols,
+                ksyms.table(&self.stacks.kernel_addresses(first)),
+            ),
+        ]
+    }
+
+    /// The user frames of the stacks from id `first` on, normalized.
+    fn user_frames(&self, maps: &UserMaps, first: usize) -> Vec<Frame> {
+        self.stacks
+            .user_addresses(first)
+            .into_iter()
+            .map(|(tgid, addr)| maps.frame(tgid, addr))
+            .collect()
+    }
+
+    /// The event tables of the rows in the builders, which are left empty.
+    fn finish_events(&mut self) -> Vec<(Table, RecordBatch)> {
         let mk = |t: Table, cols: Vec<ArrayRef>| {
             (
                 t,
@@ -494,19 +573,7 @@ impl SegmentBatch {
             arc(t.dport.finish()),
         ]);
         out.push(mk(Table::Tcp, cols));
-        out.push((Table::Stacks, self.stacks.finish()));
-        out.push((Table::Tasks, tasks_table(&self.tids, tasks, self.redact)));
-        out.push((
-            Table::KernelSymbols,
-            ksyms.table(&self.stacks.kernel_addresses()),
-        ));
-        let frames = self
-            .stacks
-            .user_addresses()
-            .into_iter()
-            .map(|(tgid, addr)| maps.frame(tgid, addr))
-            .collect();
-        (out, frames, self.counts)
+        out
     }
 }
 
@@ -584,6 +651,53 @@ mod tests {
         assert_eq!(get(Table::KernelSymbols).num_rows(), 1);
         for (t, batch) in &tables {
             assert_eq!(batch.schema(), t.schema(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn checkpoints_hand_out_each_row_once_and_leave_the_segment_unchanged() {
+        let ksyms = KernelSymbols::parse("ffffffff81000000 T schedule\nffffffff82000000 T io\n");
+        let records = [
+            switch_record(10, 20, 1, &[0xffffffff81000100], -14),
+            switch_record(20, 10, 1, &[0xffffffff81000100], -14),
+            switch_record(10, 30, 1, &[0xffffffff82000100, 0xffffffff81000100], -14),
+        ];
+        let mut tasks = TaskTable::default();
+        let (mut plain, mut split) = (SegmentBatch::default(), SegmentBatch::default());
+        let mut handed = Vec::new();
+        for (i, raw) in records.iter().enumerate() {
+            plain.push(&decode(raw).unwrap(), &mut tasks, 0);
+            split.push(&decode(raw).unwrap(), &mut tasks, 0);
+            if i != 1 {
+                let (tables, frames) = split.checkpoint(&tasks, &ksyms, &UserMaps::default());
+                assert!(frames.is_empty());
+                let pos = |t: Table| tables.iter().position(|x| x.0 == t).unwrap();
+                assert!(
+                    pos(Table::Stacks) < pos(Table::SchedSwitch),
+                    "stacks go before the rows that refer to them"
+                );
+                handed.push(tables);
+            }
+        }
+        let rows = |cp: &Vec<(Table, RecordBatch)>, t: Table| -> usize {
+            cp.iter().filter(|x| x.0 == t).map(|x| x.1.num_rows()).sum()
+        };
+        assert_eq!(rows(&handed[0], Table::SchedSwitch), 1);
+        assert_eq!(rows(&handed[1], Table::SchedSwitch), 2);
+        assert_eq!(rows(&handed[0], Table::Stacks), 1);
+        assert_eq!(rows(&handed[1], Table::Stacks), 1, "only the new stack");
+        assert_eq!(
+            rows(&handed[1], Table::KernelSymbols),
+            2,
+            "the new stack's frames (the journal repeats a known one; salvage keeps one)"
+        );
+        assert_eq!(rows(&handed[1], Table::Tasks), 3, "the whole task table");
+        let (a, _, ca) = plain.finish(&tasks, &ksyms, &UserMaps::default());
+        let (b, _, cb) = split.finish(&tasks, &ksyms, &UserMaps::default());
+        assert_eq!(ca, cb);
+        for ((ta, ba), (tb, bb)) in a.iter().zip(&b) {
+            assert_eq!(ta, tb);
+            assert_eq!(ba, bb, "{ta:?} differs after checkpoints");
         }
     }
 

@@ -29,6 +29,12 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Turn the journal a killed recorder left in DIR into a finished segment (the next
+    /// `record` and `export` on DIR do this too).
+    Salvage {
+        /// Capture directory.
+        dir: PathBuf,
+    },
     /// Write a capture or snapshot into one tar file for a ticket.
     Export {
         /// Capture or snapshot directory.

@@ -34,6 +34,15 @@ pub fn export(capture: &Path, out: &Path) -> Result<u64> {
             capture.display()
         );
     }
+    // A recorder killed while recording left its open segment in a journal: ship it too.
+    match crate::journal::salvage_stopped(capture) {
+        Ok(Some(s)) => crate::record::report_salvage(capture, &s, false),
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "flightrec: cannot salvage the journal of {}: {e:#}; exporting the finished segments",
+            capture.display()
+        ),
+    }
     let segments = finished_segments(capture);
     if segments.is_empty() {
         bail!("{} holds no finished segment to export", capture.display());

@@ -5,7 +5,8 @@
 //! drains the ring buffer with tokio, [`decode`]s records and appends them to a [`batch`] (Arrow
 //! builders, [`stacks`] deduplicated, names from [`tasks`] and [`ksyms`]); every `--segment` the batch is
 //! finished and handed to the [`writer`] thread, which writes a [`segment`] and applies the
-//! [`window`].
+//! [`window`]. Between cuts, checkpoints append the new rows to the open segment's [`journal`], which
+//! a restart after `kill -9` salvages.
 
 pub mod batch;
 pub mod btf;
@@ -14,6 +15,7 @@ pub mod control;
 pub mod decode;
 pub mod export;
 pub mod host;
+pub mod journal;
 pub mod ksyms;
 pub mod probes;
 pub mod record;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use flightrec_recorder::{
     cli::{Cli, Command, RecordArgs},
-    control, export,
+    control, export, journal,
     probes::ProbeOptions,
     record::{self, RecordOptions},
     snapshot,
@@ -60,11 +60,32 @@ fn snapshot(dir: &std::path::Path, name: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn salvage(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.join(flightrec_schemas::MANIFEST_FILE).is_file() {
+        anyhow::bail!("{} is not a flightrec capture", dir.display());
+    }
+    let Some(s) = journal::salvage_stopped(dir)? else {
+        anyhow::bail!(
+            "a recorder is running on {}; it finishes its own segments",
+            dir.display()
+        );
+    };
+    record::report_salvage(dir, &s, false);
+    if !s.failed.is_empty() {
+        anyhow::bail!("{} journals could not be salvaged", s.failed.len());
+    }
+    if s.segments.is_empty() {
+        eprintln!("flightrec: nothing to salvage in {}", dir.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Record(a) => record(a),
         Command::Snapshot { dir, name } => snapshot(&dir, name),
+        Command::Salvage { dir } => salvage(&dir),
         Command::Export { capture, output } => export::export(&capture, &output).map(|bytes| {
             eprintln!(
                 "flightrec: wrote {} ({})",

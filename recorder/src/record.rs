@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use aya::maps::{MapData, RingBuf};
 use flightrec_common::{Source, SOURCE_COUNT};
 use flightrec_schemas::{
-    Cost, Manifest, RecordConfig, SegmentMeta, SourceCounts, FORMAT_VERSION, MANIFEST_FILE,
+    Cost, Manifest, RecordConfig, SegmentMeta, SourceCounts, Table, FORMAT_VERSION, MANIFEST_FILE,
 };
 use tokio::{
     io::{unix::AsyncFd, Interest},
@@ -21,10 +21,10 @@ use tokio::{
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::{
-    batch::SegmentBatch,
+    batch::{BatchCounts, SegmentBatch},
     control,
     decode::{decode, Record},
-    host,
+    host, journal,
     ksyms::KernelSymbols,
     probes::{KernelCounters, ProbeOptions, Probes},
     segment, snapshot,
@@ -32,7 +32,7 @@ use crate::{
     tasks::TaskTable,
     trigger::{Fired, Trigger, Watch},
     usersyms::UserMaps,
-    writer::{Job, Work, Writer},
+    writer::{Checkpoint, Job, Work, Writer},
 };
 
 /// Cut a segment early past this many rows, to bound memory under a flood.
@@ -42,6 +42,8 @@ const DRAIN_EVERY: Duration = Duration::from_millis(100);
 /// Records decoded per drain pass before the loop looks at its timers again: under a flood the ring
 /// never empties, and a drain that ran until it did would never cut a segment.
 const DRAIN_BUDGET: usize = 32 * 1024;
+/// Append the open segment's new rows to its journal this often: what `kill -9` may lose.
+const JOURNAL_EVERY: Duration = Duration::from_millis(500);
 
 /// Options of a recording.
 #[derive(Clone, Debug)]
@@ -127,8 +129,9 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
 }
 
 /// Opens the capture directory: a new one, or an existing capture of this boot whose window is
-/// continued. Returns the manifest to continue from.
-fn open_capture(opts: &RecordOptions) -> Result<Manifest> {
+/// continued, salvaging what a killed recorder left in its journal. Returns the manifest to
+/// continue from and the directory's lock, held while recording.
+fn open_capture(opts: &RecordOptions) -> Result<(Manifest, std::fs::File)> {
     // Not dir.join(""): its trailing slash would make the check follow a symlinked DIR.
     segment::check_owned_dir(&opts.dir)?;
     for sub in [flightrec_schemas::SEGMENTS_DIR, snapshot::SNAPSHOTS_DIR] {
@@ -141,6 +144,12 @@ fn open_capture(opts: &RecordOptions) -> Result<Manifest> {
         }
     }
     segment::private_dir(&opts.dir.join(flightrec_schemas::SEGMENTS_DIR))?;
+    let Some(lock) = segment::try_lock_capture(&opts.dir)? else {
+        bail!(
+            "another flightrec is recording into {}; stop it first or use another directory",
+            opts.dir.display()
+        );
+    };
     segment::remove_partial(&opts.dir)?;
     let mut manifest = new_manifest(opts);
     let path = opts.dir.join(MANIFEST_FILE);
@@ -155,8 +164,35 @@ fn open_capture(opts: &RecordOptions) -> Result<Manifest> {
         // Keep the clock anchor of the first start so every segment maps to wall time the same way.
         manifest.clock = old.clock;
     }
+    report_salvage(&opts.dir, &journal::salvage(&opts.dir)?, opts.quiet);
     manifest.segments = segment::finished_segments(&opts.dir);
-    Ok(manifest)
+    Ok((manifest, lock))
+}
+
+/// Says what salvaging a capture's journals did: failures always, successes unless `quiet`.
+pub fn report_salvage(dir: &std::path::Path, s: &journal::Salvaged, quiet: bool) {
+    for m in &s.segments {
+        if !quiet {
+            let events: u64 = m
+                .rows
+                .iter()
+                .filter(|(t, _)| Table::from_name(t).is_some_and(Table::is_event_table))
+                .map(|(_, n)| n)
+                .sum();
+            eprintln!(
+                "flightrec: salvaged segment {} of {} from the journal a stopped recorder left ({} events)",
+                m.id,
+                dir.display(),
+                events
+            );
+        }
+    }
+    for (path, why) in &s.failed {
+        eprintln!(
+            "flightrec: cannot salvage {}: {why}; left in place",
+            path.display()
+        );
+    }
 }
 
 fn fs_is_symlink(p: &std::path::Path) -> bool {
@@ -206,6 +242,10 @@ struct Recorder {
     cpu_ns: u64,
     /// Most bytes one drain found in the ring during this segment.
     ring_peak: u64,
+    /// A checkpoint the busy writer could not take yet; the next one is merged into it.
+    pending: Option<Box<Checkpoint>>,
+    /// When the programs were detached (stopping).
+    detached_ns: Option<u64>,
 }
 
 impl Recorder {
@@ -268,37 +308,88 @@ impl Recorder {
         while self.drain(ring) {}
     }
 
-    fn cut(&mut self) -> Result<()> {
-        let now = self.probes.counters()?;
-        let prev = std::mem::replace(&mut self.counters, now);
+    /// The open segment's metadata from its start to `end`, given the kernel counters `now`.
+    fn meta(&self, now: &KernelCounters, counts: &BatchCounts, end: u64, cpu: u64) -> SegmentMeta {
+        let prev = &self.counters;
         let delta = |a: &[u64; SOURCE_COUNT], b: &[u64; SOURCE_COUNT]| {
-            std::array::from_fn::<u64, SOURCE_COUNT, _>(|i| a[i] - b[i])
+            per_source(
+                &std::array::from_fn::<u64, SOURCE_COUNT, _>(|i| a[i] - b[i]),
+                &self.sources,
+            )
         };
-        let batch = std::mem::replace(&mut self.batch, SegmentBatch::new(self.redact));
-        let (tables, frames, counts) = batch.finish(&self.tasks, &self.ksyms, &self.maps);
-        let end = host::monotonic_ns();
-        let meta = SegmentMeta {
+        SegmentMeta {
             id: self.segment_id,
             start_ns: self.segment_start,
             end_ns: end,
             first_event_ns: counts.first_ts,
             last_event_ns: counts.last_ts,
-            emitted: per_source(&delta(&now.emitted, &prev.emitted), &self.sources),
-            lost: per_source(&delta(&now.lost, &prev.lost), &self.sources),
+            emitted: delta(&now.emitted, &prev.emitted),
+            lost: delta(&now.lost, &prev.lost),
             stack_errors: per_source(&counts.stack_errors, &self.sources),
-            missed: per_source(&delta(&now.progs.missed, &prev.progs.missed), &self.sources),
+            missed: delta(&now.progs.missed, &prev.progs.missed),
             decode_errors: counts.decode_errors,
             cost: Cost {
-                bpf_ns: per_source(&delta(&now.progs.run_ns, &prev.progs.run_ns), &self.sources),
-                bpf_runs: per_source(&delta(&now.progs.runs, &prev.progs.runs), &self.sources),
-                recorder_cpu_ns: {
-                    let cpu = host::process_cpu_ns();
-                    cpu - std::mem::replace(&mut self.cpu_ns, cpu)
-                },
-                ring_peak_bytes: std::mem::take(&mut self.ring_peak),
+                bpf_ns: delta(&now.progs.run_ns, &prev.progs.run_ns),
+                bpf_runs: delta(&now.progs.runs, &prev.progs.runs),
+                recorder_cpu_ns: cpu - self.cpu_ns,
+                ring_peak_bytes: self.ring_peak,
             },
             ..Default::default()
-        };
+        }
+    }
+
+    /// Hands the rows decoded since the last checkpoint to the writer for the journal. A busy
+    /// writer is not waited for: the rows wait for the next checkpoint instead.
+    fn checkpoint(&mut self) -> Result<()> {
+        let (mut tables, mut frames) = self.batch.checkpoint(&self.tasks, &self.ksyms, &self.maps);
+        if tables
+            .iter()
+            .all(|(t, b)| !t.is_event_table() || b.num_rows() == 0)
+            && self.pending.is_none()
+        {
+            return Ok(());
+        }
+        let now = self.probes.counters()?;
+        let meta = self.meta(
+            &now,
+            &self.batch.counts,
+            host::monotonic_ns(),
+            host::process_cpu_ns(),
+        );
+        if let Some(p) = self.pending.take() {
+            let Checkpoint {
+                tables: t0,
+                frames: f0,
+                ..
+            } = *p;
+            tables.splice(0..0, t0);
+            frames.splice(0..0, f0);
+        }
+        let work = Work::Journal(Box::new(Checkpoint {
+            tables,
+            meta,
+            frames,
+        }));
+        if let Some(Work::Journal(back)) = self.writer.try_send(work)? {
+            self.pending = Some(back);
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self) -> Result<()> {
+        let now = self.probes.counters()?;
+        let batch = std::mem::replace(&mut self.batch, SegmentBatch::new(self.redact));
+        let (tables, frames, counts) = batch.finish(&self.tasks, &self.ksyms, &self.maps);
+        let cpu = host::process_cpu_ns();
+        // After the programs were detached no event can follow: the segment ends there, however
+        // long the last drain took.
+        let end = self.detached_ns.unwrap_or_else(host::monotonic_ns);
+        let meta = self.meta(&now, &counts, end, cpu);
+        self.counters = now;
+        self.cpu_ns = cpu;
+        self.ring_peak = 0;
+        // The segment itself is on its way: a checkpoint still waiting for the writer is moot.
+        self.pending = None;
         self.events += counts.rows.iter().sum::<u64>();
         self.lost += meta.total_lost();
         self.writer.send(Work::Segment(Box::new(Job {
@@ -320,7 +411,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     {
         bail!("exit triggers need the process events: add process to --events");
     }
-    let manifest = open_capture(&opts)?;
+    let (manifest, _lock) = open_capture(&opts)?;
     let first_id = manifest.segments.last().map_or(0, |s| s.id + 1);
     let tasks = TaskTable::scan_proc();
     let ksyms = KernelSymbols::load();
@@ -349,6 +440,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         fired: None,
         cpu_ns: host::process_cpu_ns(),
         ring_peak: 0,
+        pending: None,
+        detached_ns: None,
     };
     // Deadline of a pending trigger's freeze, and the end of its cool-down.
     let mut freeze_at: Option<(tokio::time::Instant, String, String, u64)> = None;
@@ -366,6 +459,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     let mut drain_tick = interval(DRAIN_EVERY);
     drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut status_tick = interval(Duration::from_secs(1));
+    let mut journal_tick = interval(JOURNAL_EVERY);
+    journal_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut status = Status::new(!opts.quiet, std::io::stderr().is_terminal());
 
     loop {
@@ -385,6 +480,10 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
                 rec.drain(ring.get_mut());
                 rec.cut()?;
                 next_cut += opts.segment;
+            }
+            _ = journal_tick.tick() => {
+                rec.drain(ring.get_mut());
+                rec.checkpoint()?;
             }
             _ = status_tick.tick() => {
                 status.update(rec.events + rec.batch.rows(), rec.lost, &rec.writer.stats);
@@ -477,6 +576,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     }
     // Detach first: then the last drain empties the ring for good and the totals match exactly.
     rec.probes.stop()?;
+    rec.detached_ns = Some(host::monotonic_ns());
     rec.drain_all(ring.get_mut());
     rec.cut()?;
     let _ = std::fs::remove_file(opts.dir.join(control::SOCKET));

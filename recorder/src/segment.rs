@@ -51,6 +51,26 @@ pub fn check_owned_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Takes the capture directory's lock, held for as long as the returned file is open: one recorder
+/// per directory, and salvaging never races a live recorder. `None` when another process holds it.
+pub fn try_lock_capture(dir: &Path) -> Result<Option<File>> {
+    use std::os::{fd::AsRawFd, unix::fs::OpenOptionsExt};
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .with_context(|| format!("cannot open {}", dir.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(None);
+    }
+    Err(e).with_context(|| format!("cannot lock {}", dir.display()))
+}
+
 /// Creates a directory readable by its owner only.
 pub fn private_dir(path: &Path) -> Result<()> {
     fs::DirBuilder::new()
@@ -60,7 +80,8 @@ pub fn private_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))
 }
 
-fn private_file(path: &Path) -> Result<File> {
+/// Creates a file readable by its owner only; fails if it exists.
+pub fn private_file(path: &Path) -> Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -152,9 +173,17 @@ fn write_segment_into(
             .insert(table.name().to_string(), batch.num_rows() as u64);
         bytes += write_parquet(&tmp.join(table.file_name()), batch)?;
     }
+    // `bytes` counts segment.json too, which holds `bytes`: settle on the size that includes itself
+    // (two rounds at most: only the number's digit count can change it).
     meta.bytes = bytes;
-    let json = serde_json::to_vec_pretty(&meta)?;
-    meta.bytes += json.len() as u64;
+    let json = loop {
+        let json = serde_json::to_vec_pretty(&meta)?;
+        let total = bytes + json.len() as u64;
+        if total == meta.bytes {
+            break json;
+        }
+        meta.bytes = total;
+    };
     let mut f = private_file(&tmp.join(SEGMENT_META_FILE))?;
     f.write_all(&json)?;
     f.sync_all()?;

@@ -70,10 +70,9 @@ impl StackTable {
             .collect()
     }
 
-    /// Every distinct (tgid, address) of the user stacks.
-    pub fn user_addresses(&self) -> Vec<(i32, u64)> {
-        let mut v: Vec<(i32, u64)> = self
-            .entries
+    /// Every distinct (tgid, address) of the user stacks with ids from `first` on.
+    pub fn user_addresses(&self, first: usize) -> Vec<(i32, u64)> {
+        let mut v: Vec<(i32, u64)> = self.entries[first..]
             .iter()
             .filter(|e| e[0] != KERNEL_TAG)
             .flat_map(|e| e[1..].iter().map(move |a| (e[0] as i32, *a)))
@@ -83,10 +82,9 @@ impl StackTable {
         v
     }
 
-    /// Every distinct kernel frame address.
-    pub fn kernel_addresses(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .entries
+    /// Every distinct kernel frame address of the stacks with ids from `first` on.
+    pub fn kernel_addresses(&self, first: usize) -> Vec<u64> {
+        let mut v: Vec<u64> = self.entries[first..]
             .iter()
             .filter(|e| e[0] == KERNEL_TAG)
             .flat_map(|e| e[1..].iter().copied())
@@ -96,11 +94,12 @@ impl StackTable {
         v
     }
 
-    /// The `stacks` table.
-    pub fn finish(&self) -> RecordBatch {
-        let mut id = UInt32Builder::with_capacity(self.entries.len());
-        let mut tgid = Int32Builder::with_capacity(self.entries.len());
-        let mut kernel = BooleanBuilder::with_capacity(self.entries.len());
+    /// The `stacks` table of the stacks with ids from `first` on (0: all of them).
+    pub fn finish(&self, first: usize) -> RecordBatch {
+        let n = self.entries.len() - first;
+        let mut id = UInt32Builder::with_capacity(n);
+        let mut tgid = Int32Builder::with_capacity(n);
+        let mut kernel = BooleanBuilder::with_capacity(n);
         let mut frames = ListBuilder::new(UInt64Builder::new()).with_field(
             Table::Stacks
                 .schema()
@@ -109,7 +108,7 @@ impl StackTable {
                 .clone()
                 .list_field(),
         );
-        for (i, e) in self.entries.iter().enumerate() {
+        for (i, e) in self.entries.iter().enumerate().skip(first) {
             id.append_value(i as u32);
             let is_kernel = e[0] == KERNEL_TAG;
             kernel.append_value(is_kernel);
@@ -166,8 +165,23 @@ mod tests {
         assert_eq!(t.intern(&Stack::Error(14), true, 0), None);
         assert_eq!(t.intern(&Stack::Frames(&[]), false, 1), None);
         assert_eq!(t.len(), 4);
-        assert_eq!(t.kernel_addresses(), vec![1, 2, 3, 4]);
-        let batch = t.finish();
+        assert_eq!(t.kernel_addresses(0), vec![1, 2, 3, 4]);
+        assert_eq!(
+            t.kernel_addresses(3),
+            vec![1, 2, 4],
+            "the stacks from id 3 on"
+        );
+        assert_eq!(
+            t.user_addresses(3),
+            vec![],
+            "ids 1 and 2 are the user stacks"
+        );
+        assert_eq!(
+            t.finish(2).num_rows(),
+            2,
+            "a journal checkpoint's new stacks"
+        );
+        let batch = t.finish(0);
         assert_eq!(batch.num_rows(), 4);
     }
 }

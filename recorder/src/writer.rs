@@ -13,7 +13,9 @@ use arrow::record_batch::RecordBatch;
 use flightrec_schemas::{Manifest, SegmentMeta, Table};
 
 use crate::{
-    host, segment,
+    host,
+    journal::Journal,
+    segment,
     usersyms::{Frame, Symbolizer},
     window,
 };
@@ -28,10 +30,22 @@ pub struct Job {
     pub frames: Vec<Frame>,
 }
 
+/// Rows of the open segment for its write-ahead journal.
+pub struct Checkpoint {
+    /// New rows: lookup tables first, then events.
+    pub tables: Vec<(Table, RecordBatch)>,
+    /// The segment's metadata so far.
+    pub meta: SegmentMeta,
+    /// User frames of the new stacks, normalized, to be symbolized here.
+    pub frames: Vec<Frame>,
+}
+
 /// Work for the writer thread, done in order: a freeze sent after a segment includes it.
 pub enum Work {
-    /// Write a segment and apply the window.
+    /// Write a segment, delete its journal and apply the window.
     Segment(Box<Job>),
+    /// Append to the open segment's journal.
+    Journal(Box<Checkpoint>),
     /// Freeze the current window into `snapshots/<name>/`; the path (or why not) is sent back.
     Freeze {
         /// Snapshot name.
@@ -81,9 +95,30 @@ impl Writer {
             .name("flightrec-writer".into())
             .spawn(move || {
                 let mut symbolizer = Symbolizer::new(redact);
+                let mut journal: Option<Journal> = None;
+                // A segment whose journal failed (a full disk): a journal missing earlier
+                // checkpoints would salvage into rows pointing at stacks it lacks, so it stops.
+                let mut journal_failed: Option<u64> = None;
                 for work in rx {
                     let mut job = match work {
                         Work::Segment(job) => *job,
+                        Work::Journal(c) => {
+                            let id = c.meta.id;
+                            if journal_failed == Some(id) {
+                                continue;
+                            }
+                            if let Err(e) =
+                                append_journal(&capture, &mut journal, &mut symbolizer, *c)
+                            {
+                                if let Some(j) = journal.take() {
+                                    j.remove();
+                                }
+                                journal_failed = Some(id);
+                                shared.lock().expect("stats lock").last_error =
+                                    Some(format!("journal of segment {id}: {e:#}"));
+                            }
+                            continue;
+                        }
                         Work::Freeze {
                             name,
                             reason,
@@ -110,7 +145,13 @@ impl Writer {
                         .filter(|(t, _)| t.is_event_table())
                         .map(|(_, b)| b.num_rows() as u64)
                         .sum();
-                    match segment::write_segment(&capture, &job.tables, job.meta) {
+                    let written = segment::write_segment(&capture, &job.tables, job.meta);
+                    // Finished or given up either way: its journal has done its job.
+                    match journal.take() {
+                        Some(j) if j.id() == id => j.remove(),
+                        other => journal = other,
+                    }
+                    match written {
                         Ok(meta) => manifest.segments.push(meta),
                         Err(e) => {
                             // Most likely the disk is full: make room by giving up the oldest
@@ -126,9 +167,15 @@ impl Writer {
                             s.last_error = Some(format!("segment {id}: {e:#}"));
                         }
                     }
+                    // The window ends where recording is: at the newest segment's end, not at
+                    // the time this write finished (a slow disk must not shrink the window).
+                    let now = manifest
+                        .segments
+                        .last()
+                        .map_or_else(host::monotonic_ns, |s| s.end_ns);
                     let evict = window::plan_eviction(
                         &manifest.segments,
-                        host::monotonic_ns(),
+                        now,
                         manifest.config.window_ns,
                         manifest.config.max_size_bytes,
                     );
@@ -154,6 +201,20 @@ impl Writer {
         })
     }
 
+    /// Queues work unless the writer is busy; gives it back then.
+    pub fn try_send(&self, work: Work) -> Result<Option<Work>> {
+        match self
+            .tx
+            .as_ref()
+            .ok_or_else(|| anyhow!("writer closed"))?
+            .try_send(work)
+        {
+            Ok(()) => Ok(None),
+            Err(mpsc::TrySendError::Full(work)) => Ok(Some(work)),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(anyhow!("the writer thread stopped")),
+        }
+    }
+
     /// Queues work; blocks while the writer is busy with the previous item.
     pub fn send(&self, work: Work) -> Result<()> {
         self.tx
@@ -172,4 +233,28 @@ impl Writer {
             .join()
             .map_err(|_| anyhow!("the writer thread panicked"))
     }
+}
+
+/// Symbolizes a checkpoint's new user frames and appends it to the journal of its segment, starting
+/// that journal on the segment's first checkpoint.
+fn append_journal(
+    capture: &std::path::Path,
+    journal: &mut Option<Journal>,
+    symbolizer: &mut Symbolizer,
+    mut c: Checkpoint,
+) -> Result<()> {
+    let id = c.meta.id;
+    if journal.as_ref().is_none_or(|j| j.id() != id) {
+        if let Some(old) = journal.take() {
+            old.remove();
+        }
+        *journal = Some(Journal::create(capture, id)?);
+    }
+    let (frames, _) = symbolizer.table(&c.frames);
+    // Before the events that refer to them.
+    c.tables.insert(0, (Table::UserFrames, frames));
+    journal
+        .as_mut()
+        .expect("just set")
+        .append(&c.tables, &c.meta)
 }

@@ -130,3 +130,28 @@ fn planted_symlinks_and_foreign_directories_are_refused() {
         "nothing written through a link"
     );
 }
+
+#[test]
+fn a_capture_in_use_is_neither_recorded_into_twice_nor_salvaged() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("manifest.json"), "{}").unwrap();
+    // What a running recorder holds.
+    let held = std::fs::File::open(dir.path()).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    let (ok, err) = flightrec(&["record", "--dir", path, "--duration", "1s"]);
+    assert!(!ok);
+    assert!(err.contains("another flightrec is recording into"), "{err}");
+    let (ok, err) = flightrec(&["salvage", path]);
+    assert!(!ok);
+    assert!(err.contains("a recorder is running on"), "{err}");
+    drop(held);
+    let (ok, err) = flightrec(&["salvage", "/nonexistent/capture"]);
+    assert!(!ok);
+    assert!(err.contains("is not a flightrec capture"), "{err}");
+}

@@ -136,6 +136,10 @@ pub struct SegmentMeta {
     /// What recording this segment cost.
     #[serde(default)]
     pub cost: Cost,
+    /// Rebuilt from the write-ahead journal of a recorder that was killed: the segment ends at the
+    /// journal's last checkpoint (`end_ns`), and events after it were lost uncounted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub salvaged: bool,
 }
 
 /// The recorder's own cost over one segment.
@@ -166,6 +170,20 @@ impl SegmentMeta {
 /// Directory name of segment `id`.
 pub fn segment_dir_name(id: u64) -> String {
     format!("{id:08}")
+}
+
+/// Directory name of the write-ahead journal of open segment `id`, inside `segments/`. Hidden, so
+/// readers of finished segments never mistake it for one.
+pub fn journal_dir_name(id: u64) -> String {
+    format!(".{id:08}.journal")
+}
+
+/// The segment id of a journal directory name.
+pub fn journal_id(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix('.')?.strip_suffix(".journal")?;
+    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// Why a manifest or segment metadata could not be read.
@@ -244,6 +262,20 @@ mod tests {
         };
         assert_eq!(a.to_realtime_ns(1_500), 1_700_000_000_000_000_500);
         assert_eq!(a.to_realtime_ns(500), 1_699_999_999_999_999_500);
+    }
+
+    #[test]
+    fn journal_names_round_trip_and_nothing_else_parses() {
+        assert_eq!(journal_id(&journal_dir_name(42)), Some(42));
+        for bad in [
+            ".42.journal",
+            "00000042",
+            ".00000042.tmp",
+            ".0000004x.journal",
+            "x",
+        ] {
+            assert_eq!(journal_id(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -287,7 +287,16 @@ fn window_rotates_segments_and_evicts_the_oldest() {
     .wait();
     let c = Capture::open(cap.path());
     let ids: Vec<u64> = c.manifest.segments.iter().map(|s| s.id).collect();
-    assert!(ids.len() >= 2 && ids.len() <= 4, "kept segments {ids:?}");
+    let spans: Vec<(u64, u64, u64)> = c
+        .manifest
+        .segments
+        .iter()
+        .map(|s| (s.id, s.start_ns / 1_000_000, s.end_ns / 1_000_000))
+        .collect();
+    assert!(
+        ids.len() >= 2 && ids.len() <= 4,
+        "kept segments (id, start ms, end ms): {spans:?}"
+    );
     assert!(ids[0] >= 3, "oldest segments evicted: {ids:?}");
     assert!(
         ids.windows(2).all(|w| w[1] == w[0] + 1),
