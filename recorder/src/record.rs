@@ -459,8 +459,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     let mut drain_tick = interval(DRAIN_EVERY);
     drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut status_tick = interval(Duration::from_secs(1));
-    let mut journal_tick = interval(JOURNAL_EVERY);
-    journal_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut next_checkpoint = tokio::time::Instant::now() + JOURNAL_EVERY;
     let mut status = Status::new(!opts.quiet, std::io::stderr().is_terminal());
 
     loop {
@@ -476,15 +475,11 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
             _ = drain_tick.tick() => {
                 rec.drain(ring.get_mut());
             }
-            _ = sleep_until(next_cut) => {
-                rec.drain(ring.get_mut());
-                rec.cut()?;
-                next_cut += opts.segment;
-            }
-            _ = journal_tick.tick() => {
-                rec.drain(ring.get_mut());
-                rec.checkpoint()?;
-            }
+            // Deadlines only wake the loop here; they are acted on below, after every branch: under
+            // a flood the ring is always ready, and a timer branch racing it was seen to starve for
+            // seconds (segments not cut, checkpoints not taken).
+            _ = sleep_until(next_cut) => {}
+            _ = sleep_until(next_checkpoint) => {}
             _ = status_tick.tick() => {
                 status.update(rec.events + rec.batch.rows(), rec.lost, &rec.writer.stats);
             }
@@ -532,10 +527,26 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
-            _ = sleep_until(stop_at) => break,
+            _ = sleep_until(stop_at) => {}
         }
-        if rec.batch.rows() >= MAX_SEGMENT_ROWS {
+        let now = tokio::time::Instant::now();
+        if now >= stop_at {
+            break;
+        }
+        if now >= next_cut {
+            rec.drain(ring.get_mut());
             rec.cut()?;
+            // A late cut does not shift the schedule, nor cause a burst of catch-up cuts.
+            while next_cut <= now {
+                next_cut += opts.segment;
+            }
+        } else if rec.batch.rows() >= MAX_SEGMENT_ROWS {
+            rec.cut()?;
+        }
+        if now >= next_checkpoint {
+            rec.drain(ring.get_mut());
+            rec.checkpoint()?;
+            next_checkpoint = now + JOURNAL_EVERY;
         }
         if let Some(f) = rec.fired.take() {
             let now = tokio::time::Instant::now();

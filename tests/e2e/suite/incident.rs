@@ -128,6 +128,7 @@ fn monotonic_ns() -> u64 {
 #[test]
 fn trigger_freezes_around_injected_run_queue_latency() {
     require_root!();
+    let _exclusive = exclusive();
     let cap = tempfile::tempdir().unwrap();
     let rec = Recording::start(
         cap.path(),

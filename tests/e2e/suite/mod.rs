@@ -39,6 +39,16 @@ macro_rules! require_root {
 }
 pub(crate) use require_root;
 
+static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by the tests that hold the recorder to deadlines (the kill test's one-second bound, the
+/// rolling window) and by the tests that starve the machine (an RT hog, a flood into a full disk), so
+/// that they never overlap: a debug recorder starved by another test's RT hog misses its deadlines,
+/// which says nothing about the recorder.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A workspace binary built by `cargo test` (the recorder and analyzer packages have integration
 /// tests of their own, so cargo builds their binaries before any test runs).
 pub fn workspace_bin(name: &str) -> PathBuf {

@@ -270,6 +270,7 @@ fn explained_gap(
 #[test]
 fn window_rotates_segments_and_evicts_the_oldest() {
     require_root!();
+    let _exclusive = exclusive();
     let cap = tempfile::tempdir().unwrap();
     Recording::start(
         cap.path(),

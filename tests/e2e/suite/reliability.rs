@@ -79,6 +79,7 @@ impl Drop for Tmpfs {
 #[test]
 fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
     require_root!();
+    let _exclusive = exclusive();
     let mnt = Tmpfs(tempfile::tempdir().unwrap());
     let ok = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
@@ -172,6 +173,7 @@ fn salvage(dir: &Path) -> String {
 #[test]
 fn kill_9_at_random_moments_loses_at_most_the_last_second() {
     require_root!();
+    let _exclusive = exclusive();
     let kills: u32 = std::env::var("FLIGHTREC_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
