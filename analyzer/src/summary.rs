@@ -282,13 +282,23 @@ impl Summary {
         }
         let c = &self.cost;
         let pct = |ns: u64| 100.0 * ns as f64 / c.wall_ns.max(1) as f64;
+        // The kernel counts runs only while its BPF statistics are on.
+        let bpf = if c.bpf_runs == 0 {
+            "eBPF programs not measured (the kernel's BPF statistics were off: switching them on \
+             needs CAP_SYS_ADMIN, or sysctl kernel.bpf_stats_enabled=1)"
+                .to_string()
+        } else {
+            format!(
+                "eBPF programs {} ({:.2}% of one CPU, {} runs, {} per run)",
+                fmt_ns(c.bpf_ns),
+                pct(c.bpf_ns),
+                c.bpf_runs,
+                fmt_ns(c.bpf_ns / c.bpf_runs)
+            )
+        };
         let _ = writeln!(
             o,
-            "cost        eBPF programs {} ({:.2}% of one CPU, {} runs, {} per run); recorder {} ({:.2}% of one CPU); ring buffer peak {} of {}",
-            fmt_ns(c.bpf_ns),
-            pct(c.bpf_ns),
-            c.bpf_runs,
-            fmt_ns(c.bpf_ns / c.bpf_runs.max(1)),
+            "cost        {bpf}; recorder {} ({:.2}% of one CPU); ring buffer peak {} of {}",
             fmt_ns(c.recorder_cpu_ns),
             pct(c.recorder_cpu_ns),
             flightrec_schemas::human_bytes(c.ring_peak_bytes),

@@ -155,3 +155,41 @@ fn bad_arguments() {
         assert!(stderr.contains(want), "{args:?}: want {want:?} in {stderr}");
     }
 }
+
+#[test]
+fn a_capture_with_only_a_journal_says_how_to_salvage_it() {
+    let (_t, dir) = broken_copy();
+    fs::remove_dir_all(dir.join("segments")).unwrap();
+    fs::create_dir_all(dir.join("segments/.00000000.journal")).unwrap();
+    fails_with(&dir, &[], "only the journal of the open one");
+    fails_with(&dir, &[], "flightrec salvage");
+}
+
+#[test]
+fn verify_lists_open_journals_beside_sound_segments() {
+    let (_t, dir) = broken_copy();
+    fs::create_dir_all(dir.join("segments/.00000099.journal")).unwrap();
+    let out = ok(&["verify", dir.to_str().unwrap()]);
+    assert!(
+        out.contains("segment 00000099: open, in its journal"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with(": ok"), "{out}");
+}
+
+#[test]
+fn a_capture_without_bpf_statistics_says_so_instead_of_zero() {
+    let (_t, dir) = broken_copy();
+    for seg in fs::read_dir(dir.join("segments")).unwrap().flatten() {
+        let path = seg.path().join("segment.json");
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        // What an unprivileged recorder writes: the kernel counted no runs.
+        meta["cost"]["bpf_ns"] = serde_json::json!({});
+        meta["cost"]["bpf_runs"] = serde_json::json!({});
+        fs::write(&path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    }
+    let out = ok(&["summary", dir.to_str().unwrap()]);
+    assert!(out.contains("eBPF programs not measured"), "{out}");
+    assert!(!out.contains("0 runs"), "{out}");
+}

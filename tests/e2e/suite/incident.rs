@@ -16,7 +16,8 @@ fn analyze(args: &[&str]) -> String {
     run_ok("flightrec-analyze", args)
 }
 
-fn build_shortlived(dir: &Path) -> std::path::PathBuf {
+/// Compiles the test program (frame pointers, debug info) into `dir`.
+pub(super) fn build_shortlived(dir: &Path) -> std::path::PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/data/shortlived.c");
     let bin = dir.join("flightrec-shortlived");
     let status = Command::new("cc")

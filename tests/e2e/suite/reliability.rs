@@ -286,7 +286,9 @@ fn records_as_an_unprivileged_user_with_capabilities_only() {
         .args(["--duration", "1s", "--quiet"])
         .status();
     let caps = "-all,+bpf,+perfmon,+dac_read_search,+syslog";
-    let out = Command::new("setpriv")
+    let build = tempfile::tempdir().unwrap();
+    let program = super::incident::build_shortlived(build.path());
+    let recorder = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(format!("--inh-caps={caps}"))
         .arg(format!("--ambient-caps={caps}"))
@@ -295,14 +297,31 @@ fn records_as_an_unprivileged_user_with_capabilities_only() {
             "record",
             "--events",
             "sched,process,profile",
+            "--freq",
+            "199",
             "--duration",
-            "2s",
+            "3s",
             "--quiet",
             "--dir",
         ])
         .arg(&dir)
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("setpriv (util-linux)");
+    // The manifest is written once the programs are attached.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.join("manifest.json").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A root process the unprivileged recorder must read the mappings of (CAP_SYS_PTRACE) and
+    // whose binary it must open (CAP_DAC_READ_SEARCH).
+    let child = Command::new(&program)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let out = recorder.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "as nobody with capabilities: {}",
@@ -318,6 +337,15 @@ fn records_as_an_unprivileged_user_with_capabilities_only() {
     assert!(
         folded.contains(";schedule;__schedule"),
         "kernel frames named with CAP_SYSLOG:\n{folded}"
+    );
+    let own = run_ok(
+        "flightrec-analyze",
+        &["offcpu", dir.to_str().unwrap(), "--pid", &pid, "--folded"],
+    );
+    assert!(
+        own.lines()
+            .any(|l| l.contains("flightrec_c_sleep_here") && l.contains("do_nanosleep")),
+        "user frames of a root process named by the unprivileged recorder:\n{own}"
     );
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
