@@ -116,16 +116,6 @@ fn the_only_snapshot(cap: &Path) -> std::path::PathBuf {
     snaps.into_iter().next().unwrap()
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid clock id and out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[test]
 fn trigger_freezes_around_injected_run_queue_latency() {
     require_root!();

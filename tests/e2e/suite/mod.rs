@@ -39,6 +39,17 @@ macro_rules! require_root {
 }
 pub(crate) use require_root;
 
+/// CLOCK_MONOTONIC now, in ns: the clock of every `ts` column.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Held by the tests that hold the recorder to deadlines (the kill test's one-second bound, the

@@ -130,16 +130,6 @@ fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
     assert!(ok, "every finished segment is readable: {report}");
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// The newest event timestamp up to `until` in the finished segments, read from the Parquet files
 /// themselves with the parquet crate (not the analyzer), every event table in full.
 fn newest_event(dir: &Path, until: u64) -> Option<u64> {
