@@ -164,10 +164,72 @@ impl Capture {
     }
 }
 
+thread_local! {
+    /// Set while this thread decodes a table file.
+    static READING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Keeps the panic hook quiet about panics [`Segment::read`] catches (damaged data, reported as an
+/// error instead); every other panic is printed as before.
+pub fn quiet_decoder_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !READING.with(|r| r.get()) {
+            default(info)
+        }
+    }));
+}
+
+/// Checks that every column chunk the footer declares lies inside the file. The parquet crate
+/// asserts (panics) on negative offsets or sizes, which a damaged footer can hold.
+fn check_chunks(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> std::result::Result<(), String> {
+    for rg in meta.row_groups() {
+        for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let len = c.compressed_size();
+            let inside = start >= 0
+                && len >= 0
+                && (start as u64)
+                    .checked_add(len as u64)
+                    .is_some_and(|end| end <= file_len);
+            if !inside {
+                return Err(format!(
+                    "column chunk {} at {start}+{len} lies outside the file of {file_len} bytes",
+                    c.column_path()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Segment {
     /// Reads `columns` of `table` (all batches of the file). Checks each column's type against the
     /// schema of this format version.
     pub fn read(&self, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        // The Arrow and Parquet decoders assert on some damaged data instead of returning an
+        // error; such a file is damaged like any other, not a crash of the analyzer.
+        READING.with(|r| r.set(true));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decode(table, columns)));
+        READING.with(|r| r.set(false));
+        result.unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown");
+            Err(CaptureError::Parquet {
+                path: self.dir.join(table.file_name()).display().to_string(),
+                reason: format!("the decoder gave up on damaged data: {why}"),
+            })
+        })
+    }
+
+    fn decode(&self, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
         let path = self.dir.join(table.file_name());
         let shown = path.display().to_string();
         let file = File::open(&path).map_err(|e| match e.kind() {
@@ -181,8 +243,10 @@ impl Segment {
             path: shown.clone(),
             reason: e.to_string(),
         };
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let builder =
             ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_err(&e))?;
+        check_chunks(builder.metadata(), file_len).map_err(|e| parquet_err(&e))?;
         let expected = table.schema();
         let indices = check_columns(builder.schema(), &expected, columns).map_err(|problem| {
             CaptureError::Schema {

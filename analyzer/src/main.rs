@@ -4,6 +4,7 @@ use clap::Parser;
 use flightrec_analyzer::cli::{run, Cli};
 
 fn main() -> ExitCode {
+    flightrec_analyzer::capture::quiet_decoder_panics();
     let cli = Cli::parse();
     match run(cli) {
         Ok(out) => {
