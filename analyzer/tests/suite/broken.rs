@@ -193,3 +193,52 @@ fn a_capture_without_bpf_statistics_says_so_instead_of_zero() {
     assert!(out.contains("eBPF programs not measured"), "{out}");
     assert!(!out.contains("0 runs"), "{out}");
 }
+
+/// Damaged files kept from fuzzing (`tests/data/broken/`), each placed into a copy of the fixture's
+/// second segment: the decoders used to panic on them.
+#[test]
+fn corpus_of_files_that_made_the_decoders_panic() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/broken");
+    let mut seen = 0;
+    for entry in fs::read_dir(&corpus).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(table) = name
+            .strip_suffix(".parquet")
+            .and_then(|n| n.rsplit('.').next())
+        else {
+            continue;
+        };
+        let (_t, dir) = broken_copy();
+        let mut segs: Vec<_> = fs::read_dir(dir.join("segments"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        segs.sort();
+        fs::copy(entry.path(), segs[1].join(format!("{table}.parquet"))).unwrap();
+        // offcpu and verify read every column of the table; runq latency reads some of them and
+        // may not touch the damage, but must not panic either.
+        for (args, must_fail) in [
+            (&["offcpu"][..], true),
+            (&["verify"], true),
+            (&["latency", "--kind", "runq"], false),
+        ] {
+            let mut a = args.to_vec();
+            a.insert(1, dir.to_str().unwrap());
+            let (success, stdout, stderr) = analyze(&a);
+            let text = format!("{stdout}{stderr}");
+            assert!(!text.contains("panicked"), "{name} {a:?}: {text}");
+            if must_fail {
+                assert!(!success, "{name} {a:?} should fail");
+                assert!(
+                    text.contains("the capture is damaged") || text.contains("DAMAGED"),
+                    "{name} {a:?}: {text}"
+                );
+            } else if !success {
+                assert_eq!(stderr.trim().lines().count(), 1, "{name} {a:?}: {stderr}");
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "the corpus is empty");
+}
