@@ -10,14 +10,19 @@ fn broken_copy() -> (tempfile::TempDir, std::path::PathBuf) {
     (tmp, dir)
 }
 
-fn first_segment(dir: &Path) -> std::path::PathBuf {
+/// The capture's segment directories, oldest first.
+fn segment_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir.join("segments"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .collect();
     v.sort();
-    v[0].clone()
+    v
+}
+
+fn first_segment(dir: &Path) -> std::path::PathBuf {
+    segment_dirs(dir)[0].clone()
 }
 
 fn fails_with(dir: &Path, args: &[&str], want: &str) {
@@ -209,13 +214,8 @@ fn corpus_of_files_that_made_the_decoders_panic() {
             continue;
         };
         let (_t, dir) = broken_copy();
-        let mut segs: Vec<_> = fs::read_dir(dir.join("segments"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        segs.sort();
-        fs::copy(entry.path(), segs[1].join(format!("{table}.parquet"))).unwrap();
+        let second = &segment_dirs(&dir)[1];
+        fs::copy(entry.path(), second.join(format!("{table}.parquet"))).unwrap();
         // offcpu and verify read every column of the table; runq latency reads some of them and
         // may not touch the damage, but must not panic either.
         for (args, must_fail) in [
