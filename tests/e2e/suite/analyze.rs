@@ -69,11 +69,16 @@ fn analyses_match_the_workload_recorded_just_now() {
         })
         .sum();
     eprintln!(
-        "offcpu in nanosleep: {} ms in {} intervals (want ~500 ms in 20); main thread's interruptible switch-outs in the capture: {raw_sleeps}; lost {:?}, missed {:?}",
+        "offcpu in nanosleep: {} ms in {} intervals (want ~500 ms in 20); main thread's interruptible switch-outs in the capture: {raw_sleeps}; lost {:?}, missed {:?}, failed stack walks {:?}; stacks: {:?}",
         ns / 1_000_000,
         intervals,
         c.sum(|m| &m.lost),
-        c.sum(|m| &m.missed)
+        c.sum(|m| &m.missed),
+        c.sum(|m| &m.stack_errors),
+        sleeps
+            .iter()
+            .map(|s| (s["count"].as_u64(), s["folded"].as_str().map(|f| f.len())))
+            .collect::<Vec<_>>()
     );
     assert!(ns.abs_diff(500_000_000) <= 50_000_000, "{ns} ns");
     assert_eq!(intervals, 20, "one interval per sleep");
