@@ -82,12 +82,11 @@ impl Journal {
                 .with_context(|| format!("journal of segment {}: {}", self.id, table.name()))?;
             w.flush()?;
         }
-        let tmp = self.dir.join("segment.json.tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut f = segment::private_file(&tmp)?;
-        std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(meta)?)?;
-        fs::rename(&tmp, self.dir.join(SEGMENT_META_FILE))?;
-        Ok(())
+        segment::replace_file(
+            &self.dir.join(SEGMENT_META_FILE),
+            &serde_json::to_vec_pretty(meta)?,
+            false,
+        )
     }
 
     /// Deletes the journal (its segment is finished, or given up).

@@ -118,15 +118,26 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so readers see the old or
-/// the new file, never half of one.
+/// the new file, never half of one, and syncs both: the new file survives a power cut.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    replace_file(path, contents, true)
+}
+
+/// [`write_atomic`], synced to disk only when `durable`: without, the file still survives the
+/// process being killed (the kernel has it), which is all a journal twice a second needs.
+pub fn replace_file(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut f = private_file(&tmp)?;
     f.write_all(contents)?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     fs::rename(&tmp, path).with_context(|| format!("cannot rename into {}", path.display()))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    if durable {
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
