@@ -475,9 +475,10 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
             _ = drain_tick.tick() => {
                 rec.drain(ring.get_mut());
             }
-            // Deadlines only wake the loop here; they are acted on below, after every branch: under
-            // a flood the ring is always ready, and a timer branch racing it was seen to starve for
-            // seconds (segments not cut, checkpoints not taken).
+            // Deadlines (cut, checkpoint, a trigger's freeze, stop) only wake the loop here; they are
+            // acted on below, after every branch: under a flood the ring is always ready, and a
+            // timer branch racing it was seen to starve for seconds (segments not cut, checkpoints
+            // not taken).
             _ = sleep_until(next_cut) => {}
             _ = sleep_until(next_checkpoint) => {}
             _ = status_tick.tick() => {
@@ -516,11 +517,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
                     });
                 }
             }
-            _ = async { sleep_until(freeze_at.as_ref().expect("guarded").0).await }, if freeze_at.is_some() => {
-                let (_, name, reason, cause_ns) = freeze_at.take().expect("guarded");
-                let answer = rec.freeze(ring.get_mut(), name, reason, cause_ns)?;
-                report_freeze(answer, opts.quiet);
-            }
+            _ = async { sleep_until(freeze_at.as_ref().expect("guarded").0).await }, if freeze_at.is_some() => {}
             _ = sigusr1.recv() => {
                 let answer = rec.freeze(ring.get_mut(), snapshot::default_name("sigusr1"), "SIGUSR1".into(), host::monotonic_ns())?;
                 report_freeze(answer, opts.quiet);
@@ -547,6 +544,11 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
             rec.drain(ring.get_mut());
             rec.checkpoint()?;
             next_checkpoint = now + JOURNAL_EVERY;
+        }
+        if freeze_at.as_ref().is_some_and(|f| now >= f.0) {
+            let (_, name, reason, cause_ns) = freeze_at.take().expect("checked");
+            let answer = rec.freeze(ring.get_mut(), name, reason, cause_ns)?;
+            report_freeze(answer, opts.quiet);
         }
         if let Some(f) = rec.fired.take() {
             let now = tokio::time::Instant::now();
