@@ -36,7 +36,7 @@ pub fn export(capture: &Path, out: &Path) -> Result<u64> {
     }
     // A recorder killed while recording left its open segment in a journal: ship it too.
     match crate::journal::salvage_stopped(capture) {
-        Ok(Some(s)) => crate::record::report_salvage(capture, &s, false),
+        Ok(Some(s)) => s.report(capture, false),
         Ok(None) => {}
         Err(e) => eprintln!(
             "flightrec: cannot salvage the journal of {}: {e:#}; exporting the finished segments",

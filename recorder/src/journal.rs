@@ -217,6 +217,33 @@ pub struct Salvaged {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+impl Salvaged {
+    /// Says what salvaging the journals of `dir` did: failures always, successes unless `quiet`.
+    pub fn report(&self, dir: &Path, quiet: bool) {
+        let salvaged = if quiet { &[][..] } else { &self.segments[..] };
+        for m in salvaged {
+            let events: u64 = m
+                .rows
+                .iter()
+                .filter(|(t, _)| Table::from_name(t).is_some_and(Table::is_event_table))
+                .map(|(_, n)| n)
+                .sum();
+            eprintln!(
+                "flightrec: salvaged segment {} of {} from the journal a stopped recorder left ({} events)",
+                m.id,
+                dir.display(),
+                events
+            );
+        }
+        for (path, why) in &self.failed {
+            eprintln!(
+                "flightrec: cannot salvage {}: {why}; left in place",
+                path.display()
+            );
+        }
+    }
+}
+
 /// Turns every journal in `capture` into a finished segment and deletes it. A journal whose segment
 /// was finished after all (killed between the two) is just deleted. Call only while no recorder
 /// runs on the capture.

@@ -70,7 +70,7 @@ fn salvage(dir: &std::path::Path) -> anyhow::Result<()> {
             dir.display()
         );
     };
-    record::report_salvage(dir, &s, false);
+    s.report(dir, false);
     if !s.failed.is_empty() {
         anyhow::bail!("{} journals could not be salvaged", s.failed.len());
     }

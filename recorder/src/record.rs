@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use aya::maps::{MapData, RingBuf};
 use flightrec_common::{Source, SOURCE_COUNT};
 use flightrec_schemas::{
-    Cost, Manifest, RecordConfig, SegmentMeta, SourceCounts, Table, FORMAT_VERSION, MANIFEST_FILE,
+    Cost, Manifest, RecordConfig, SegmentMeta, SourceCounts, FORMAT_VERSION, MANIFEST_FILE,
 };
 use tokio::{
     io::{unix::AsyncFd, Interest},
@@ -164,35 +164,9 @@ fn open_capture(opts: &RecordOptions) -> Result<(Manifest, std::fs::File)> {
         // Keep the clock anchor of the first start so every segment maps to wall time the same way.
         manifest.clock = old.clock;
     }
-    report_salvage(&opts.dir, &journal::salvage(&opts.dir)?, opts.quiet);
+    journal::salvage(&opts.dir)?.report(&opts.dir, opts.quiet);
     manifest.segments = segment::finished_segments(&opts.dir);
     Ok((manifest, lock))
-}
-
-/// Says what salvaging a capture's journals did: failures always, successes unless `quiet`.
-pub fn report_salvage(dir: &std::path::Path, s: &journal::Salvaged, quiet: bool) {
-    for m in &s.segments {
-        if !quiet {
-            let events: u64 = m
-                .rows
-                .iter()
-                .filter(|(t, _)| Table::from_name(t).is_some_and(Table::is_event_table))
-                .map(|(_, n)| n)
-                .sum();
-            eprintln!(
-                "flightrec: salvaged segment {} of {} from the journal a stopped recorder left ({} events)",
-                m.id,
-                dir.display(),
-                events
-            );
-        }
-    }
-    for (path, why) in &s.failed {
-        eprintln!(
-            "flightrec: cannot salvage {}: {why}; left in place",
-            path.display()
-        );
-    }
 }
 
 fn fs_is_symlink(p: &std::path::Path) -> bool {
