@@ -1,11 +1,12 @@
 //! Latency distributions as *BPF Performance Tools* teaches them:
-//! - `runq`: wake-up (or preemption while runnable) → switch-in, like runqlat;
+//! - `runq`: wake-up, or a switch-out while still runnable (a preemption, also inside the kernel,
+//!   or a yield), → switch-in, like runqlat;
 //! - `block`: issue → completion per request, like biolatency;
 //! - `syscall`: enter → exit per thread, like syscount -L / a per-syscall funclatency.
 use std::{collections::HashMap, sync::Arc};
 
 use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
-use flightrec_schemas::Table;
+use flightrec_schemas::{task_state, Table};
 use serde::Serialize;
 
 use crate::{
@@ -147,8 +148,9 @@ fn runq(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
             prim::<Int32Type>(&b, "next_tid"),
         );
         for i in 0..b.num_rows() {
-            // Still runnable when switched out: preempted, back on the run queue.
-            let requeued = if state.value(i) == 0 {
+            // Still runnable when switched out (preempted, also inside the kernel, or yielding):
+            // it waits on the run queue from here.
+            let requeued = if task_state::is_runnable(state.value(i)) {
                 prev.value(i)
             } else {
                 -1

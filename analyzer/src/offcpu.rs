@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
-use flightrec_schemas::Table;
+use flightrec_schemas::{task_state, Table};
 use serde::Serialize;
 
 use crate::{
@@ -25,6 +25,8 @@ pub enum State {
     Interruptible,
     /// Sleeping, uninterruptible (D): usually I/O.
     Uninterruptible,
+    /// Still runnable (preempted, also inside the kernel, or yielding): waiting for a CPU.
+    Runnable,
     /// Every switch-out, also preemption.
     #[default]
     All,
@@ -34,8 +36,9 @@ impl State {
     #[inline]
     fn matches(self, prev_state: i64) -> bool {
         match self {
-            State::Interruptible => prev_state & 1 != 0,
-            State::Uninterruptible => prev_state & 2 != 0,
+            State::Interruptible => prev_state & task_state::INTERRUPTIBLE != 0,
+            State::Uninterruptible => prev_state & task_state::UNINTERRUPTIBLE != 0,
+            State::Runnable => task_state::is_runnable(prev_state),
             State::All => true,
         }
     }

@@ -12,6 +12,7 @@ use flightrec_common::{
     BlockOffsets, ProcessOffsets, SwitchOffsets, SyscallOffsets, TcpOffsets, WakeupOffsets,
     DATA_LOC_FLAG,
 };
+use flightrec_schemas::task_state;
 
 /// One field of a tracepoint record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,14 +30,20 @@ pub struct FieldInfo {
 pub struct Format {
     event: String,
     fields: HashMap<String, FieldInfo>,
+    /// The `print fmt:` line, after the colon.
+    print_fmt: String,
 }
 
 impl Format {
     /// Parses the text of a tracefs `format` file.
     pub fn parse(event: &str, text: &str) -> Result<Format> {
         let mut fields = HashMap::new();
+        let mut print_fmt = String::new();
         for line in text.lines() {
             let line = line.trim();
+            if let Some(rest) = line.strip_prefix("print fmt:") {
+                print_fmt = rest.trim().to_string();
+            }
             let Some(rest) = line.strip_prefix("field:") else {
                 continue;
             };
@@ -75,6 +82,7 @@ impl Format {
         Ok(Format {
             event: event.to_string(),
             fields,
+            print_fmt,
         })
     }
 
@@ -171,8 +179,19 @@ pub fn read_format(root: &Path, group: &str, event: &str) -> Result<Format> {
     Format::parse(&format!("{group}:{event}"), &text)
 }
 
-/// Offsets of `sched:sched_switch`.
+/// Offsets of `sched:sched_switch`. Also checks that the kernel reports a preempted task's state as
+/// [`task_state::PREEMPTED`], the value captures document and analyses rely on.
 pub fn switch_offsets(f: &Format) -> Result<SwitchOffsets> {
+    match preempt_marker(&f.print_fmt) {
+        Some(task_state::PREEMPTED) => {}
+        Some(other) => bail!(
+            "sched_switch reports a preempted task as prev_state {other:#x}, not {:#x}: this kernel is not supported",
+            task_state::PREEMPTED
+        ),
+        None => bail!(
+            "sched_switch's print format does not say how it reports preemption (`prev_state & X ? \"+\"`): this kernel is not supported"
+        ),
+    }
     Ok(SwitchOffsets {
         record_len: f.record_len()?,
         prev_comm: f.offset("prev_comm", &[16])?,
@@ -183,6 +202,73 @@ pub fn switch_offsets(f: &Format) -> Result<SwitchOffsets> {
         next_pid: f.offset("next_pid", &[4])?,
         next_prio: f.offset("next_prio", &[4])?,
     })
+}
+
+/// The bit `sched_switch` sets in `prev_state` for a preempted task: the `X` of the print format's
+/// `REC->prev_state & X ? "+" : ""` (ftrace prints such a state as `R+`).
+fn preempt_marker(print_fmt: &str) -> Option<i64> {
+    let end = print_fmt.find("? \"+\"")?;
+    let start = print_fmt[..end].rfind("REC->prev_state &")? + "REC->prev_state &".len();
+    const_expr(&print_fmt[start..end])
+}
+
+/// Value of a constant C expression of integers, parentheses, `+ - << |` (the kernel's state masks).
+fn const_expr(text: &str) -> Option<i64> {
+    fn parse(tokens: &[String], pos: &mut usize, min_prec: u8) -> Option<i64> {
+        let tok = tokens.get(*pos)?.clone();
+        *pos += 1;
+        let mut lhs = if tok == "(" {
+            let v = parse(tokens, pos, 0)?;
+            (tokens.get(*pos)? == ")").then_some(())?;
+            *pos += 1;
+            v
+        } else if let Some(hex) = tok.strip_prefix("0x") {
+            i64::from_str_radix(hex, 16).ok()?
+        } else {
+            tok.parse().ok()?
+        };
+        while let Some(op) = tokens.get(*pos) {
+            let prec = match op.as_str() {
+                "|" => 1,
+                "<<" => 2,
+                "+" | "-" => 3,
+                _ => break,
+            };
+            if prec < min_prec {
+                break;
+            }
+            let op = op.clone();
+            *pos += 1;
+            let rhs = parse(tokens, pos, prec + 1)?;
+            lhs = match op.as_str() {
+                "|" => lhs | rhs,
+                "<<" => lhs.checked_shl(rhs.try_into().ok()?)?,
+                "+" => lhs.checked_add(rhs)?,
+                _ => lhs.checked_sub(rhs)?,
+            };
+        }
+        Some(lhs)
+    }
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {}
+            '(' | ')' | '|' | '+' | '-' => tokens.push(c.to_string()),
+            '<' if chars.next_if_eq(&'<').is_some() => tokens.push("<<".into()),
+            c if c.is_ascii_alphanumeric() => {
+                let mut t = c.to_string();
+                while let Some(d) = chars.next_if(|d| d.is_ascii_alphanumeric()) {
+                    t.push(d);
+                }
+                tokens.push(t);
+            }
+            _ => return None,
+        }
+    }
+    let mut pos = 0;
+    let v = parse(&tokens, &mut pos, 0)?;
+    (pos == tokens.len()).then_some(v)
 }
 
 /// Offsets of `sched:sched_wakeup`; `sched_wakeup_new` must have the same layout.
@@ -290,7 +376,7 @@ mod tests {
 \tfield:long prev_state;\toffset:32;\tsize:8;\tsigned:1;\n\
 \tfield:char next_comm[16];\toffset:40;\tsize:16;\tsigned:0;\n\
 \tfield:pid_t next_pid;\toffset:56;\tsize:4;\tsigned:1;\n\
-\tfield:int next_prio;\toffset:60;\tsize:4;\tsigned:1;\n\nprint fmt: \"...\"\n";
+\tfield:int next_prio;\toffset:60;\tsize:4;\tsigned:1;\n\nprint fmt: \"prev_state=%s%s\", (REC->prev_state & ((((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | 0x00000020 | 0x00000040) + 1) << 1) - 1)) ? __print_flags(REC->prev_state & ((((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | 0x00000020 | 0x00000040) + 1) << 1) - 1), \"|\", { 0x00000001, \"S\" }) : \"R\", REC->prev_state & (((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | 0x00000020 | 0x00000040) + 1) << 1) ? \"+\" : \"\", REC->next_comm\n";
 
     #[test]
     fn parses_switch_format() {
@@ -299,6 +385,28 @@ mod tests {
         assert_eq!((o.prev_comm, o.prev_pid, o.prev_state), (8, 24, 32));
         assert_eq!((o.next_comm, o.next_pid, o.next_prio), (40, 56, 60));
         assert_eq!(o.record_len, 64, "end of next_prio");
+    }
+
+    #[test]
+    fn preemption_marker_is_read_from_the_print_format() {
+        let f = Format::parse("sched:sched_switch", SWITCH).unwrap();
+        assert_eq!(preempt_marker(&f.print_fmt), Some(0x100));
+        // Kernels before 4.14 printed `prev_state & 2048 ? "+"`: refused, not misread.
+        let old = SWITCH.replace(
+            "REC->prev_state & (((0x00000000 | 0x00000001 | 0x00000002 | 0x00000004 | 0x00000008 | 0x00000010 | 0x00000020 | 0x00000040) + 1) << 1) ?",
+            "REC->prev_state & 2048 ?",
+        );
+        let f = Format::parse("sched:sched_switch", &old).unwrap();
+        assert_eq!(preempt_marker(&f.print_fmt), Some(2048));
+        let err = switch_offsets(&f).unwrap_err().to_string();
+        assert!(err.contains("0x800"), "{err}");
+        assert_eq!(const_expr("((1 | 2) + 1) << 1"), Some(8));
+        assert_eq!(const_expr("(1 << 3) - 1"), Some(7));
+        assert_eq!(
+            const_expr("1 & 2"),
+            None,
+            "unknown operators are not guessed"
+        );
     }
 
     #[test]
@@ -324,7 +432,7 @@ mod tests {
     #[test]
     fn this_kernel_formats_parse() {
         let Ok(root) = tracefs_root() else {
-            eprintln!("skipped: tracefs not available (needs root)");
+            flightrec_tests::skip("tracefs is not available (needs root)");
             return;
         };
         let sw = read_format(&root, "sched", "sched_switch").unwrap();

@@ -3,6 +3,8 @@
 //! trigger and the time; a cool-down keeps a burst of matches from becoming a burst of freezes.
 use std::{collections::HashMap, fmt, str::FromStr, time::Duration};
 
+use flightrec_schemas::task_state;
+
 use crate::decode::Record;
 
 /// A condition.
@@ -154,7 +156,7 @@ impl Watch {
                     None
                 }
                 (Trigger::Runq(limit), Record::Switch(e, ..)) => {
-                    if e.prev_state == 0 && e.prev_pid != 0 {
+                    if task_state::is_runnable(e.prev_state) && e.prev_pid != 0 {
                         self.enqueued.insert(e.prev_pid, e.hdr.ts);
                     }
                     self.enqueued

@@ -142,7 +142,11 @@ fn raw_runq_opens(f: &Fixture) -> u64 {
                 .unwrap()
                 .as_primitive::<Int64Type>();
             n += (0..b.num_rows())
-                .filter(|&i| threads.contains(&prev.value(i)) && state.value(i) == 0)
+                // Still runnable as it left: 0 (a yield) or 0x100 (TASK_REPORT_MAX, preempted).
+                .filter(|&i| {
+                    threads.contains(&prev.value(i))
+                        && (state.value(i) == 0 || state.value(i) & 0x100 != 0)
+                })
                 .count() as u64;
         }
     }
