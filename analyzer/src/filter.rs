@@ -67,6 +67,14 @@ impl Filter {
         self.from.is_none_or(|f| ts >= f) && self.to.is_none_or(|t| ts < t)
     }
 
+    /// True when every event from `first` to `last` is inside the range (no range: always).
+    pub fn covers(&self, first: Option<u64>, last: Option<u64>) -> bool {
+        match (first, last) {
+            (Some(first), Some(last)) => self.in_range(first) && self.in_range(last),
+            _ => true,
+        }
+    }
+
     /// True when a segment may hold events of the range.
     pub fn overlaps(&self, first: Option<u64>, last: Option<u64>) -> bool {
         let (Some(first), Some(last)) = (first, last) else {

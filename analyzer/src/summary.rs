@@ -66,6 +66,33 @@ pub struct Summary {
     pub cost: CostSummary,
     /// Distinct user frames per segment, summed, and how many had no symbol.
     pub user_frames: (u64, u64),
+    /// True when `--from`/`--to` cut a segment: `events` and the top lists are of the range,
+    /// `segments`, `bytes`, `lost`, `cost` and `user_frames` of the whole segments it touches.
+    pub whole_segments: bool,
+}
+
+/// Rows per event table in the filter's time range: from the segment's metadata when the range
+/// holds the whole segment, else by reading the `ts` column.
+fn events_in_range(
+    seg: &crate::capture::Segment,
+    filter: &Filter,
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    let whole = filter.covers(seg.meta.first_event_ns, seg.meta.last_event_ns);
+    for t in Table::ALL.into_iter().filter(|t| t.is_event_table()) {
+        let n = if whole {
+            seg.meta.rows.get(t.name()).copied().unwrap_or(0)
+        } else {
+            let mut n = 0;
+            for b in seg.read(t, &["ts"])? {
+                let ts = prim::<UInt64Type>(&b, "ts");
+                n += ts.values().iter().filter(|&&v| filter.in_range(v)).count() as u64;
+            }
+            n
+        };
+        out.insert(t.name().to_string(), n);
+    }
+    Ok(out)
 }
 
 /// The recorder's own cost, as it measured it.
@@ -148,11 +175,15 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
             .into_iter()
             .map(|p| (p, tasks.comm(p).to_string()))
             .collect();
-        Ok((cpu, off, open, names))
+        Ok((cpu, off, open, names, events_in_range(seg, filter)?))
     })?;
     let (mut cpu, mut off, mut names) = (HashMap::new(), HashMap::new(), HashMap::new());
+    let mut events = std::collections::BTreeMap::new();
     let mut opens = Vec::new();
-    for (c, o, open, n) in parts {
+    for (c, o, open, n, ev) in parts {
+        for (k, v) in ev {
+            *events.entry(k).or_insert(0) += v;
+        }
         for (k, v) in c {
             *cpu.entry(k).or_insert(0) += v;
         }
@@ -163,13 +194,6 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         opens.push(open);
     }
     stitch(opens, |p, d| *off.entry(p).or_insert(0) += d);
-    let mut events = std::collections::BTreeMap::new();
-    for s in &segs {
-        for t in Table::ALL.into_iter().filter(|t| t.is_event_table()) {
-            *events.entry(t.name().to_string()).or_insert(0) +=
-                s.meta.rows.get(t.name()).copied().unwrap_or(0);
-        }
-    }
     let first = segs
         .iter()
         .filter_map(|s| s.meta.first_event_ns)
@@ -185,7 +209,13 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         filter.to.map_or(last, |t| t.min(last)),
     );
     let m = &cap.manifest;
+    // Losses, cost and bytes are counted per segment: with a range that cuts a segment they are
+    // that whole segment's figures, and say so.
+    let whole_segments = segs
+        .iter()
+        .any(|s| !filter.covers(s.meta.first_event_ns, s.meta.last_event_ns));
     Ok(Summary {
+        whole_segments,
         host: m.host.clone(),
         kernel_release: m.kernel_release.clone(),
         arch: m.arch.clone(),
@@ -254,9 +284,14 @@ impl Summary {
         );
         let _ = writeln!(
             o,
-            "segments    {} ({})",
+            "segments    {} ({}){}",
             self.segments,
-            flightrec_schemas::human_bytes(self.bytes)
+            flightrec_schemas::human_bytes(self.bytes),
+            if self.whole_segments {
+                "; --from/--to cut them: events and top processes are of the range, bytes, losses, cost and symbols of these whole segments"
+            } else {
+                ""
+            }
         );
         if let Some((reason, at, cause)) = &self.frozen {
             let _ = writeln!(o, "frozen      {at} by {reason} (cause at {cause})");

@@ -49,7 +49,7 @@ fn invalid_arguments_are_refused_clearly() {
 fn a_capture_from_another_boot_is_refused() {
     // SAFETY: no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
+        flightrec_tests::skip("needs root");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -78,7 +78,7 @@ fn a_capture_from_another_boot_is_refused() {
 fn planted_symlinks_and_foreign_directories_are_refused() {
     // SAFETY: no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (chown, and loading eBPF if a check were missed)");
+        flightrec_tests::skip("needs root (chown, and loading eBPF if a check were missed)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

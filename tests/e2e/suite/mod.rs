@@ -2,6 +2,7 @@
 //! capture back with the Parquet reader.
 mod analyze;
 mod incident;
+mod peers;
 mod record;
 mod reliability;
 
@@ -28,11 +29,11 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Skips (with a clear message) a test that needs root.
+/// Skips (with a clear message) a test that needs root; in CI that fails ([`flightrec_tests::skip`]).
 macro_rules! require_root {
     () => {
         if !$crate::suite::is_root() {
-            eprintln!("skipped: this test loads eBPF programs and needs root (CI runs as root)");
+            flightrec_tests::skip("this test loads eBPF programs and needs root (CI runs as root)");
             return;
         }
     };
@@ -50,14 +51,20 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Held by the tests that hold the recorder to deadlines (the kill test's one-second bound, the
-/// rolling window) and by the tests that starve the machine (an RT hog, a flood into a full disk), so
-/// that they never overlap: a debug recorder starved by another test's RT hog misses its deadlines,
-/// which says nothing about the recorder.
-pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+/// rolling window) and by the tests that starve the machine (an RT hog, CPU-pinned loops, a flood
+/// into a full disk), so that they run alone: a debug recorder starved by another test's RT hog
+/// misses its deadlines, which says nothing about the recorder.
+pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held by the tests that assert zero loss or exact counts: they may run beside each other, never
+/// beside a flood or a hog.
+pub fn quiet() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A workspace binary built by `cargo test` (the recorder and analyzer packages have integration
@@ -134,6 +141,20 @@ pub fn run_ok(bin: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Runs `flightrec-analyze ARGS --json` and parses what it prints.
+pub fn analyze_json(args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&run_ok("flightrec-analyze", &a)).expect("json")
+}
+
+/// Prints a line to the test harness's own stderr, which `cargo test` shows even for a test that
+/// passes (the `eprintln!` of a passing test is captured): measured figures belong in every CI log.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The known workload.

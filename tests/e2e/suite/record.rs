@@ -14,6 +14,7 @@ const TASK_INTERRUPTIBLE: i64 = 1;
 #[test]
 fn known_workload_is_recorded_with_nothing_lost() {
     require_root!();
+    let _quiet = quiet();
     let cap = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let rec = Recording::start(cap.path(), &["--segment", "2s"]);
