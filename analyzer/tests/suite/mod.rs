@@ -2,6 +2,7 @@ mod broken;
 mod bundle;
 mod fuzz;
 mod golden;
+mod oracle;
 mod truth;
 
 use std::{

@@ -192,21 +192,3 @@ fn flame_graph_svg_names_the_sleep_path() {
     assert!(text.contains("do_nanosleep"), "kernel frames are named");
     assert!(text.contains("flightrec-workl"));
 }
-
-#[test]
-fn time_window_selects_a_subset() {
-    let f = fixture("basic");
-    let dir = f.dir.to_str().unwrap();
-    let all = json(&["latency", dir, "--kind", "runq"])["groups"][0]["count"]
-        .as_u64()
-        .unwrap();
-    let part = json(&[
-        "latency", dir, "--kind", "runq", "--from", "1s", "--to", "2s",
-    ])["groups"][0]["count"]
-        .as_u64()
-        .unwrap();
-    assert!(part > 0 && part < all, "window {part} of {all}");
-    let s = json(&["summary", dir, "--from", "1s", "--to", "2s"]);
-    let d = s["duration_ns"].as_u64().unwrap();
-    assert!(d <= 1_000_000_000, "window duration {d}");
-}
