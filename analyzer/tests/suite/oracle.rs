@@ -190,7 +190,10 @@ fn block_by_disk_matches_the_raw_requests() {
             open.insert((dev, sector), ts);
         } else if let Some(t0) = open.remove(&(dev, sector)) {
             let mm = format!("{}:{}", dev >> 20, dev & 0xfffff);
-            let disk = raw.manifest["devices"][&mm].as_str().unwrap_or(&mm).to_string();
+            let disk = raw.manifest["devices"][&mm]
+                .as_str()
+                .unwrap_or(&mm)
+                .to_string();
             want.entry(disk).or_default().add(ts - t0);
         }
     }
@@ -327,7 +330,9 @@ fn time_window_counts_exactly_the_waits_that_began_in_it() {
     let start = raw.start();
     let count = |args: &[&str]| json(args)["groups"][0]["count"].as_u64().unwrap();
     let all = count(&["latency", dir, "--kind", "runq"]);
-    let part = count(&["latency", dir, "--kind", "runq", "--from", "1s", "--to", "2s"]);
+    let part = count(&[
+        "latency", dir, "--kind", "runq", "--from", "1s", "--to", "2s",
+    ]);
     assert_eq!(all, runq_waits(&raw, 0, u64::MAX).len() as u64);
     assert_eq!(
         part,
@@ -464,4 +469,148 @@ fn summary_of_a_range_counts_the_range_and_labels_whole_segment_figures() {
     );
     let whole = json(&["summary", dir]);
     assert_eq!(whole["whole_segments"], false);
+}
+
+#[test]
+fn block_requests_of_the_workload_are_its_direct_writes_and_nothing_else_is_counted() {
+    let f = fixture("basic");
+    let raw = Raw::open(&f.dir);
+    let writes = f.info["writes"].as_u64().unwrap();
+    // Its own O_DIRECT writes are exactly the 4 KiB synchronous writes ("WS") it issued; the rest
+    // of its requests are reads of its binary (RA) and the metadata its fsyncs wrote (WSM).
+    let (mut direct, mut issued) = (0, HashMap::new());
+    let mut rows = Vec::new();
+    for (_, b) in raw.table("block") {
+        let (ts, ev, tgid, dev, sector, rwbs, bytes) = (
+            col_u64(&b, "ts"),
+            col_str(&b, "event"),
+            col_i32(&b, "tgid"),
+            col_u32(&b, "dev"),
+            col_u64(&b, "sector"),
+            col_str(&b, "rwbs"),
+            column(&b, "bytes").as_primitive::<UInt32Type>().clone(),
+        );
+        for i in 0..b.num_rows() {
+            rows.push((ts[i], ev[i] == "issue", tgid[i], dev[i], sector[i]));
+            if ev[i] == "issue" && tgid[i] == f.pid && rwbs[i] == "WS" && bytes.value(i) == 4096 {
+                direct += 1;
+            }
+        }
+    }
+    assert_eq!(direct, writes, "one 4 KiB WS request per O_DIRECT write");
+    rows.sort_by_key(|r| r.0);
+    let mut completed = 0u64;
+    for (_, issue, tgid, dev, sector) in rows {
+        if issue {
+            issued.insert((dev, sector), tgid);
+        } else if issued.remove(&(dev, sector)) == Some(f.pid) {
+            completed += 1;
+        }
+    }
+    let r = json(&[
+        "latency",
+        f.dir.to_str().unwrap(),
+        "--kind",
+        "block",
+        "--pid",
+        &f.pid.to_string(),
+    ]);
+    assert_eq!(
+        r["groups"][0]["count"].as_u64(),
+        Some(completed),
+        "every completed request the workload issued, no other"
+    );
+}
+
+#[test]
+fn profile_samples_lie_in_the_workloads_on_cpu_slices() {
+    let f = fixture("basic");
+    let raw = Raw::open(&f.dir);
+    let period = 1_000_000_000 / raw.manifest["config"]["freq_hz"].as_u64().unwrap();
+    let mut threads = std::collections::HashSet::new();
+    for (_, b) in raw.table("tasks") {
+        let tgid = column(&b, "tgid").as_primitive::<Int32Type>().clone();
+        for (tid, tgid) in col_i32(&b, "tid").into_iter().zip(tgid.iter()) {
+            if tgid == Some(f.pid) {
+                threads.insert(tid);
+            }
+        }
+    }
+    // On-CPU slices of the workload's threads: (tid, cpu, switch-in, switch-out).
+    let mut switches = Vec::new();
+    for (_, b) in raw.table("sched_switch") {
+        let cpu = column(&b, "cpu")
+            .as_primitive::<arrow::datatypes::UInt16Type>()
+            .clone();
+        let (ts, prev, next) = (
+            col_u64(&b, "ts"),
+            col_i32(&b, "prev_tid"),
+            col_i32(&b, "next_tid"),
+        );
+        for i in 0..b.num_rows() {
+            switches.push((ts[i], cpu.value(i), prev[i], next[i]));
+        }
+    }
+    switches.sort();
+    let mut on: HashMap<i32, (u64, u16)> = HashMap::new();
+    let mut slices = Vec::new();
+    for (ts, cpu, prev, next) in switches {
+        if let Some((t0, c)) = on.remove(&prev) {
+            slices.push((prev, c, t0, ts));
+        }
+        if threads.contains(&next) {
+            on.insert(next, (ts, cpu));
+        }
+    }
+    let mut samples = Vec::new();
+    for (_, b) in raw.table("profile") {
+        let cpu = column(&b, "cpu")
+            .as_primitive::<arrow::datatypes::UInt16Type>()
+            .clone();
+        let (ts, tid, tgid) = (col_u64(&b, "ts"), col_i32(&b, "tid"), col_i32(&b, "tgid"));
+        for i in 0..b.num_rows() {
+            if tgid[i] == f.pid {
+                samples.push((ts[i], cpu.value(i), tid[i]));
+            }
+        }
+    }
+    // The cpu-clock timer of each CPU ticks every period: a slice of length L on that CPU holds
+    // floor(L / period) or ceil(L / period) ticks, and a tick lands on whoever runs. So every
+    // sample of the workload lies in one of its slices on that CPU, and the samples are at most
+    // the sum of the ceilings. They can be fewer than the floors: the kernel skips a perf_event
+    // program without counting it when the timer fires while another BPF program runs on that
+    // CPU (here the syscall programs, which the burn loop's clock_gettime calls run often).
+    for (ts, cpu, tid) in &samples {
+        assert!(
+            slices
+                .iter()
+                .any(|(t, c, a, b)| t == tid && c == cpu && a <= ts && ts < b),
+            "sample at {ts} on cpu {cpu} of {tid} outside every on-CPU slice of it"
+        );
+    }
+    let floors: u64 = slices.iter().map(|s| (s.3 - s.2) / period).sum();
+    let ceils: u64 = slices.iter().map(|s| (s.3 - s.2).div_ceil(period)).sum();
+    let n = samples.len() as u64;
+    assert!(
+        n <= ceils && n + 2 >= floors,
+        "{n} samples, slices allow {floors}..{ceils}"
+    );
+    let r = json(&[
+        "profile",
+        f.dir.to_str().unwrap(),
+        "--pid",
+        &f.pid.to_string(),
+    ]);
+    assert_eq!(
+        r["total"].as_u64(),
+        Some(n),
+        "the analyzer counts every sample"
+    );
+    // The burn is most of its CPU time: its samples cover it to within the two skipped ticks and
+    // one partial period, plus the little CPU the rest of the workload used.
+    let burn = f.info["burn_ms"].as_u64().unwrap() * 1_000_000;
+    assert!(
+        n * period <= burn + 50_000_000 && n * period + 3 * period >= burn,
+        "{n} samples for {burn} ns of burn"
+    );
 }

@@ -27,36 +27,18 @@ fn offcpu_of_the_sleeper_is_the_time_it_slept() {
     let got: u64 = sleeps.iter().map(|s| s["value"].as_u64().unwrap()).sum();
     let count: u64 = sleeps.iter().map(|s| s["count"].as_u64().unwrap()).sum();
     let want = n * ms * 1_000_000;
+    // nanosleep never returns early; each interval starts a few microseconds after the timer was
+    // armed (the switch-out follows it) and ends with the wake-up plus the wait for a CPU, well
+    // under 1.25 ms per sleep on a machine that is not saturated: [500, 525] ms for 20 × 25 ms.
     assert!(
-        got.abs_diff(want) * 10 <= want,
-        "slept {got} ns, want {want} ns within 10%"
+        got + n * 20_000 >= want && got <= want + n * 1_250_000,
+        "slept {got} ns, want {want} ns + at most 1.25 ms per sleep"
     );
     assert_eq!(count, n, "one interval per sleep");
     assert!(sleeps.iter().all(|s| s["folded"]
         .as_str()
         .unwrap()
         .starts_with("flightrec-workl;")));
-}
-
-#[test]
-fn block_latency_counts_every_direct_write() {
-    let f = fixture("basic");
-    let writes = f.info["writes"].as_u64().unwrap();
-    let r = json(&[
-        "latency",
-        f.dir.to_str().unwrap(),
-        "--kind",
-        "block",
-        "--pid",
-        &f.pid.to_string(),
-    ]);
-    let count = r["groups"][0]["count"].as_u64().unwrap();
-    assert!(count >= writes, "{count} requests, want >= {writes}");
-    let p = &r["groups"][0]["percentiles"];
-    assert!(
-        p["p50"].as_u64().unwrap() > 1_000,
-        "a disk write takes more than 1 us: {p}"
-    );
 }
 
 #[test]
@@ -151,25 +133,6 @@ fn raw_runq_opens(f: &Fixture) -> u64 {
         }
     }
     n
-}
-
-#[test]
-fn profile_samples_match_the_cpu_burn() {
-    let f = fixture("basic");
-    let burn_ms = f.info["burn_ms"].as_u64().unwrap();
-    let r = json(&[
-        "profile",
-        f.dir.to_str().unwrap(),
-        "--pid",
-        &f.pid.to_string(),
-    ]);
-    let samples = r["total"].as_u64().unwrap();
-    // 49 Hz over burn_ms, give or take the rest of the workload and sampling jitter.
-    let expect = burn_ms * 49 / 1000;
-    assert!(
-        samples >= expect * 7 / 10 && samples <= expect * 2,
-        "{samples} samples, expected about {expect}"
-    );
 }
 
 #[test]
