@@ -536,7 +536,6 @@ fn profile_samples_lie_in_the_workloads_on_cpu_slices() {
             }
         }
     }
-    // On-CPU slices of the workload's threads: (tid, cpu, switch-in, switch-out).
     let mut switches = Vec::new();
     for (_, b) in raw.table("sched_switch") {
         let cpu = column(&b, "cpu")
@@ -551,17 +550,7 @@ fn profile_samples_lie_in_the_workloads_on_cpu_slices() {
             switches.push((ts[i], cpu.value(i), prev[i], next[i]));
         }
     }
-    switches.sort();
-    let mut on: HashMap<i32, (u64, u16)> = HashMap::new();
-    let mut slices = Vec::new();
-    for (ts, cpu, prev, next) in switches {
-        if let Some((t0, c)) = on.remove(&prev) {
-            slices.push((prev, c, t0, ts));
-        }
-        if threads.contains(&next) {
-            on.insert(next, (ts, cpu));
-        }
-    }
+    let slices = flightrec_tests::on_cpu_slices(switches, &threads);
     let mut samples = Vec::new();
     for (_, b) in raw.table("profile") {
         let cpu = column(&b, "cpu")
@@ -582,14 +571,11 @@ fn profile_samples_lie_in_the_workloads_on_cpu_slices() {
     // CPU (here the syscall programs, which the burn loop's clock_gettime calls run often).
     for (ts, cpu, tid) in &samples {
         assert!(
-            slices
-                .iter()
-                .any(|(t, c, a, b)| t == tid && c == cpu && a <= ts && ts < b),
+            flightrec_tests::in_a_slice(&slices, *ts, *cpu, *tid),
             "sample at {ts} on cpu {cpu} of {tid} outside every on-CPU slice of it"
         );
     }
-    let floors: u64 = slices.iter().map(|s| (s.3 - s.2) / period).sum();
-    let ceils: u64 = slices.iter().map(|s| (s.3 - s.2).div_ceil(period)).sum();
+    let (floors, ceils) = flightrec_tests::sample_bounds(&slices, period);
     let n = samples.len() as u64;
     assert!(
         n <= ceils && n + 2 >= floors,

@@ -288,6 +288,51 @@ impl Capture {
             .collect()
     }
 
+    /// All rows of a table, each batch with the index of its segment (stack ids are per segment).
+    pub fn table_by_segment(&self, table: Table) -> Vec<(usize, RecordBatch)> {
+        self.segment_dirs()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                read_parquet(&d.join(table.file_name()))
+                    .into_iter()
+                    .map(move |b| (i, b))
+            })
+            .collect()
+    }
+
+    /// Function names of the kernel stacks of each segment: `[segment][stack id]` → names, leaf
+    /// first, from the raw `stacks` and `kernel_symbols` tables.
+    pub fn kernel_stacks(&self) -> Vec<std::collections::HashMap<u32, Vec<String>>> {
+        let mut out = vec![std::collections::HashMap::new(); self.segment_dirs().len()];
+        let mut names = vec![std::collections::HashMap::new(); out.len()];
+        for (seg, b) in self.table_by_segment(Table::KernelSymbols) {
+            let (addr, sym) = (u64s(&b, "addr"), strings(&b, "symbol"));
+            for i in 0..b.num_rows() {
+                names[seg].insert(addr[i].unwrap(), sym[i].clone().unwrap_or_default());
+            }
+        }
+        for (seg, b) in self.table_by_segment(Table::Stacks) {
+            let (id, kernel) = (u32s(&b, "stack_id"), b.column_by_name("kernel").unwrap());
+            let kernel = kernel.as_boolean();
+            let frames = b.column_by_name("frames").unwrap().as_list::<i32>();
+            for (i, id) in id.into_iter().enumerate() {
+                if !kernel.value(i) {
+                    continue;
+                }
+                let f = frames.value(i);
+                let named = f
+                    .as_primitive::<UInt64Type>()
+                    .values()
+                    .iter()
+                    .map(|a| names[seg].get(a).cloned().unwrap_or_default())
+                    .collect();
+                out[seg].insert(id.unwrap(), named);
+            }
+        }
+        out
+    }
+
     /// Sum of a per-source count over all segments.
     pub fn sum(
         &self,
