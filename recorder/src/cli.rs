@@ -80,7 +80,8 @@ pub struct RecordArgs {
     pub comm: Option<String>,
     /// Freeze the window automatically when a condition is seen: runq>DURATION (run-queue
     /// latency), block>DURATION (block I/O latency), exit:signal[=N] (a process killed by a
-    /// signal), exit:code[=N] (a process exiting non-zero). May be given several times.
+    /// signal), exit:code[=N] (a process exiting non-zero); add ,pid=N or ,comm=NAME to watch one
+    /// process or thread name (runq>20ms,comm=postgres). May be given several times.
     #[arg(long = "trigger")]
     pub triggers: Vec<Trigger>,
     /// After a trigger, keep recording this long before freezing.

@@ -534,28 +534,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
                         f.trigger, opts.post
                     );
                 }
-                let reason = match f.trigger {
-                    Trigger::ExitSignal(_) => format!(
-                        "trigger {}: process {} killed by signal {}",
-                        f.trigger, f.tid, f.latency_ns
-                    ),
-                    Trigger::ExitCode(_) => format!(
-                        "trigger {}: process {} exited with code {}",
-                        f.trigger, f.tid, f.latency_ns
-                    ),
-                    Trigger::Block(_) => format!(
-                        "trigger {}: {} for a request issued by process {}",
-                        f.trigger,
-                        humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
-                        f.tid
-                    ),
-                    Trigger::Runq(_) => format!(
-                        "trigger {}: {} for tid {}",
-                        f.trigger,
-                        humantime::format_duration(Duration::from_micros(f.latency_ns / 1000)),
-                        f.tid
-                    ),
-                };
+                let reason = f.reason();
                 freeze_at = Some((now + opts.post, name, reason, f.at_ns));
                 quiet_until = now + opts.post + opts.cooldown;
             }

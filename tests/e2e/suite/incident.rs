@@ -129,7 +129,7 @@ fn trigger_freezes_around_injected_run_queue_latency() {
             "--segment",
             "1s",
             "--trigger",
-            "runq>100ms",
+            "runq>100ms,comm=flightrec-workl",
             "--post",
             "2s",
             "--cooldown",
@@ -146,6 +146,7 @@ fn trigger_freezes_around_injected_run_queue_latency() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let victim_pid = victim.id();
     std::thread::sleep(Duration::from_millis(100));
     let inject_start = monotonic_ns();
     // `timeout` stays a normal, unpinned task: an RT loop on CPU 0 would never let it run there.
@@ -180,8 +181,12 @@ fn trigger_freezes_around_injected_run_queue_latency() {
     );
     let m = flightrec_schemas::Manifest::read(&snap.join("manifest.json")).unwrap();
     let frozen = m.frozen.as_ref().expect("reason recorded");
+    // Scoped to the victim: the kernel threads the hog starves on CPU 0 wait too, but do not count.
     assert!(
-        frozen.reason.starts_with("trigger runq>100ms"),
+        frozen
+            .reason
+            .starts_with("trigger runq>100ms,comm=flightrec-workl: ")
+            && frozen.reason.ends_with(&format!(" for tid {victim_pid}")),
         "{}",
         frozen.reason
     );
@@ -362,7 +367,7 @@ fn a_process_killed_by_a_signal_fires_the_exit_trigger() {
 }
 
 #[test]
-fn a_slow_block_request_fires_the_block_trigger() {
+fn a_slow_block_request_of_the_watched_program_fires_the_block_trigger() {
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
@@ -374,21 +379,32 @@ fn a_slow_block_request_fires_the_block_trigger() {
             "--segment",
             "1s",
             "--trigger",
-            "block>1us",
+            "block>1us,comm=flightrec-workl",
             "--post",
             "1s",
             "--cooldown",
             "1h",
         ],
     );
-    // Direct writes with fsync reach the disk: each request takes far longer than a microsecond.
-    let out = workload()
+    // Direct writes reach the disk: each request takes far longer than a microsecond. dd's must
+    // not fire the trigger (another comm); the workload's must.
+    let dd = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=8", "oflag=direct,sync"])
+        .arg(format!("of={}", work.path().join("dd.dat").display()))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(dd.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let before_workload = monotonic_ns();
+    let child = workload()
         .args(["--writes", "8"])
         .arg("--dir")
         .arg(work.path())
-        .output()
+        .spawn()
         .unwrap();
-    assert!(out.status.success());
+    let pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
     std::thread::sleep(Duration::from_millis(2500));
     rec.stop();
     let snap = the_only_snapshot(cap.path());
@@ -403,10 +419,18 @@ fn a_slow_block_request_fires_the_block_trigger() {
     let frozen = m.frozen.unwrap();
     eprintln!("{}", frozen.reason);
     assert!(
-        frozen.reason.starts_with("trigger block>1us: ")
-            && frozen.reason.contains("for a request issued by process"),
+        frozen
+            .reason
+            .starts_with("trigger block>1us,comm=flightrec-workl: ")
+            && frozen
+                .reason
+                .ends_with(&format!("for a request issued by process {pid}")),
         "{}",
         frozen.reason
+    );
+    assert!(
+        frozen.cause_ns > before_workload,
+        "dd's requests did not fire it"
     );
     // The frozen capture holds the request that fired it: a completion at the cause's time.
     let r: serde_json::Value = serde_json::from_str(&analyze(&[
@@ -414,8 +438,56 @@ fn a_slow_block_request_fires_the_block_trigger() {
         snap.to_str().unwrap(),
         "--kind",
         "block",
+        "--pid",
+        &pid.to_string(),
         "--json",
     ]))
     .unwrap();
     assert!(r["groups"][0]["percentiles"]["max"].as_u64().unwrap() > 1_000);
+}
+
+#[test]
+fn a_program_exiting_with_the_watched_code_fires_the_exit_trigger() {
+    require_root!();
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--events",
+            "process",
+            "--segment",
+            "1s",
+            "--trigger",
+            "exit:code=2,comm=flightrec-workl",
+            "--post",
+            "1s",
+            "--cooldown",
+            "1h",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // Neither another program exiting 2, nor the watched one exiting 0, matches.
+    let sh = Command::new("sh").args(["-c", "exit 2"]).status().unwrap();
+    assert_eq!(sh.code(), Some(2));
+    assert!(workload().status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = monotonic_ns();
+    // The workload exits 2 on an argument it does not know.
+    let mut bad = workload()
+        .arg("--no-such-flag")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = bad.id();
+    assert_eq!(bad.wait().unwrap().code(), Some(2));
+    std::thread::sleep(Duration::from_millis(2000));
+    rec.stop();
+    let m = flightrec_schemas::Manifest::read(&the_only_snapshot(cap.path()).join("manifest.json"))
+        .unwrap();
+    let frozen = m.frozen.unwrap();
+    assert_eq!(
+        frozen.reason,
+        format!("trigger exit:code=2,comm=flightrec-workl: process {pid} exited with code 2")
+    );
+    assert!(frozen.cause_ns > before, "only the last exit matched");
 }
