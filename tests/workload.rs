@@ -1,11 +1,13 @@
 //! A workload with known behaviour, for recording tests:
 //!   flightrec-workload [--wait] [--sleeps N] [--sleep-ms MS] [--writes N --dir DIR] [--burn-ms MS]
-//!                      [--pingpong N] [--tcp N]
+//!                      [--pingpong N] [--tcp N] [--tcp-retransmit]
 //! With --wait it first reads one line from stdin (so tracers can attach to its pid). Then it sleeps
 //! N times for MS each (off-CPU, interruptible), does N 4 KiB O_DIRECT writes each followed by fsync
 //! (block I/O), burns CPU in `flightrec_workload_burn` (on-CPU samples), bounces a byte N times
 //! between two threads over pipes (wake-ups and run-queue latency), and opens N TCP connections to
-//! itself on 127.0.0.1 (TCP state changes).
+//! itself on 127.0.0.1 (TCP state changes). With --tcp-retransmit it connects twice to a listener
+//! that never accepts and has no room for a second connection: the kernel drops the second SYN and
+//! the client retransmits it (`tcp_retransmit_skb`); it prints `retransmit PORT` (the listener's).
 use std::{
     alloc::{alloc_zeroed, dealloc, Layout},
     fs::OpenOptions,
@@ -27,6 +29,7 @@ struct Args {
     wait: bool,
     pingpong: u32,
     tcp: u32,
+    tcp_retransmit: bool,
     syscall_rate: u64,
     syscall_secs: u64,
 }
@@ -52,6 +55,7 @@ fn parse() -> Result<Args, String> {
             }
             "--tcp" => a.tcp = value()?.parse().map_err(|e| format!("--tcp: {e}"))?,
             "--wait" => a.wait = true,
+            "--tcp-retransmit" => a.tcp_retransmit = true,
             "--syscall-rate" => {
                 a.syscall_rate = value()?
                     .parse()
@@ -186,6 +190,25 @@ pub fn flightrec_workload_tcp(n: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A SYN the peer drops, retransmitted: the listener's accept queue holds one connection
+/// (backlog 0) and nobody accepts, so a second connection's SYN is dropped and retransmitted after
+/// the initial RTO (1 s); the attempt is abandoned after 2.5 s. Returns the listener's port.
+#[inline(never)]
+#[no_mangle]
+pub fn flightrec_workload_tcp_retransmit() -> std::io::Result<u16> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    // SAFETY: a listening socket we own; listen again only lowers its backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let addr = listener.local_addr()?;
+    let first = std::net::TcpStream::connect(addr)?;
+    let second = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(2500));
+    drop((first, second));
+    Ok(addr.port())
+}
+
 /// Makes `rate` getppid() calls per second (0: as fast as it can) for `secs` seconds; prints how
 /// many it made. Each call is two syscall events (enter and exit): a load of known rate.
 #[inline(never)]
@@ -247,6 +270,17 @@ fn main() -> ExitCode {
     if let Err(e) = flightrec_workload_tcp(a.tcp) {
         eprintln!("flightrec-workload: tcp: {e}");
         return ExitCode::FAILURE;
+    }
+    if a.tcp_retransmit {
+        match flightrec_workload_tcp_retransmit() {
+            Ok(port) => {
+                let _ = writeln!(std::io::stdout(), "retransmit {port}");
+            }
+            Err(e) => {
+                eprintln!("flightrec-workload: tcp retransmit: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let _ = writeln!(std::io::stdout(), "{}", x & 1);
     ExitCode::SUCCESS

@@ -292,6 +292,6 @@ pub fn latency(cap: &Capture, kind: Kind, by: Option<By>, filter: &Filter) -> Re
         kind,
         by,
         groups,
-        lost: Lost::of(segs.iter().copied()),
+        lost: Lost::in_range(cap, filter),
     })
 }

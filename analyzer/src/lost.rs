@@ -3,7 +3,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::capture::Segment;
+use crate::{
+    capture::{Capture, Segment},
+    filter::Filter,
+    parallel::selected,
+};
 
 /// Losses over a set of segments.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -18,7 +22,9 @@ pub struct Lost {
     pub decode_errors: u64,
     /// Failed stack walks (events kept without that stack), per source.
     pub stack_errors: BTreeMap<String, u64>,
-    /// Segments with losses: (id, lost).
+    /// Events of segments the recorder could not write (a full disk), in the range.
+    pub unwritten: u64,
+    /// Segments with losses: (id, lost), the unwritten ones included.
     pub segments: Vec<(u64, u64)>,
 }
 
@@ -29,6 +35,21 @@ fn add(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
 }
 
 impl Lost {
+    /// The losses of the segments the filter's range touches, and of the segments the recorder
+    /// could not write there.
+    pub fn in_range(cap: &Capture, filter: &Filter) -> Lost {
+        let mut l = Lost::of(selected(cap, filter));
+        for u in &cap.manifest.unwritten {
+            if filter.overlaps(Some(u.start_ns), Some(u.end_ns)) {
+                l.unwritten += u.events();
+                l.total += u.events();
+                l.segments.push((u.id, u.events()));
+            }
+        }
+        l.segments.sort_unstable();
+        l
+    }
+
     /// Sums the losses of `segments`.
     pub fn of<'a>(segments: impl IntoIterator<Item = &'a Segment>) -> Lost {
         let mut l = Lost::default();
@@ -61,6 +82,12 @@ impl Lost {
         }
         if self.decode_errors > 0 {
             parts.push(format!("{} undecodable", self.decode_errors));
+        }
+        if self.unwritten > 0 {
+            parts.push(format!(
+                "{} in segments the recorder could not write (disk full?)",
+                self.unwritten
+            ));
         }
         format!(
             "WARNING: {} events LOST in this range: {}; results undercount",

@@ -155,5 +155,5 @@ pub fn offcpu(cap: &Capture, filter: &Filter, opts: &Options) -> Result<StackRep
             merge(&mut agg, folded, d, 1);
         }
     });
-    Ok(StackReport::new("ns", agg, Lost::of(segs.iter().copied())))
+    Ok(StackReport::new("ns", agg, Lost::in_range(cap, filter)))
 }

@@ -53,6 +53,6 @@ pub fn profile(cap: &Capture, filter: &Filter) -> Result<StackReport> {
     Ok(StackReport::new(
         "samples",
         agg,
-        Lost::of(segs.iter().copied()),
+        Lost::in_range(cap, filter),
     ))
 }

@@ -228,7 +228,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         segments: segs.len(),
         bytes: segs.iter().map(|s| s.meta.bytes).sum(),
         events,
-        lost: Lost::of(segs.iter().copied()),
+        lost: Lost::in_range(cap, filter),
         top_cpu: top(cpu, &names),
         top_offcpu: top(off, &names),
         cost: {

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::{
     capture::{Capture, Segment},
+    filter::Filter,
+    lost::Lost,
     parallel::map_segments,
 };
 
@@ -30,6 +32,8 @@ pub struct Verification {
     pub ok: bool,
     /// Open segments still in their write-ahead journal, not checked here.
     pub journals: Vec<u64>,
+    /// What the recorder lost while writing the capture: a sound capture can still be incomplete.
+    pub lost: Lost,
 }
 
 fn check(seg: &Segment) -> SegmentCheck {
@@ -71,6 +75,7 @@ pub fn verify(cap: &Capture) -> crate::capture::Result<Verification> {
         segments,
         ok,
         journals: cap.journals.clone(),
+        lost: Lost::in_range(cap, &Filter::default()),
     })
 }
 
@@ -78,6 +83,7 @@ impl Verification {
     /// The text report.
     pub fn render(&self) -> String {
         let mut o = String::new();
+        let _ = writeln!(o, "{}", self.lost.banner());
         for s in &self.segments {
             if s.problems.is_empty() {
                 let _ = writeln!(o, "segment {:08}: ok ({} rows)", s.id, s.rows);

@@ -125,6 +125,7 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
         devices: host::block_devices(),
         segments: Vec::new(),
         frozen: None,
+        unwritten: Vec::new(),
     }
 }
 

@@ -115,6 +115,7 @@ mod tests {
             devices: Default::default(),
             segments,
             frozen: None,
+            unwritten: Vec::new(),
         }
     }
 

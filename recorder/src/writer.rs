@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{anyhow, Result};
 use arrow::record_batch::RecordBatch;
-use flightrec_schemas::{Manifest, SegmentMeta, Table};
+use flightrec_schemas::{Manifest, SegmentMeta, Table, UnwrittenSegment};
 
 use crate::{
     host,
@@ -139,12 +139,14 @@ impl Writer {
                     job.tables.push((Table::UserFrames, frames));
                     job.meta.user_frames = counts.frames;
                     job.meta.user_frames_unknown = counts.unknown;
-                    let events: u64 = job
+                    let rows: std::collections::BTreeMap<String, u64> = job
                         .tables
                         .iter()
                         .filter(|(t, _)| t.is_event_table())
-                        .map(|(_, b)| b.num_rows() as u64)
-                        .sum();
+                        .map(|(t, b)| (t.name().to_string(), b.num_rows() as u64))
+                        .collect();
+                    let events: u64 = rows.values().sum();
+                    let span = (job.meta.start_ns, job.meta.end_ns);
                     let written = segment::write_segment(&capture, &job.tables, job.meta);
                     // Finished or given up either way: its journal has done its job.
                     match journal.take() {
@@ -161,6 +163,15 @@ impl Writer {
                                 let _ =
                                     fs::remove_dir_all(segment::segment_path(&capture, oldest.id));
                             }
+                            // The capture says what it lacks: the analyses count these events as
+                            // lost for any range that touches the segment.
+                            manifest.unwritten.push(UnwrittenSegment {
+                                id,
+                                start_ns: span.0,
+                                end_ns: span.1,
+                                rows,
+                                error: format!("{e:#}"),
+                            });
                             let mut s = shared.lock().expect("stats lock");
                             s.failed += 1;
                             s.unwritten_events += events;
@@ -183,6 +194,9 @@ impl Writer {
                         let _ = fs::remove_dir_all(segment::segment_path(&capture, *id));
                     }
                     manifest.segments.retain(|s| !evict.contains(&s.id));
+                    // Losses older than the window are out of it, like the segments.
+                    let horizon = now.saturating_sub(manifest.config.window_ns);
+                    manifest.unwritten.retain(|u| u.end_ns >= horizon);
                     let manifest_result = segment::write_manifest(&capture, &manifest);
                     let mut s = shared.lock().expect("stats lock");
                     s.bytes = manifest.segments.iter().map(|m| m.bytes).sum();

@@ -29,6 +29,6 @@ pub fn human_bytes(b: u64) -> String {
 pub use manifest::{journal_dir_name, journal_id};
 pub use manifest::{
     ClockAnchor, Cost, Frozen, Manifest, ManifestError, RecordConfig, SegmentMeta, SourceCounts,
-    FORMAT_VERSION, MANIFEST_FILE, SEGMENTS_DIR, SEGMENT_META_FILE,
+    UnwrittenSegment, FORMAT_VERSION, MANIFEST_FILE, SEGMENTS_DIR, SEGMENT_META_FILE,
 };
 pub use tables::Table;

@@ -84,6 +84,32 @@ pub struct Manifest {
     /// Set in a snapshot: when and why the window was frozen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<Frozen>,
+    /// Segments of the window that could not be written (a full disk): their events are lost and
+    /// counted here, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unwritten: Vec<UnwrittenSegment>,
+}
+
+/// A segment the recorder closed but could not write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnwrittenSegment {
+    /// Its sequence number (no directory exists for it).
+    pub id: u64,
+    /// Monotonic ns when it was opened.
+    pub start_ns: u64,
+    /// Monotonic ns when it was closed.
+    pub end_ns: u64,
+    /// Events it held, per event table: all lost.
+    pub rows: BTreeMap<String, u64>,
+    /// Why it could not be written.
+    pub error: String,
+}
+
+impl UnwrittenSegment {
+    /// Events it held.
+    pub fn events(&self) -> u64 {
+        self.rows.values().sum()
+    }
 }
 
 /// Why and when a snapshot was taken.

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: privilege checks, the real binaries, and reading a
 //! capture back with the Parquet reader.
 mod analyze;
+mod claims;
 mod incident;
 mod peers;
 mod record;
@@ -214,6 +215,11 @@ impl Recording {
             std::thread::sleep(Duration::from_millis(20));
         }
         rec
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Stops it with SIGINT, as Ctrl-C would, and returns its output.
