@@ -11,8 +11,11 @@ root=$(dirname "$here")
 registry="${CARGO_HOME:-$HOME/.cargo}/registry"
 rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
 export RUSTFLAGS="-Cdebuginfo=2 -Clink-arg=--btf --remap-path-prefix=$root=/flightrec --remap-path-prefix=$registry=/registry --remap-path-prefix=$rustup_home=/rustup"
+# The object carries the hash of its sources in its own bytes (FLIGHTREC_SOURCE_HASH).
+FLIGHTREC_SOURCE_HASH=$("$here/source-hash.sh")
+export FLIGHTREC_SOURCE_HASH
 cd "$here/flightrec-ebpf"
 cargo +nightly build --release --locked
 install -m 0644 target/bpfel-unknown-none/release/flightrec "$root/recorder/bpf/flightrec.bpf.o"
-"$here/source-hash.sh" > "$root/recorder/bpf/flightrec.bpf.o.source-hash"
+echo "$FLIGHTREC_SOURCE_HASH" > "$root/recorder/bpf/flightrec.bpf.o.source-hash"
 echo "wrote recorder/bpf/flightrec.bpf.o ($(wc -c < "$root/recorder/bpf/flightrec.bpf.o") bytes), source hash $(cat "$root/recorder/bpf/flightrec.bpf.o.source-hash")"

@@ -61,6 +61,28 @@ fn object_was_rebuilt_after_the_last_source_change() {
 }
 
 #[test]
+fn the_embedded_object_carries_the_hash_of_the_sources_it_was_built_from() {
+    // Not the hash file: the bytes of the object the recorder embeds. An object copied in from
+    // another build, or a hash file edited by hand, fails here.
+    let obj = object::File::parse(flightrec_recorder::probes::OBJECT).expect("ELF object");
+    let sym = obj
+        .symbols()
+        .find(|s| s.name() == Ok("FLIGHTREC_SOURCE_HASH"))
+        .expect("FLIGHTREC_SOURCE_HASH in the object: run ebpf/build.sh");
+    let section = obj
+        .section_by_index(sym.section_index().expect("in a section"))
+        .unwrap();
+    let data = section.data().unwrap();
+    let at = (sym.address() - section.address()) as usize;
+    let embedded = std::str::from_utf8(&data[at..at + sym.size() as usize]).unwrap();
+    assert_eq!(
+        embedded,
+        source_hash(),
+        "recorder/bpf/flightrec.bpf.o was built from other sources: run ebpf/build.sh and commit"
+    );
+}
+
+#[test]
 fn object_holds_every_program_and_map() {
     let obj = object::File::parse(flightrec_recorder::probes::OBJECT).expect("ELF object");
     assert_eq!(obj.architecture(), object::Architecture::Bpf);

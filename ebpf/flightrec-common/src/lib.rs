@@ -182,7 +182,8 @@ pub struct SwitchEvent {
     pub prev_prio: i32,
     /// Priority of next.
     pub next_prio: i32,
-    /// prev's state as the tracepoint reports it (0 = runnable, i.e. preempted).
+    /// prev's state as the tracepoint reports it: 0x100 (`TASK_REPORT_MAX`) preempted, 0 runnable
+    /// without preemption, else the `TASK_REPORT` bit of its sleep (`flightrec_schemas::task_state`).
     pub prev_state: i64,
     /// comm of prev.
     pub prev_comm: [u8; COMM_LEN],

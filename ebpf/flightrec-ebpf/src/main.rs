@@ -103,3 +103,22 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[link_section = "license"]
 #[no_mangle]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+/// The hash of the sources this object was built from (`ebpf/source-hash.sh`, passed in by
+/// `ebpf/build.sh`), in the object's own bytes: a test reads it back from the embedded object.
+#[no_mangle]
+#[used]
+static FLIGHTREC_SOURCE_HASH: [u8; 64] = source_hash(option_env!("FLIGHTREC_SOURCE_HASH"));
+
+const fn source_hash(hash: Option<&str>) -> [u8; 64] {
+    let mut out = [b'0'; 64];
+    if let Some(h) = hash {
+        let b = h.as_bytes();
+        let mut i = 0;
+        while i < b.len() && i < 64 {
+            out[i] = b[i];
+            i += 1;
+        }
+    }
+    out
+}
