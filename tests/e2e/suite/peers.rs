@@ -161,18 +161,20 @@ fn histogram_helpers_count_rows_and_displacement() {
     assert_eq!(bucket_index(4) - bucket_index(0), 2, "0-1, 2-3, 4-7");
     let a = vec![(0, 10), (2, 10)];
     assert_eq!(displaced(&a, &a), 0.0);
-    assert!(shifted_up_by_at_most_one_bucket(
-        &a,
-        &vec![(2, 15), (4, 5)],
-        0
-    ));
+    assert!(later_by_at_most(&a, &vec![(2, 15), (4, 5)], 0, 0));
+    assert!(!later_by_at_most(&a, &vec![(0, 15), (2, 5)], 0, 0), "lower");
     assert!(
-        !shifted_up_by_at_most_one_bucket(&a, &vec![(0, 15), (2, 5)], 0),
-        "lower"
+        !later_by_at_most(&a, &vec![(4, 10), (8, 10)], 0, 0),
+        "two rows"
     );
     assert!(
-        !shifted_up_by_at_most_one_bucket(&a, &vec![(4, 10), (8, 10)], 0),
-        "two rows"
+        later_by_at_most(&a, &vec![(4, 10), (8, 10)], 4, 0),
+        "two rows within the delay"
+    );
+    let b = vec![(64, 10)];
+    assert!(
+        !later_by_at_most(&b, &vec![(256, 10)], 16, 0),
+        "16 us cannot move 64 us two rows"
     );
     assert_eq!(displaced(&a, &vec![(2, 20)]), 0.5, "half moved one row");
     let lines: Vec<String> = [
@@ -189,10 +191,11 @@ fn histogram_helpers_count_rows_and_displacement() {
     assert_eq!(h["vda"], vec![(4, 2)]);
 }
 
-/// True when `later` is the distribution of `earlier`'s events each delayed by less than its own
-/// bucket width: for every bucket, the events of `later` at or below it are at most those of
-/// `earlier` there, and at least those of `earlier` one bucket lower (`slack` events either way).
-fn shifted_up_by_at_most_one_bucket(earlier: &Buckets, later: &Buckets, slack: u64) -> bool {
+/// True when `later` can be the distribution of `earlier`'s events each delayed by between 0 and
+/// `delay_us`: at every bucket, `later` has at most as many events at or below it as `earlier`,
+/// and, from the buckets `delay_us` can no longer carry two rows up, at least as many at or below
+/// the next bucket as `earlier` has at or below this one. `slack` events may break either rule.
+fn later_by_at_most(earlier: &Buckets, later: &Buckets, delay_us: u64, slack: u64) -> bool {
     let cumulative = |h: &Buckets| {
         let mut c = [0u64; 66];
         for (low, n) in h {
@@ -204,7 +207,10 @@ fn shifted_up_by_at_most_one_bucket(earlier: &Buckets, later: &Buckets, slack: u
         c
     };
     let (e, l) = (cumulative(earlier), cumulative(later));
-    (0..e.len()).all(|k| l[k] <= e[k] + slack && (k == 0 || l[k] + slack >= e[k - 1]))
+    // Bucket k holds [2^(k-1), 2^k) us: a delay below its low bound moves an event one row at most.
+    let first_bounded = bucket_index(delay_us) as usize + 1;
+    (0..e.len() - 1)
+        .all(|k| l[k] <= e[k] + slack && (k < first_bounded || l[k + 1] + slack >= e[k]))
 }
 
 /// Switch-outs of these processes that `sched_switch` reported as preemptions (R+), counted with
@@ -292,19 +298,24 @@ fn runqlat_and_biolatency_agree_with_flightrec() {
     // Both hook sched_switch and sched_wakeup and stamp the same events, flightrec's program first:
     // runqlat takes its switch-in time after flightrec's switch program (two stack walks) has run,
     // its wake-up time after flightrec's shorter wake-up program. So runqlat's latencies are
-    // flightrec's plus about a microsecond: with medians of a few microseconds many cross into the
-    // next log2 bucket, none may land lower, and none two buckets higher.
+    // flightrec's plus the difference of the two programs' run times: about a microsecond, up to
+    // ~16 us when other tests load this 2-CPU machine. With latencies of a few microseconds that
+    // moves many events up a row or two; none may land lower, and from 16 us up none may move
+    // more than one row (1% of the events may break either rule: a wake-up program that ran slower
+    // than the switch program).
     assert!(
-        shifted_up_by_at_most_one_bucket(
+        later_by_at_most(
             &our_runq,
             &peer_runq,
-            total(&our_runq).abs_diff(total(&peer_runq))
+            16,
+            total(&our_runq).abs_diff(total(&peer_runq)) + total(&our_runq) / 100
         ),
         "run-queue distributions differ by more than runqlat's later timestamps explain"
     );
     assert!(
-        bucket_index(median_bucket(&peer_runq)) - bucket_index(median_bucket(&our_runq)) <= 1,
-        "run-queue medians differ"
+        median_bucket(&peer_runq) >= median_bucket(&our_runq)
+            && median_bucket(&peer_runq) <= (median_bucket(&our_runq) + 16).next_power_of_two(),
+        "run-queue medians differ by more than the programs' run times explain"
     );
     // biolatency counts every request of the machine from its attachment to its stop; the
     // comparison window is the same interval by the wall clock, which can leave a request at
