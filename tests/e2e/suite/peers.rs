@@ -283,7 +283,9 @@ fn runqlat_and_biolatency_agree_with_flightrec() {
     // state itself: a thread preempted between setting TASK_INTERRUPTIBLE and calling schedule() is
     // still on the run queue (sched_switch says R+), but runqlat sees "interruptible" and does not
     // count that wait. So flightrec counts at least what runqlat does, and at most that plus the
-    // workload's R+ switch-outs (and the interval open at either end of an attachment).
+    // workload's R+ switch-outs, the interval open at either end of an attachment, and 0.1% for
+    // runs of runqlat's programs the kernel skips on a loaded CPU (flightrec counts its own
+    // skipped runs; runqlat does not report them).
     let c = Capture::open(cap.path());
     let preempted = preempted_switch_outs(&c, &[pid.parse().unwrap()]);
     report(&format!(
@@ -292,7 +294,7 @@ fn runqlat_and_biolatency_agree_with_flightrec() {
     ));
     assert!(
         total(&our_runq) + 2 >= total(&peer_runq)
-            && total(&our_runq) <= total(&peer_runq) + preempted + 2,
+            && total(&our_runq) <= total(&peer_runq) + preempted + 2 + total(&our_runq) / 1000,
         "run-queue counts differ"
     );
     // Both hook sched_switch and sched_wakeup and stamp the same events, flightrec's program first:
