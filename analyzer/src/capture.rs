@@ -207,6 +207,15 @@ fn check_chunks(
 }
 
 impl Segment {
+    /// True when `table`'s file has `column` (columns added to the format later are absent from
+    /// older captures).
+    pub fn has_column(&self, table: Table, column: &str) -> bool {
+        File::open(self.dir.join(table.file_name()))
+            .ok()
+            .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
+            .is_some_and(|b| b.schema().column_with_name(column).is_some())
+    }
+
     /// Reads `columns` of `table` (all batches of the file). Checks each column's type against the
     /// schema of this format version.
     pub fn read(&self, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {

@@ -6,7 +6,7 @@ use arrow::{
     array::Array,
     datatypes::{Int32Type, UInt32Type, UInt64Type},
 };
-use flightrec_schemas::Table;
+use flightrec_schemas::{unwind::Truncation, Table};
 
 use crate::{
     capture::{Result, Segment},
@@ -56,6 +56,8 @@ impl Tasks {
 pub struct Stacks {
     /// Frames by stack id, and the process a user stack belongs to.
     frames: HashMap<u32, (i32, Vec<u64>)>,
+    /// Why a user stack stops short, by stack id (whole stacks are absent).
+    truncated: HashMap<u32, Truncation>,
     ksyms: HashMap<u64, String>,
     /// User frames by (tgid, address): a symbol, or `[unknown:module+0xoffset]`.
     usyms: HashMap<(i32, u64), String>,
@@ -106,6 +108,25 @@ fn resymbolize(dir: &Path, wanted: DebugLookups, usyms: &mut HashMap<(i32, u64),
     }
 }
 
+/// The `truncated` column of a segment's stacks (absent from captures made before it existed).
+pub fn stack_truncations(seg: &Segment) -> Result<HashMap<u32, Truncation>> {
+    let mut out = HashMap::new();
+    if !seg.has_column(Table::Stacks, "truncated") {
+        return Ok(out);
+    }
+    for b in seg.read(Table::Stacks, &["stack_id", "truncated"])? {
+        let (id, t) = (prim::<UInt32Type>(&b, "stack_id"), strings(&b, "truncated"));
+        for i in 0..b.num_rows() {
+            if t.is_valid(i) {
+                if let Some(reason) = Truncation::from_name(t.value(i)) {
+                    out.insert(id.value(i), reason);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -116,6 +137,7 @@ impl Stacks {
     /// files there (`DIR/.build-id/xx/rest.debug`, as distributions install them).
     pub fn load(seg: &Segment, debuginfo: Option<&Path>) -> Result<Stacks> {
         let mut frames = HashMap::new();
+        let truncated = stack_truncations(seg)?;
         for b in seg.read(Table::Stacks, &["stack_id", "tgid", "frames"])? {
             let id = prim::<UInt32Type>(&b, "stack_id");
             let tgid = prim::<Int32Type>(&b, "tgid");
@@ -192,9 +214,15 @@ impl Stacks {
         }
         Ok(Stacks {
             frames,
+            truncated,
             ksyms,
             usyms,
         })
+    }
+
+    /// Why user stack `id` stops short, if it does.
+    pub fn truncated(&self, id: u32) -> Option<Truncation> {
+        self.truncated.get(&id).copied()
     }
 
     /// The folded form `comm;user root..leaf;kernel root..leaf`, as offcputime -f and
@@ -202,6 +230,10 @@ impl Stacks {
     pub fn fold(&self, comm: &str, kstack: Option<u32>, ustack: Option<u32>) -> String {
         let mut s = String::with_capacity(256);
         s.push_str(comm);
+        // A cut stack has no root: a marker takes its place, so flame graphs show it apart.
+        if let Some(t) = ustack.and_then(|id| self.truncated(id)) {
+            let _ = write!(s, ";[truncated: {}]", t.describe());
+        }
         if let Some((tgid, f)) = ustack.and_then(|id| self.frames.get(&id)) {
             for addr in f.iter().rev() {
                 match self.usyms.get(&(*tgid, *addr)) {

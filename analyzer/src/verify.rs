@@ -48,7 +48,12 @@ fn check(seg: &Segment) -> SegmentCheck {
             continue;
         };
         let schema = table.schema();
-        let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let cols: Vec<&str> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|c| !table.added_later().contains(c) || seg.has_column(table, c))
+            .collect();
         match seg.read(table, &cols) {
             Ok(batches) => {
                 let got: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();

@@ -21,12 +21,20 @@ pub struct Args {
     /// Rounds (each runs every configuration once).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// A directory holding another build's `flightrec` (e.g. of the previous commit): measured in
+    /// the same rounds, for a before/after ratio.
+    #[arg(long)]
+    baseline: Option<std::path::PathBuf>,
+    /// More arguments for this build's `flightrec record` (e.g. "--stack-copy 0").
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    flightrec_args: String,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Config {
     Nothing,
     Flightrec,
+    Baseline,
     PerfRecord,
     Offcputime,
 }
@@ -36,6 +44,7 @@ impl Config {
         match self {
             Config::Nothing => "nothing",
             Config::Flightrec => "flightrec record --events sched",
+            Config::Baseline => "flightrec record --events sched (--baseline build)",
             Config::PerfRecord => "perf record -e sched:sched_switch -e sched:sched_wakeup -g -a",
             Config::Offcputime => "offcputime (libbpf-tools)",
         }
@@ -55,17 +64,33 @@ impl Tracer {
     }
 }
 
-fn start(cfg: Config, bins: &str, work: &Path) -> Result<Option<Tracer>> {
+fn start(
+    cfg: Config,
+    bins: &str,
+    baseline: &str,
+    extra: &str,
+    work: &Path,
+) -> Result<Option<Tracer>> {
     let child = match cfg {
         Config::Nothing => return Ok(None),
-        Config::Flightrec => {
-            let dir = work.join("capture");
+        Config::Flightrec | Config::Baseline => {
+            let dir = work.join(capture_name(cfg));
             let _ = std::fs::remove_dir_all(&dir);
-            let mut c = Command::new(format!("{bins}/flightrec"))
+            let bin = if cfg == Config::Baseline {
+                baseline
+            } else {
+                bins
+            };
+            let mut c = Command::new(format!("{bin}/flightrec"))
                 .arg("record")
                 .arg("--dir")
                 .arg(&dir)
                 .args(["--events", "sched", "--segment", "60s", "--quiet"])
+                .args(
+                    extra
+                        .split_whitespace()
+                        .filter(|_| cfg == Config::Flightrec),
+                )
                 .spawn()?;
             while !dir.join("manifest.json").exists() {
                 if c.try_wait()?.is_some() {
@@ -111,6 +136,14 @@ fn start(cfg: Config, bins: &str, work: &Path) -> Result<Option<Tracer>> {
     Ok(Some(Tracer { child }))
 }
 
+fn capture_name(cfg: Config) -> &'static str {
+    if cfg == Config::Baseline {
+        "capture-baseline"
+    } else {
+        "capture"
+    }
+}
+
 fn pipe_bench(loops: u64) -> Result<Duration> {
     let out = Command::new("perf")
         .args(["bench", "sched", "pipe", "-l", &loops.to_string()])
@@ -132,18 +165,26 @@ pub fn run(a: Args) -> Result<()> {
     let bins = bins.to_str().context("utf-8 path")?.to_string();
     let work = std::env::temp_dir().join("flightrec-bench-overhead");
     std::fs::create_dir_all(&work)?;
-    let configs = [
-        Config::Nothing,
-        Config::Flightrec,
-        Config::PerfRecord,
-        Config::Offcputime,
-    ];
+    let baseline = a
+        .baseline
+        .as_ref()
+        .map(|d| d.to_str().context("utf-8 path").map(String::from))
+        .transpose()?;
+    let mut configs = vec![Config::Nothing, Config::Flightrec];
+    if baseline.is_some() {
+        configs.push(Config::Baseline);
+    }
+    configs.extend([Config::PerfRecord, Config::Offcputime]);
+    let baseline = baseline.unwrap_or_default();
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); configs.len()];
     let mut sizes = (0u64, 0u64, 0u64, 0u64);
+    // (configuration, BPF ns per program run, recorder CPU as a share of one core) of the
+    // flightrec builds, from their first round.
+    let mut bpf_per_run: Vec<(Config, f64, f64)> = Vec::new();
     for round in 0..a.rounds {
         eprintln!("round {}/{}", round + 1, a.rounds);
         for (i, cfg) in configs.iter().enumerate() {
-            let tracer = start(*cfg, &bins, &work)?;
+            let tracer = start(*cfg, &bins, &baseline, &a.flightrec_args, &work)?;
             let t = pipe_bench(a.loops)?;
             if let Some(t) = tracer {
                 t.stop()?;
@@ -151,13 +192,23 @@ pub fn run(a: Args) -> Result<()> {
             times[i].push(t);
             if round == 0 {
                 match cfg {
-                    Config::Flightrec => {
-                        let cap = work.join("capture");
-                        sizes.0 = dir_bytes(&cap.join("segments"));
+                    Config::Flightrec | Config::Baseline => {
+                        let cap = work.join(capture_name(*cfg));
                         let summary =
                             capture_summary(&bins, &cap).context("reading the capture")?;
-                        sizes.1 =
-                            events(&summary, "sched_switch") + events(&summary, "sched_wakeup");
+                        let cost = &summary["cost"];
+                        bpf_per_run.push((
+                            *cfg,
+                            cost["bpf_ns"].as_f64().unwrap_or(0.0)
+                                / cost["bpf_runs"].as_f64().unwrap_or(1.0).max(1.0),
+                            cost["recorder_cpu_ns"].as_f64().unwrap_or(0.0)
+                                / cost["wall_ns"].as_f64().unwrap_or(1.0).max(1.0),
+                        ));
+                        if *cfg == Config::Flightrec {
+                            sizes.0 = dir_bytes(&cap.join("segments"));
+                            sizes.1 =
+                                events(&summary, "sched_switch") + events(&summary, "sched_wakeup");
+                        }
                     }
                     Config::PerfRecord => {
                         let data = work.join("perf.data");
@@ -187,6 +238,25 @@ pub fn run(a: Args) -> Result<()> {
         })
         .collect();
     table(&["recording", "time", "slowdown vs nothing"], &rows);
+    println!("\nflightrec's own cost (first round, from the capture):\n");
+    let rows: Vec<Vec<String>> = bpf_per_run
+        .iter()
+        .map(|(c, ns, cpu)| {
+            vec![
+                c.name().to_string(),
+                format!("{ns:.0} ns"),
+                format!("{:.0}%", cpu * 100.0),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "recording",
+            "BPF ns per program run",
+            "recorder CPU (one core)",
+        ],
+        &rows,
+    );
     let per = |bytes: u64, n: u64| {
         if n == 0 {
             "n/a".to_string()

@@ -18,6 +18,7 @@ use crate::{
     ksyms::KernelSymbols,
     stacks::StackTable,
     tasks::TaskTable,
+    unwind::walk::Walk,
     usersyms::{Frame, UserMaps},
 };
 
@@ -182,6 +183,8 @@ pub struct SegmentBatch {
     syscall: Syscalls,
     tcp: Tcps,
     stacks: StackTable,
+    /// User frames placed in their modules when their stacks were first seen.
+    placed: std::collections::HashMap<(i32, u64), Frame>,
     tids: HashSet<i32>,
     /// Event rows moved out of the builders by checkpoints, oldest first.
     chunks: Vec<(Table, RecordBatch)>,
@@ -215,11 +218,20 @@ impl SegmentBatch {
         self.counts.rows.iter().sum()
     }
 
-    fn stack(&mut self, s: &Stack<'_>, kernel: bool, tgid: u32, source: Source) -> Option<u32> {
+    fn kernel_stack(&mut self, s: &Stack<'_>, source: Source) -> Option<u32> {
         if let Stack::Error(_) = s {
             self.counts.stack_errors[source as usize] += 1;
         }
-        self.stacks.intern(s, kernel, tgid)
+        self.stacks.intern_kernel(s)
+    }
+
+    /// A user stack as the unwinder made it; one that has no frame at all is a failed walk.
+    fn user_stack(&mut self, tgid: u32, walk: Option<&Walk>, source: Source) -> Option<u32> {
+        let walk = walk?;
+        if walk.frames.is_empty() {
+            self.counts.stack_errors[source as usize] += 1;
+        }
+        self.stacks.intern_user(tgid, walk)
     }
 
     fn seen(&mut self, h: &EventHeader, source: Source) {
@@ -229,8 +241,15 @@ impl SegmentBatch {
         self.tids.insert(h.tid as i32);
     }
 
-    /// Adds one record, updating the live task table from what it tells.
-    pub fn push(&mut self, rec: &Record<'_>, tasks: &mut TaskTable, segment: u64) {
+    /// Adds one record, updating the live task table from what it tells. `user` is the unwound
+    /// user stack of a switch or sample (none for a task without a user context).
+    pub fn push(
+        &mut self,
+        rec: &Record<'_>,
+        user: Option<&Walk>,
+        tasks: &mut TaskTable,
+        segment: u64,
+    ) {
         let h = match rec {
             Record::Switch(e, ..) => e.hdr,
             Record::Wakeup(e, _) => e.hdr,
@@ -247,9 +266,9 @@ impl SegmentBatch {
             tasks.see(h.tid as i32, h.tgid as i32);
         }
         match rec {
-            Record::Switch(e, k, u) => {
-                let kid = self.stack(k, true, h.tgid, Source::Sched);
-                let uid = self.stack(u, false, h.tgid, Source::Sched);
+            Record::Switch(e, k, _) => {
+                let kid = self.kernel_stack(k, Source::Sched);
+                let uid = self.user_stack(h.tgid, user, Source::Sched);
                 let t = &mut self.switch;
                 t.h.push(&h);
                 t.prev_tid.append_value(e.prev_pid);
@@ -330,9 +349,9 @@ impl SegmentBatch {
                     },
                 );
             }
-            Record::Sample(e, k, u) => {
-                let kid = self.stack(k, true, h.tgid, Source::Profile);
-                let uid = self.stack(u, false, h.tgid, Source::Profile);
+            Record::Sample(e, k, _) => {
+                let kid = self.kernel_stack(k, Source::Profile);
+                let uid = self.user_stack(h.tgid, user, Source::Profile);
                 tasks.set_comm(h.tid as i32, &e.comm);
                 let t = &mut self.profile;
                 t.h.push(&h);
@@ -397,6 +416,18 @@ impl SegmentBatch {
     /// User stacks first seen since the last call, as (tgid, frames).
     pub fn take_fresh_user_stacks(&mut self) -> Vec<(i32, &[u64])> {
         self.stacks.take_fresh_user()
+    }
+
+    /// Places the frames of the user stacks added since the last call in their modules, with the
+    /// mappings as they are now (right after the stacks were unwound with them).
+    pub fn normalize_fresh(&mut self, maps: &UserMaps) {
+        for (tgid, frames) in self.stacks.take_fresh_user() {
+            for &addr in frames {
+                self.placed
+                    .entry((tgid, addr))
+                    .or_insert_with(|| maps.frame(tgid, addr));
+            }
+        }
     }
 
     /// Counts a record that could not be decoded.
@@ -475,12 +506,18 @@ impl SegmentBatch {
         ]
     }
 
-    /// The user frames of the stacks from id `first` on, normalized.
+    /// The user frames of the stacks from id `first` on, normalized: as placed when they were
+    /// first seen, else (stacks added without [`Self::normalize_fresh`]) by `maps` now.
     fn user_frames(&self, maps: &UserMaps, first: usize) -> Vec<Frame> {
         self.stacks
             .user_addresses(first)
             .into_iter()
-            .map(|(tgid, addr)| maps.frame(tgid, addr))
+            .map(|(tgid, addr)| {
+                self.placed
+                    .get(&(tgid, addr))
+                    .cloned()
+                    .unwrap_or_else(|| maps.frame(tgid, addr))
+            })
             .collect()
     }
 
@@ -623,13 +660,22 @@ mod tests {
     use super::*;
     use crate::decode::{decode, tests::switch_record};
 
+    /// A user stack that could not be unwound at all (its registers were unreadable).
+    fn failed() -> Walk {
+        Walk {
+            frames: Vec::new(),
+            method: flightrec_schemas::unwind::Method::Cfi,
+            truncated: Some(flightrec_schemas::unwind::Truncation::NoRegisters),
+        }
+    }
+
     #[test]
     fn switches_become_rows_with_interned_stacks_and_named_tasks() {
         let mut tasks = TaskTable::default();
         let mut b = SegmentBatch::default();
         for (prev, next) in [(10, 20), (20, 10), (10, 20)] {
             let raw = switch_record(prev, next, 1, &[0xffffffff81000100], -14);
-            b.push(&decode(&raw).unwrap(), &mut tasks, 0);
+            b.push(&decode(&raw).unwrap(), Some(&failed()), &mut tasks, 0);
         }
         let ksyms = KernelSymbols::parse("ffffffff81000000 T schedule\n");
         let (tables, frames, counts) = b.finish(&tasks, &ksyms, &UserMaps::default());
@@ -666,8 +712,8 @@ mod tests {
         let (mut plain, mut split) = (SegmentBatch::default(), SegmentBatch::default());
         let mut handed = Vec::new();
         for (i, raw) in records.iter().enumerate() {
-            plain.push(&decode(raw).unwrap(), &mut tasks, 0);
-            split.push(&decode(raw).unwrap(), &mut tasks, 0);
+            plain.push(&decode(raw).unwrap(), None, &mut tasks, 0);
+            split.push(&decode(raw).unwrap(), None, &mut tasks, 0);
             if i != 1 {
                 let (tables, frames) = split.checkpoint(&tasks, &ksyms, &UserMaps::default());
                 assert!(frames.is_empty());
@@ -722,7 +768,7 @@ mod tests {
         exit.group_dead = 1;
         exit.exit_code = 3 << 8;
         for raw in [bytes_of(&exec), bytes_of(&fork), bytes_of(&exit)] {
-            b.push(&decode(&raw).unwrap(), &mut tasks, 0);
+            b.push(&decode(&raw).unwrap(), None, &mut tasks, 0);
         }
         let (tables, _, _) = b.finish(&tasks, &KernelSymbols::default(), &UserMaps::default());
         let process = &tables.iter().find(|t| t.0 == Table::Process).unwrap().1;

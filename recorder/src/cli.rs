@@ -72,6 +72,11 @@ pub struct RecordArgs {
     /// Ring buffer size: a power of two, at least 64KiB.
     #[arg(long, default_value = "16MiB", value_parser = parse_ringbuf)]
     pub ringbuf_size: u64,
+    /// Bytes of user stack copied with a switch-out (and with a profile sample) of a thread whose
+    /// stack depth is not known yet, for unwinding frameless code with CFI; once a thread's depth is
+    /// learned, its whole stack is copied (up to 16KiB). 0 copies nothing: frame pointers only.
+    #[arg(long, default_value = "1KiB", value_parser = parse_stack_copy)]
+    pub stack_copy: u64,
     /// Record syscalls of this process only.
     #[arg(long)]
     pub pid: Option<u32>,
@@ -121,6 +126,17 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("{e} (expected a size like 512MiB or 2GiB)"))?;
     if n == 0 {
         return Err("must be more than zero".into());
+    }
+    Ok(n)
+}
+
+fn parse_stack_copy(s: &str) -> Result<u64, String> {
+    let n = parse_size::parse_size(s).map_err(|e| format!("{e} (expected a size like 1KiB)"))?;
+    if n > flightrec_common::MAX_WINDOW as u64 {
+        return Err(format!(
+            "{n} bytes: at most {} bytes of stack are copied with one event",
+            flightrec_common::MAX_WINDOW
+        ));
     }
     Ok(n)
 }

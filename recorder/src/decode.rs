@@ -1,7 +1,7 @@
 //! Ring-buffer records → typed views. No allocation: stacks stay borrowed byte slices.
 use flightrec_common::{
     BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, SampleEvent, Source,
-    SwitchEvent, SyscallEvent, TcpEvent, WakeupEvent,
+    SwitchEvent, SyscallEvent, TcpEvent, UserRegs, WakeupEvent,
 };
 
 /// A stack as the kernel walked it: leaf first, or the errno of a failed walk.
@@ -26,11 +26,23 @@ impl<'a> Stack<'a> {
     }
 }
 
+/// What a record holds about a user stack: the frame-pointer walk, the registers and the copy of
+/// the stack from `regs.sp` up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserStack<'a> {
+    /// The kernel's frame-pointer walk.
+    pub frames: Stack<'a>,
+    /// The user registers (`flags` says whether they are valid).
+    pub regs: UserRegs,
+    /// The stack copy.
+    pub window: &'a [u8],
+}
+
 /// One decoded record.
 #[derive(Clone, Copy, Debug)]
 pub enum Record<'a> {
     /// A context switch and the stacks of the task leaving the CPU.
-    Switch(SwitchEvent, Stack<'a>, Stack<'a>),
+    Switch(SwitchEvent, Stack<'a>, UserStack<'a>),
     /// A wake-up (`new` for a freshly forked task).
     Wakeup(WakeupEvent, bool),
     /// An exec.
@@ -40,7 +52,7 @@ pub enum Record<'a> {
     /// An exit.
     Exit(ExitEvent),
     /// A profile sample and its stacks.
-    Sample(SampleEvent, Stack<'a>, Stack<'a>),
+    Sample(SampleEvent, Stack<'a>, UserStack<'a>),
     /// A block request issue (`complete` false) or completion.
     Block(BlockEvent, bool),
     /// A syscall enter (`exit` false) or exit.
@@ -90,11 +102,13 @@ fn stacks(
     offset: usize,
     k: i32,
     u: i32,
-) -> Result<(Stack<'_>, Stack<'_>), DecodeError> {
+    regs: UserRegs,
+) -> Result<(Stack<'_>, UserStack<'_>), DecodeError> {
     let rest = bytes.get(offset..).ok_or(DecodeError::StackBounds)?;
     let kb = k.max(0) as usize;
     let ub = u.max(0) as usize;
-    if kb + ub > rest.len() || !kb.is_multiple_of(8) || !ub.is_multiple_of(8) {
+    let wb = regs.window_len as usize;
+    if kb + ub + wb > rest.len() || !kb.is_multiple_of(8) || !ub.is_multiple_of(8) {
         return Err(DecodeError::StackBounds);
     }
     let ks = if k < 0 {
@@ -107,7 +121,12 @@ fn stacks(
     } else {
         Stack::Frames(&rest[kb..kb + ub])
     };
-    Ok((ks, us))
+    let user = UserStack {
+        frames: us,
+        regs,
+        window: &rest[kb + ub..kb + ub + wb],
+    };
+    Ok((ks, user))
 }
 
 /// Decodes one ring-buffer record.
@@ -122,6 +141,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                 size_of::<SwitchEvent>(),
                 ev.kstack_len,
                 ev.ustack_len,
+                ev.regs,
             )?;
             Record::Switch(ev, k, u)
         }
@@ -137,6 +157,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
                 size_of::<SampleEvent>(),
                 ev.kstack_len,
                 ev.ustack_len,
+                ev.regs,
             )?;
             Record::Sample(ev, k, u)
         }
@@ -203,7 +224,8 @@ pub(crate) mod tests {
             k.frames().collect::<Vec<_>>(),
             vec![0xffff_1000, 0xffff_2000]
         );
-        assert_eq!(u, Stack::Error(14));
+        assert_eq!(u.frames, Stack::Error(14));
+        assert!(u.window.is_empty());
     }
 
     #[test]

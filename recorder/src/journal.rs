@@ -319,7 +319,7 @@ mod tests {
         };
         let mut checkpoint = |records: &[Vec<u8>]| {
             for raw in records {
-                batch.push(&decode(raw).unwrap(), &mut tasks, 7);
+                batch.push(&decode(raw).unwrap(), None, &mut tasks, 7);
             }
             let (tables, _) = batch.checkpoint(&tasks, &ksyms, &UserMaps::default());
             journal.append(&tables, &meta).unwrap();

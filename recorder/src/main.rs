@@ -23,6 +23,13 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
             ringbuf_bytes: a.ringbuf_size as u32,
             syscall_pid: a.pid,
             syscall_comm: a.comm,
+            switch_window: a.stack_copy as u32,
+            // Samples are few (--freq per CPU): they copy as much as one event may.
+            sample_window: if a.stack_copy == 0 {
+                0
+            } else {
+                flightrec_common::MAX_WINDOW as u32
+            },
         },
         redact: a.redact,
         triggers: a.triggers,

@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{bail, Context, Result};
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
         PerfEvent, TracePoint,
@@ -13,8 +13,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use flightrec_common::{
-    counter_index, Config, Counter, Source, COMM_LEN, COUNTER_ENTRIES, GLOBAL_CONFIG, MAP_COUNTERS,
-    MAP_EVENTS, SOURCE_COUNT,
+    counter_index, Config, Counter, RegsLayout, Source, COMM_LEN, COUNTER_ENTRIES, GLOBAL_CONFIG,
+    MAP_COUNTERS, MAP_EVENTS, MAP_EXECS, MAP_STACK_TOPS, MAX_WINDOW, SOURCE_COUNT,
 };
 
 use crate::tracefs;
@@ -105,6 +105,19 @@ pub struct ProbeOptions {
     pub syscall_pid: Option<u32>,
     /// Syscall filter on comm.
     pub syscall_comm: Option<String>,
+    /// Bytes of user stack copied at a switch-out of a thread whose stack top is not known yet.
+    pub switch_window: u32,
+    /// Bytes of user stack copied with a sample of a thread whose stack top is not known yet.
+    pub sample_window: u32,
+}
+
+/// The `pt_regs` layout of the architecture the recorder runs on.
+fn regs_layout() -> Result<RegsLayout> {
+    match std::env::consts::ARCH {
+        "x86_64" => Ok(RegsLayout::X86_64),
+        "aarch64" => Ok(RegsLayout::AARCH64),
+        other => bail!("user stacks on {other} are not supported (x86_64 and aarch64 are)"),
+    }
 }
 
 /// Loaded and attached programs.
@@ -142,10 +155,22 @@ pub struct KernelCounters {
 fn build_config(opts: &ProbeOptions) -> Result<Config> {
     let root = tracefs::tracefs_root()?;
     let fmt = |g: &str, e: &str| tracefs::read_format(&root, g, e);
+    // Kernel structure offsets; without kernel BTF, what needs them stays unknown.
+    let btf = crate::btf::Btf::from_kernel().ok();
+    let btf_offset = |name: &str, member: &str| {
+        btf.as_ref()
+            .and_then(|b| b.member_offset(name, member).ok())
+            .unwrap_or(0)
+    };
     let mut c = Config {
         own_tgid: std::process::id(),
         // Wake the drain task once a quarter of the ring is queued; a timer drains the rest.
         wakeup_bytes: (opts.ringbuf_bytes / 4) as u64,
+        regs: regs_layout()?,
+        task_mm: btf_offset("task_struct", "mm"),
+        mm_start_stack: btf_offset("mm_struct", "start_stack"),
+        switch_window: opts.switch_window.min(MAX_WINDOW as u32),
+        sample_window: opts.sample_window.min(MAX_WINDOW as u32),
         ..Config::default()
     };
     for s in &opts.sources {
@@ -163,10 +188,7 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
                     &fmt("sched", "sched_process_fork")?,
                     &fmt("sched", "sched_process_exit")?,
                 )?;
-                // Exit codes need task_struct's layout; without kernel BTF they stay unknown.
-                c.process.task_exit_code = crate::btf::Btf::from_kernel()
-                    .and_then(|b| b.member_offset("task_struct", "exit_code"))
-                    .unwrap_or(0);
+                c.process.task_exit_code = btf_offset("task_struct", "exit_code");
             }
             Source::Block => {
                 c.block_issue = tracefs::block_offsets(&fmt("block", "block_rq_issue")?, false)?;
@@ -268,6 +290,24 @@ impl Probes {
             }
         }
         Ok(())
+    }
+
+    /// Takes the map of threads' stack tops (once): the recorder fills it as it learns them.
+    pub fn take_stack_tops(&mut self) -> Result<HashMap<MapData, u32, u64>> {
+        let map = self
+            .ebpf
+            .take_map(MAP_STACK_TOPS)
+            .context("stack tops map missing from the eBPF object")?;
+        Ok(HashMap::try_from(map)?)
+    }
+
+    /// Takes the map of each process's last exec (once).
+    pub fn take_execs(&mut self) -> Result<HashMap<MapData, u32, u64>> {
+        let map = self
+            .ebpf
+            .take_map(MAP_EXECS)
+            .context("execs map missing from the eBPF object")?;
+        Ok(HashMap::try_from(map)?)
     }
 
     /// Takes the ring buffer (once).

@@ -31,6 +31,7 @@ use crate::{
     status::Status,
     tasks::TaskTable,
     trigger::{Fired, Trigger, Watch},
+    unwind::Unwinder,
     usersyms::UserMaps,
     writer::{Checkpoint, Job, Work, Writer},
 };
@@ -200,6 +201,7 @@ struct Recorder {
     tasks: TaskTable,
     ksyms: KernelSymbols,
     maps: UserMaps,
+    unwinder: Unwinder,
     writer: Writer,
     batch: SegmentBatch,
     sources: Vec<Source>,
@@ -255,14 +257,39 @@ impl Recorder {
             bytes += item.len().next_multiple_of(8) as u64 + 8;
             match decode(&item) {
                 Ok(rec) => {
-                    match &rec {
-                        Record::Exec(e) => self.maps.exec(e.hdr.tgid as i32),
-                        Record::Exit(e) if e.group_dead != 0 => {
-                            self.maps.exit(e.hdr.tgid as i32, self.segment_id)
+                    let user = match &rec {
+                        Record::Exec(e) => {
+                            self.maps.exec(e.hdr.tgid as i32, e.hdr.ts);
+                            self.unwinder.forget_thread(e.hdr.tid as i32);
+                            self.unwinder.forget_thread(e.old_pid);
+                            None
                         }
-                        _ => {}
-                    }
-                    self.batch.push(&rec, &mut self.tasks, self.segment_id);
+                        Record::Fork(e) => {
+                            self.maps.fork(e.hdr.tgid as i32, e.child_pid);
+                            None
+                        }
+                        Record::Exit(e) => {
+                            self.unwinder.forget_thread(e.pid);
+                            if e.group_dead != 0 {
+                                self.maps.exit(e.hdr.tgid as i32, self.segment_id);
+                            }
+                            None
+                        }
+                        Record::Switch(e, _, u) => {
+                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
+                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
+                        }
+                        Record::Sample(e, _, u) => {
+                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
+                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
+                        }
+                        _ => None,
+                    };
+                    self.batch
+                        .push(&rec, user.as_ref(), &mut self.tasks, self.segment_id);
+                    // Frames are placed in their modules now, with the mappings they were
+                    // unwound with: a later exec must not rename them.
+                    self.batch.normalize_fresh(&self.maps);
                     if !self.watch.is_empty() && self.fired.is_none() {
                         self.fired = self.watch.observe(&rec);
                     }
@@ -271,10 +298,6 @@ impl Recorder {
             }
         }
         self.ring_peak = self.ring_peak.max(bytes);
-        // Read the mappings of processes with new user stacks while they are (most likely) alive.
-        for (tgid, frames) in self.batch.take_fresh_user_stacks() {
-            self.maps.cover(tgid, frames);
-        }
         left == 0
     }
 
@@ -392,6 +415,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     let ksyms = KernelSymbols::load();
     let mut probes = Probes::load(&opts.probes)?;
     let ring = probes.take_ring()?;
+    let stack_tops = probes.take_stack_tops()?;
+    let execs = probes.take_execs()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for as long as it is registered.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .context("cannot poll the ring buffer")?;
@@ -401,7 +426,8 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         probes,
         tasks,
         ksyms,
-        maps: UserMaps::default(),
+        maps: UserMaps::with_execs(execs),
+        unwinder: Unwinder::new(Some(stack_tops)),
         writer,
         batch: SegmentBatch::new(opts.redact),
         redact: opts.redact,

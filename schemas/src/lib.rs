@@ -9,6 +9,7 @@
 pub mod manifest;
 pub mod tables;
 pub mod task_state;
+pub mod unwind;
 
 /// Formats bytes as B, KiB, MiB or GiB, for status lines and reports.
 pub fn human_bytes(b: u64) -> String {

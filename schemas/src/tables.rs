@@ -64,6 +64,15 @@ impl Table {
         }
     }
 
+    /// Columns added to the table after format version 1 was first written: captures from before
+    /// lack them, and readers treat them as absent rather than as damage.
+    pub fn added_later(self) -> &'static [&'static str] {
+        match self {
+            Table::Stacks => &["method", "truncated"],
+            _ => &[],
+        }
+    }
+
     /// File name inside a segment directory.
     pub fn file_name(self) -> String {
         format!("{}.parquet", self.name())
@@ -211,6 +220,8 @@ fn build(table: Table) -> Schema {
                     List(Arc::new(Field::new("item", UInt64, false))),
                     false,
                 ),
+                f("method", dict_utf8(), true),
+                f("truncated", dict_utf8(), true),
             ]);
         }
         Table::Tasks => {

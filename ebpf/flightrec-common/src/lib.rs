@@ -2,16 +2,18 @@
 //!
 //! Every record the eBPF programs write into the ring buffer starts with an [`EventHeader`] whose
 //! `kind` says which `#[repr(C)]` struct follows. Records that carry stacks ([`SwitchEvent`],
-//! [`SampleEvent`]) are followed by `kstack_len` bytes of kernel frames and then `ustack_len` bytes of
-//! user frames (each frame a native-endian `u64`); a negative length is the `-errno` the kernel
-//! returned when it could not walk that stack.
+//! [`SampleEvent`]) are followed by `kstack_len` bytes of kernel frames, then `ustack_len` bytes of
+//! user frames as the frame-pointer walk found them (each frame a native-endian `u64`; a negative
+//! length is the `-errno` the kernel returned when it could not walk that stack), then
+//! `regs.window_len` bytes of the user stack copied from `regs.sp` up: the recorder unwinds them
+//! with the modules' CFI.
 //!
 //! Tracepoint field offsets are not compiled in: the recorder reads them from tracefs at load time
 //! and passes them in the [`Config`] global, so one object serves many kernels.
 #![no_std]
 
 /// Bumped whenever a record layout or the meaning of a field changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "EVENTS";
@@ -21,13 +23,25 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_SCRATCH: &str = "SCRATCH";
 /// Name of the load-time configuration global.
 pub const GLOBAL_CONFIG: &str = "CONFIG";
+/// Name of the map of threads' stack tops (tid → the highest user stack address worth copying).
+pub const MAP_STACK_TOPS: &str = "STACK_TOPS";
+/// Entries of [`MAP_STACK_TOPS`].
+pub const STACK_TOPS_ENTRIES: u32 = 1 << 16;
+/// Name of the map of the last exec of each process (tgid → its `ts`): mappings read from /proc
+/// after an exec do not describe the events before it.
+pub const MAP_EXECS: &str = "EXECS";
+/// Entries of [`MAP_EXECS`] (least recently used ones go).
+pub const EXECS_ENTRIES: u32 = 1 << 16;
 
 /// Deepest stack walked, in frames (the kernel's default `perf_event_max_stack`).
 pub const MAX_STACK_DEPTH: usize = 127;
 /// Bytes of one walked stack at most.
 pub const MAX_STACK_BYTES: usize = MAX_STACK_DEPTH * 8;
-/// Size of the per-CPU scratch buffer: the largest record plus two full stacks fits with room.
-pub const SCRATCH_SIZE: usize = 4096;
+/// Most bytes of user stack copied with one event.
+pub const MAX_WINDOW: usize = 16384;
+/// Size of the per-CPU scratch buffer: the largest record, two full stacks and the largest stack
+/// copy fit with room (a power of two, for the verifier's masks).
+pub const SCRATCH_SIZE: usize = 32768;
 /// Longest exec filename copied, including the terminating NUL.
 pub const FILENAME_LEN: usize = 256;
 /// Length of a task's comm, including the terminating NUL.
@@ -193,7 +207,31 @@ pub struct SwitchEvent {
     pub kstack_len: i32,
     /// Bytes of user stack following the kernel stack, or -errno.
     pub ustack_len: i32,
+    /// prev's user registers, and the length of its stack copy.
+    pub regs: UserRegs,
 }
+
+/// The user-mode registers of the task a stack belongs to (saved at its entry into the kernel),
+/// and how many bytes of its user stack, from `sp` up, follow the frames.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserRegs {
+    /// Instruction pointer.
+    pub ip: u64,
+    /// Stack pointer.
+    pub sp: u64,
+    /// Frame pointer (rbp, x29).
+    pub fp: u64,
+    /// Link register (x30 on aarch64; 0 where there is none).
+    pub lr: u64,
+    /// Bytes of the stack copy following the user frames; 0 when nothing could be copied.
+    pub window_len: u32,
+    /// [`REGS_VALID`] when the registers are a user-mode context.
+    pub flags: u32,
+}
+
+/// [`UserRegs::flags`]: the registers were read and are a user-mode context.
+pub const REGS_VALID: u32 = 1;
 
 /// `sched:sched_wakeup` and `sched:sched_wakeup_new`. Current is the waker.
 #[repr(C)]
@@ -278,6 +316,8 @@ pub struct SampleEvent {
     pub kstack_len: i32,
     /// Bytes of user stack following the kernel stack, or -errno.
     pub ustack_len: i32,
+    /// The sampled task's user registers, and the length of its stack copy.
+    pub regs: UserRegs,
 }
 
 /// `block:block_rq_issue` and `block:block_rq_complete`.
@@ -432,6 +472,47 @@ pub struct TcpOffsets {
     pub daddr_v6: u32,
 }
 
+/// Where the user registers lie in the architecture's `struct pt_regs`, and how to tell a
+/// user-mode context (`regs[mode] & mode_mask == mode_user`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegsLayout {
+    pub ip: u32,
+    pub sp: u32,
+    pub fp: u32,
+    /// `u32::MAX` where there is no link register.
+    pub lr: u32,
+    pub mode: u32,
+    pub mode_mask: u32,
+    pub mode_user: u32,
+    pub _pad: u32,
+}
+
+impl RegsLayout {
+    /// x86_64: `bp` 32, `ip` 128, `cs` 136 (privilege level in its low two bits), `sp` 152.
+    pub const X86_64: RegsLayout = RegsLayout {
+        ip: 128,
+        sp: 152,
+        fp: 32,
+        lr: u32::MAX,
+        mode: 136,
+        mode_mask: 3,
+        mode_user: 3,
+        _pad: 0,
+    };
+    /// aarch64: `regs[29]` 232, `regs[30]` 240, `sp` 248, `pc` 256, `pstate` 264 (EL0t: mode 0).
+    pub const AARCH64: RegsLayout = RegsLayout {
+        ip: 256,
+        sp: 248,
+        fp: 232,
+        lr: 240,
+        mode: 264,
+        mode_mask: 0xf,
+        mode_user: 0,
+        _pad: 0,
+    };
+}
+
 /// Load-time configuration, written into the object's `CONFIG` global before loading.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -453,6 +534,16 @@ pub struct Config {
     pub syscall: SyscallOffsets,
     pub tcp_state: TcpOffsets,
     pub tcp_retransmit: TcpOffsets,
+    /// The architecture's `pt_regs`.
+    pub regs: RegsLayout,
+    /// Bytes of user stack copied at a switch-out when the thread's stack top is not known.
+    pub switch_window: u32,
+    /// Bytes of user stack copied with a profile sample when the stack top is not known.
+    pub sample_window: u32,
+    /// Offsets of `task_struct.mm` and `mm_struct.start_stack` (from BTF; 0 when unknown): a
+    /// process's main thread has every frame below its `start_stack`.
+    pub task_mm: u32,
+    pub mm_start_stack: u32,
 }
 
 #[cfg(feature = "user")]

@@ -6,16 +6,20 @@ use aya_ebpf::{
     bindings::{BPF_F_USER_STACK, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        generated::{bpf_get_stack, bpf_probe_read_kernel, bpf_probe_read_kernel_str},
+        generated::{
+            bpf_get_current_task_btf, bpf_get_stack, bpf_probe_read_kernel,
+            bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_task_pt_regs,
+        },
     },
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
     EbpfContext,
 };
 use flightrec_common::{
-    counter_index, Config, Counter, EventHeader, EventKind, Source, COMM_LEN, COUNTER_ENTRIES,
-    DATA_LOC_FLAG, MAX_STACK_BYTES, RAW_RECORD_MAX, SCRATCH_SIZE,
+    counter_index, Config, Counter, EventHeader, EventKind, Source, UserRegs, COMM_LEN,
+    COUNTER_ENTRIES, DATA_LOC_FLAG, MAX_STACK_BYTES, MAX_WINDOW, RAW_RECORD_MAX, REGS_VALID,
+    SCRATCH_SIZE, STACK_TOPS_ENTRIES,
 };
 
 const BPF_RB_AVAIL_DATA: u64 = 0;
@@ -44,6 +48,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_ENTRIES, 0);
+
+/// The top of each thread's user stack (its outermost frame), learned by the recorder: a stack copy
+/// from `sp` to there holds every frame, so the recorder can unwind it whole.
+#[map]
+static STACK_TOPS: HashMap<u32, u64> = HashMap::with_max_entries(STACK_TOPS_ENTRIES, 0);
 
 /// Slot 0 for tracepoints, slot 1 for perf_event programs (which run in NMI context).
 #[map]
@@ -157,16 +166,21 @@ pub fn field_comm(ctx: &TracePointContext, spec: u32, dst: &mut [u8; COMM_LEN]) 
     }
 }
 
-/// Walks the kernel and then the user stack of the current task into `buf` at `offset`; the idle
-/// task (tid 0) has no user stack to walk. Returns (kernel bytes or -errno, user bytes or -errno,
-/// total record length).
+/// Walks the kernel stack of the current task into `buf` at `offset`, reads its user registers,
+/// walks its user stack with frame pointers unless the copy will hold all of it, and copies its user
+/// stack from `sp` up (to the thread's known stack top, else `window` bytes) after the frames. The
+/// idle task (tid 0) has no user context. Returns (kernel bytes or -errno, user bytes or -errno,
+/// the registers, total record length).
 #[inline(always)]
 pub fn walk_stacks<C: EbpfContext>(
     ctx: &C,
     tid: u32,
+    tgid: u32,
     buf: *mut u8,
     offset: usize,
-) -> (i32, i32, usize) {
+    window: u32,
+) -> (i32, i32, UserRegs, usize) {
+    let mut regs = UserRegs::default();
     let k = unsafe {
         bpf_get_stack(
             ctx.as_ptr(),
@@ -179,18 +193,145 @@ pub fn walk_stacks<C: EbpfContext>(
     // verifier prove every access stays inside the scratch buffer.
     let kb = if k > 0 { (k as usize) & 0x3ff } else { 0 };
     if tid == 0 {
-        return (k as i32, 0, offset + kb);
+        return (k as i32, 0, regs, offset + kb);
     }
-    let u = unsafe {
-        bpf_get_stack(
-            ctx.as_ptr(),
-            buf.add(offset + kb).cast::<c_void>(),
-            MAX_STACK_BYTES as u32,
-            BPF_F_USER_STACK as u64,
-        )
+    let has_regs = user_regs(&mut regs);
+    // How much stack to copy: to the thread's stack top when known (then the copy holds every
+    // frame), else `window` bytes. A window of 0 turns copies off (frame pointers only).
+    let top = if !has_regs || window == 0 {
+        0
+    } else {
+        match unsafe { STACK_TOPS.get(&tid) } {
+            Some(&top) => top,
+            None if tid == tgid => main_stack_top(),
+            None => 0,
+        }
+    };
+    let whole = top > regs.sp && top - regs.sp <= MAX_WINDOW as u64;
+    // The kernel's frame-pointer walk is only needed where the copy may not reach the outermost
+    // frame: it costs a fault-tolerant read per frame, and through code without frame pointers it
+    // follows garbage.
+    let u = if whole {
+        0
+    } else {
+        unsafe {
+            bpf_get_stack(
+                ctx.as_ptr(),
+                buf.add(offset + kb).cast::<c_void>(),
+                MAX_STACK_BYTES as u32,
+                BPF_F_USER_STACK as u64,
+            )
+        }
     };
     let ub = if u > 0 { (u as usize) & 0x3ff } else { 0 };
-    (k as i32, u as i32, offset + kb + ub)
+    let at = offset + kb + ub;
+    if has_regs && window > 0 {
+        let want = if whole {
+            (top - regs.sp) as u32
+        } else {
+            window
+        };
+        regs.window_len = copy_window(buf, at, regs.sp, want);
+    }
+    (k as i32, u as i32, regs, at + regs.window_len as usize)
+}
+
+/// Where the current process's initial stack began (`mm->start_stack`): its main thread's frames
+/// all lie below. 0 when unknown.
+#[inline(always)]
+fn main_stack_top() -> u64 {
+    let (mm_off, start_off) = (conf!(task_mm), conf!(mm_start_stack));
+    if mm_off == 0 || start_off == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let mut mm: u64 = 0;
+    let mut top: u64 = 0;
+    unsafe {
+        if bpf_probe_read_kernel(
+            (&mut mm as *mut u64).cast(),
+            8,
+            task.add(mm_off as usize & 0xffff).cast(),
+        ) != 0
+            || mm == 0
+        {
+            return 0;
+        }
+        bpf_probe_read_kernel(
+            (&mut top as *mut u64).cast(),
+            8,
+            (mm as *const u8).add(start_off as usize & 0xffff).cast(),
+        );
+    }
+    top
+}
+
+/// Reads the current task's user-mode registers (saved where it entered the kernel); false for a
+/// task without a user context (a kernel thread).
+#[inline(always)]
+fn user_regs(regs: &mut UserRegs) -> bool {
+    let pt = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    if pt.is_null() {
+        return false;
+    }
+    let read = |off: u32| -> u64 {
+        let mut v = 0u64;
+        unsafe {
+            bpf_probe_read_kernel(
+                (&mut v as *mut u64).cast(),
+                8,
+                pt.add(off as usize & 0x1ff).cast(),
+            )
+        };
+        v
+    };
+    if read(conf!(regs.mode)) & conf!(regs.mode_mask) as u64 != conf!(regs.mode_user) as u64 {
+        return false;
+    }
+    regs.ip = read(conf!(regs.ip));
+    regs.sp = read(conf!(regs.sp));
+    regs.fp = read(conf!(regs.fp));
+    let lr = conf!(regs.lr);
+    if lr != u32::MAX {
+        regs.lr = read(lr);
+    }
+    regs.flags = REGS_VALID;
+    true
+}
+
+/// Copies up to `want` bytes of user memory from `sp` into `buf` at `at`, page by page, stopping
+/// at the first page that cannot be read (a read is all or nothing, and the stack's last page may
+/// end the mapping). Returns the bytes copied.
+#[inline(always)]
+fn copy_window(buf: *mut u8, at: usize, sp: u64, want: u32) -> u32 {
+    let want = if want > MAX_WINDOW as u32 {
+        MAX_WINDOW as u32
+    } else {
+        want
+    };
+    let mut done: u32 = 0;
+    // One more page than the window spans: it need not start page aligned.
+    for _ in 0..MAX_WINDOW / 4096 + 1 {
+        if done >= want {
+            break;
+        }
+        let addr = sp + done as u64;
+        let room = 4096 - (addr & 4095) as u32;
+        let chunk = if want - done < room {
+            want - done
+        } else {
+            room
+        };
+        // Masks the verifier can follow: `at` is below 3 KiB (a header and two stacks), `done`
+        // below MAX_WINDOW, `chunk` at most one page, so the copy stays inside the scratch slot.
+        let dst = unsafe { buf.add((at & 0xfff) + (done as usize & (MAX_WINDOW - 1))) };
+        let rc = unsafe { bpf_probe_read_user(dst.cast(), chunk & 0x1fff, addr as *const c_void) };
+        if rc != 0 {
+            break;
+        }
+        done += chunk;
+    }
+    done
 }
 
 /// Writes `len` bytes of `buf` as one record. Wakes user space only once enough data is queued, so

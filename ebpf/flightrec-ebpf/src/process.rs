@@ -7,9 +7,17 @@ use flightrec_common::{
     EventKind, ExecEvent, ExitEvent, ForkEvent, Source, COMM_LEN, DATA_LOC_FLAG, EXIT_CODE_UNKNOWN,
 };
 
+use aya_ebpf::{macros::map, maps::LruHashMap};
+use flightrec_common::EXECS_ENTRIES;
+
 use crate::emit::{
     conf, current, emit_value, field, field_comm, field_str, header, scratch, SLOT_TRACEPOINT,
 };
+
+/// When each process last exec'd: the recorder reads a process's mappings after the fact, and must
+/// not apply post-exec mappings to the stacks of events before the exec.
+#[map]
+static EXECS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(EXECS_ENTRIES, 0);
 
 pub fn exec(ctx: &TracePointContext) {
     let (tid, tgid) = current();
@@ -20,6 +28,7 @@ pub fn exec(ctx: &TracePointContext) {
     let ev = buf.cast::<ExecEvent>();
     unsafe {
         (*ev).hdr = header(tid, tgid, EventKind::Exec);
+        let _ = EXECS.insert(&tgid, &(*ev).hdr.ts, 0);
         (*ev).pid = field(ctx, conf!(process.exec_pid));
         (*ev).old_pid = field(ctx, conf!(process.exec_old_pid));
         (*ev)._pad = 0;

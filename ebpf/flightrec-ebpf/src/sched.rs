@@ -1,6 +1,6 @@
 //! `sched_switch` with the stacks of the task leaving the CPU, and wake-ups.
 use aya_ebpf::programs::TracePointContext;
-use flightrec_common::{EventKind, Source, SwitchEvent, WakeupEvent};
+use flightrec_common::{EventKind, Source, SwitchEvent, UserRegs, WakeupEvent};
 
 use crate::emit::{
     conf, current, emit, emit_value, header, is_own, scratch, walk_stacks, Raw, SLOT_TRACEPOINT,
@@ -29,14 +29,27 @@ pub fn switch(ctx: &TracePointContext) {
     // The idle task (tid 0) leaving the CPU always has the same kernel stack (the idle loop) and no
     // user one, and its "off-CPU" time is the CPU's busy time: about half of all switches on an
     // idle-ish machine, so not walking it halves the cost of the switch program there.
-    let (k, u, len) = if is_own(tgid) || tid == 0 {
-        (0, 0, core::mem::size_of::<SwitchEvent>())
+    let (k, u, regs, len) = if is_own(tgid) || tid == 0 {
+        (
+            0,
+            0,
+            UserRegs::default(),
+            core::mem::size_of::<SwitchEvent>(),
+        )
     } else {
-        walk_stacks(ctx, tid, buf, core::mem::size_of::<SwitchEvent>())
+        walk_stacks(
+            ctx,
+            tid,
+            tgid,
+            buf,
+            core::mem::size_of::<SwitchEvent>(),
+            conf!(switch_window),
+        )
     };
     unsafe {
         (*ev).kstack_len = k;
         (*ev).ustack_len = u;
+        (*ev).regs = regs;
     }
     emit(Source::Sched, buf, len);
 }

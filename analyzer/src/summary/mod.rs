@@ -1,4 +1,7 @@
-//! `summary`: what a capture holds, what was lost, and who used and waited for the CPU.
+//! `summary`: what a capture holds, what was lost, who used and waited for the CPU, and how whole
+//! the user stacks are ([`stacks`]).
+pub mod stacks;
+
 use std::{collections::HashMap, fmt::Write};
 
 use arrow::datatypes::{Int32Type, UInt64Type};
@@ -66,6 +69,9 @@ pub struct Summary {
     pub cost: CostSummary,
     /// Distinct user frames per segment, summed, and how many had no symbol.
     pub user_frames: (u64, u64),
+    /// Per process, how many user stacks are whole and why the others stop short (most stacks
+    /// first); `None` for a capture recorded before stacks said so.
+    pub user_stacks: Option<Vec<stacks::ProcessStacks>>,
     /// True when `--from`/`--to` cut a segment: `events` and the top lists are of the range,
     /// `segments`, `bytes`, `lost`, `cost` and `user_frames` of the whole segments it touches.
     pub whole_segments: bool,
@@ -175,12 +181,22 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
             .into_iter()
             .map(|p| (p, tasks.comm(p).to_string()))
             .collect();
-        Ok((cpu, off, open, names, events_in_range(seg, filter)?))
+        let ustacks = stacks::per_process(seg, filter, &tasks)?;
+        Ok((
+            cpu,
+            off,
+            open,
+            names,
+            events_in_range(seg, filter)?,
+            ustacks,
+        ))
     })?;
     let (mut cpu, mut off, mut names) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut events = std::collections::BTreeMap::new();
     let mut opens = Vec::new();
-    for (c, o, open, n, ev) in parts {
+    let mut ustacks = Vec::new();
+    for (c, o, open, n, ev, us) in parts {
+        ustacks.push(us);
         for (k, v) in ev {
             *events.entry(k).or_insert(0) += v;
         }
@@ -216,6 +232,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         .any(|s| !filter.covers(s.meta.first_event_ns, s.meta.last_event_ns));
     Ok(Summary {
         whole_segments,
+        user_stacks: stacks::merge(ustacks),
         host: m.host.clone(),
         kernel_release: m.kernel_release.clone(),
         arch: m.arch.clone(),
@@ -359,6 +376,35 @@ impl Summary {
                 "stack walks that failed (events kept without that stack): {}",
                 errs.join(", ")
             );
+        }
+        if let Some(us) = &self.user_stacks {
+            let _ = writeln!(
+                o,
+                "\nuser stacks (switch-outs and samples) whole from the leaf to the outermost frame:"
+            );
+            if us.is_empty() {
+                let _ = writeln!(o, "    (none)");
+            }
+            for p in us.iter().take(TOP) {
+                let why: Vec<String> = p
+                    .truncated
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "    {:>6.1}% of {:>7}  {} ({}){}",
+                    100.0 * p.whole as f64 / p.stacks.max(1) as f64,
+                    p.stacks,
+                    p.comm,
+                    p.pid,
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; cut short: {}", why.join(", "))
+                    }
+                );
+            }
         }
         for (title, list) in [
             ("on CPU (from profile samples)", &self.top_cpu),

@@ -1,0 +1,97 @@
+//! How whole the user stacks of a capture are, per process: how many of the stacks its switch-outs
+//! and samples carry reach their outermost frame, and why the others stop short.
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::datatypes::{Int32Type, UInt32Type, UInt64Type};
+use flightrec_schemas::Table;
+use serde::Serialize;
+
+use crate::{
+    capture::{Result, Segment},
+    columns::{opt, prim},
+    filter::Filter,
+    names::{stack_truncations, Tasks},
+};
+
+/// The user stacks of one process.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProcessStacks {
+    /// Process id.
+    pub pid: i32,
+    /// Its name.
+    pub comm: String,
+    /// Events (switch-outs and samples) with a user stack.
+    pub stacks: u64,
+    /// Of those, whole: from the leaf to the outermost frame.
+    pub whole: u64,
+    /// The others, by why they stop short.
+    pub truncated: BTreeMap<String, u64>,
+}
+
+/// Per process, in one segment; `None` for a capture recorded before stacks said how whole they
+/// are.
+pub fn per_process(
+    seg: &Segment,
+    filter: &Filter,
+    tasks: &Tasks,
+) -> Result<Option<Vec<ProcessStacks>>> {
+    if !seg.has_column(Table::Stacks, "truncated") {
+        return Ok(None);
+    }
+    let truncated = stack_truncations(seg)?;
+    let mut by: HashMap<i32, ProcessStacks> = HashMap::new();
+    for (table, tgid_col) in [(Table::SchedSwitch, "prev_tgid"), (Table::Profile, "tgid")] {
+        for b in seg.read(table, &["ts", tgid_col, "ustack"])? {
+            let (ts, tgid, ustack) = (
+                prim::<UInt64Type>(&b, "ts"),
+                prim::<Int32Type>(&b, tgid_col),
+                prim::<UInt32Type>(&b, "ustack"),
+            );
+            for i in 0..b.num_rows() {
+                let Some(id) = opt(ustack, i) else { continue };
+                if !filter.in_range(ts.value(i))
+                    || !filter.task(tasks, tgid.value(i), Some(tgid.value(i)))
+                {
+                    continue;
+                }
+                let p = by.entry(tgid.value(i)).or_insert_with(|| ProcessStacks {
+                    pid: tgid.value(i),
+                    comm: tasks.comm(tgid.value(i)).to_string(),
+                    ..Default::default()
+                });
+                p.stacks += 1;
+                match truncated.get(&id) {
+                    None => p.whole += 1,
+                    Some(t) => *p.truncated.entry(t.name().to_string()).or_insert(0) += 1,
+                }
+            }
+        }
+    }
+    Ok(Some(by.into_values().collect()))
+}
+
+/// Sums the segments' parts; processes with the most stacks first.
+pub fn merge(
+    parts: impl IntoIterator<Item = Option<Vec<ProcessStacks>>>,
+) -> Option<Vec<ProcessStacks>> {
+    let mut any = false;
+    let mut by: HashMap<i32, ProcessStacks> = HashMap::new();
+    for part in parts.into_iter().flatten() {
+        any = true;
+        for p in part {
+            let e = by.entry(p.pid).or_insert_with(|| ProcessStacks {
+                pid: p.pid,
+                comm: p.comm.clone(),
+                ..Default::default()
+            });
+            e.stacks += p.stacks;
+            e.whole += p.whole;
+            for (k, v) in p.truncated {
+                *e.truncated.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+    let mut v: Vec<ProcessStacks> = by.into_values().collect();
+    v.sort_by(|a, b| b.stacks.cmp(&a.stacks).then(a.pid.cmp(&b.pid)));
+    any.then_some(v)
+}

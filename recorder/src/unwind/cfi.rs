@@ -1,0 +1,410 @@
+//! Call frame information of one module, read with gimli from its `.eh_frame` (through
+//! `.eh_frame_hdr`'s search table) and `.debug_frame`: for a code address, how to recover the
+//! caller's stack pointer, frame pointer and return address. Addresses here are the module's own
+//! (ELF virtual addresses); the unwinder translates from the process's.
+use std::{fs::File, ops::Range};
+
+use gimli::{
+    BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EhFrameHdr, EndianSlice, LittleEndian,
+    Register, RegisterRule, UnwindContext, UnwindSection, UnwindTableRow,
+};
+use object::{Object, ObjectSection};
+
+use super::Arch;
+
+type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// How one register of the caller is recovered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recover {
+    /// Unchanged by this function.
+    Same,
+    /// Saved at CFA + offset.
+    At(i64),
+    /// Equal to CFA + offset.
+    Val(i64),
+    /// Not recoverable (or by a rule this unwinder does not run): unknown from here on.
+    Unknown,
+}
+
+/// Where the canonical frame address (the stack pointer before the call) comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cfa {
+    /// Stack pointer + offset.
+    Sp(i64),
+    /// Frame pointer + offset.
+    Fp(i64),
+    /// A DWARF expression of the stack pointer and the instruction pointer (GCC's PLT rule), at
+    /// this offset and length in the section the rule came from.
+    Expr {
+        /// `.debug_frame` rather than `.eh_frame`.
+        debug_frame: bool,
+        /// Offset of the expression in that section.
+        offset: usize,
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// The unwind rule at one code address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The outermost frame: its return address is undefined (`_start`, a thread's entry).
+    End,
+    /// A frame to step over.
+    Frame {
+        /// The caller's stack pointer (the CFA).
+        cfa: Cfa,
+        /// The return address.
+        ra: Recover,
+        /// The frame pointer.
+        fp: Recover,
+    },
+}
+
+/// What a module's CFI says about an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A rule.
+    Rule(Rule),
+    /// The module has CFI, but none covers this address.
+    NotCovered,
+    /// The rule uses something this unwinder does not run (a register other than sp/fp as the
+    /// CFA base, an expression of other registers).
+    Unsupported,
+}
+
+/// FDE address ranges of a section without a search table, sorted: (start, end, entry offset).
+type Index = Vec<(u64, u64, usize)>;
+
+/// A section's place in the file and in the module's address space.
+#[derive(Clone, Debug)]
+struct Section {
+    file: Range<usize>,
+    addr: u64,
+}
+
+/// The CFI of one ELF file, mapped into memory.
+pub struct ModuleCfi {
+    data: memmap2::Mmap,
+    arch: Arch,
+    bases: BaseAddresses,
+    eh_frame: Option<Section>,
+    eh_frame_hdr: Option<Section>,
+    /// `.eh_frame` FDEs when there is no `.eh_frame_hdr` table.
+    eh_index: Option<Index>,
+    debug_frame: Option<(Section, Index)>,
+}
+
+fn section(obj: &object::File<'_>, name: &str) -> Option<Section> {
+    let s = obj.section_by_name(name)?;
+    let (offset, size) = s.file_range()?;
+    Some(Section {
+        file: offset as usize..(offset + size) as usize,
+        addr: s.address(),
+    })
+}
+
+fn index<R: UnwindSection<Slice<'static>>>(sec: &R, bases: &BaseAddresses) -> Index
+where
+    R::Offset: gimli::UnwindOffset<usize>,
+{
+    let mut out = Vec::new();
+    let mut entries = sec.entries(bases);
+    while let Ok(Some(e)) = entries.next() {
+        if let CieOrFde::Fde(partial) = e {
+            if let Ok(fde) = partial.parse(R::cie_from_offset) {
+                out.push((fde.initial_address(), fde.end_address(), fde.offset()));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+impl std::fmt::Debug for ModuleCfi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleCfi")
+            .field("bytes", &self.data.len())
+            .field("eh_frame", &self.eh_frame.is_some())
+            .field("debug_frame", &self.debug_frame.is_some())
+            .finish()
+    }
+}
+
+impl ModuleCfi {
+    /// Maps `file` and finds its CFI; `None` when it is not an ELF file or has none.
+    pub fn load(file: &File, arch: Arch) -> Option<ModuleCfi> {
+        // SAFETY: the mapping is read only; a file truncated under us can fault the recorder, the
+        // same risk every profiler that maps binaries takes (blazesym, perf, samply).
+        let data = unsafe { memmap2::Mmap::map(file) }.ok()?;
+        // The slices handed to gimli borrow the mapping, which lives as long as `self`.
+        let bytes: &'static [u8] = unsafe { std::slice::from_raw_parts(data.as_ptr(), data.len()) };
+        let obj = object::File::parse(bytes).ok()?;
+        let eh_frame = section(&obj, ".eh_frame");
+        let eh_frame_hdr = section(&obj, ".eh_frame_hdr");
+        let debug = section(&obj, ".debug_frame");
+        if eh_frame.is_none() && debug.is_none() {
+            return None;
+        }
+        let mut bases = BaseAddresses::default();
+        if let Some(s) = &eh_frame {
+            bases = bases.set_eh_frame(s.addr);
+        }
+        if let Some(s) = &eh_frame_hdr {
+            bases = bases.set_eh_frame_hdr(s.addr);
+        }
+        if let Some(s) = section(&obj, ".text") {
+            bases = bases.set_text(s.addr);
+        }
+        if let Some(s) = section(&obj, ".got") {
+            bases = bases.set_got(s.addr);
+        }
+        let mut cfi = ModuleCfi {
+            data,
+            arch,
+            bases,
+            eh_frame,
+            eh_frame_hdr,
+            eh_index: None,
+            debug_frame: None,
+        };
+        if cfi.hdr_table_usable() == Some(false) {
+            cfi.eh_index = cfi
+                .eh_frame
+                .as_ref()
+                .map(|s| index(&EhFrame::new(cfi.bytes(&s.file), LittleEndian), &cfi.bases));
+        }
+        cfi.debug_frame = debug.map(|s| {
+            let idx = index(
+                &DebugFrame::new(cfi.bytes(&s.file), LittleEndian),
+                &cfi.bases,
+            );
+            (s, idx)
+        });
+        Some(cfi)
+    }
+
+    fn bytes(&self, r: &Range<usize>) -> &'static [u8] {
+        let b = self.data.get(r.clone()).unwrap_or_default();
+        // SAFETY: borrows the mapping owned by self; gimli's readers never outlive a lookup.
+        unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) }
+    }
+
+    /// Some(true) when `.eh_frame` has a usable search table, Some(false) when it has none.
+    fn hdr_table_usable(&self) -> Option<bool> {
+        self.eh_frame.as_ref()?;
+        let Some(h) = &self.eh_frame_hdr else {
+            return Some(false);
+        };
+        let hdr = EhFrameHdr::new(self.bytes(&h.file), LittleEndian);
+        Some(
+            hdr.parse(&self.bases, 8)
+                .ok()
+                .is_some_and(|p| p.table().is_some()),
+        )
+    }
+
+    /// The rule at module address `addr`.
+    pub fn lookup(&self, addr: u64, ctx: &mut UnwindContext<usize>) -> Lookup {
+        if let Some(eh) = &self.eh_frame {
+            let frame = EhFrame::new(self.bytes(&eh.file), LittleEndian);
+            let row = match (&self.eh_frame_hdr, &self.eh_index) {
+                (_, Some(idx)) => by_index(&frame, &self.bases, idx, addr, ctx),
+                (Some(h), None) => {
+                    let hdr = EhFrameHdr::new(self.bytes(&h.file), LittleEndian);
+                    hdr.parse(&self.bases, 8).ok().and_then(|p| {
+                        p.table()?
+                            .unwind_info_for_address(
+                                &frame,
+                                &self.bases,
+                                ctx,
+                                addr,
+                                EhFrame::cie_from_offset,
+                            )
+                            .ok()
+                            .cloned()
+                    })
+                }
+                (None, None) => None,
+            };
+            if let Some(row) = row {
+                return self.rule(&row, false);
+            }
+        }
+        if let Some((s, idx)) = &self.debug_frame {
+            let frame = DebugFrame::new(self.bytes(&s.file), LittleEndian);
+            if let Some(row) = by_index(&frame, &self.bases, idx, addr, ctx) {
+                return self.rule(&row, true);
+            }
+        }
+        Lookup::NotCovered
+    }
+
+    fn rule(&self, row: &UnwindTableRow<usize>, debug_frame: bool) -> Lookup {
+        let (sp, fp, ra) = self.arch.dwarf_regs();
+        let cfa = match row.cfa() {
+            CfaRule::RegisterAndOffset { register, offset } if *register == sp => Cfa::Sp(*offset),
+            CfaRule::RegisterAndOffset { register, offset } if *register == fp => Cfa::Fp(*offset),
+            CfaRule::RegisterAndOffset { .. } => return Lookup::Unsupported,
+            CfaRule::Expression(e) => Cfa::Expr {
+                debug_frame,
+                offset: e.offset,
+                len: e.length,
+            },
+        };
+        let recover = |r: Register, default: Recover| match row.register(r) {
+            None => default,
+            Some(RegisterRule::SameValue) => Recover::Same,
+            Some(RegisterRule::Offset(n)) => Recover::At(n),
+            Some(RegisterRule::ValOffset(n)) => Recover::Val(n),
+            Some(_) => Recover::Unknown,
+        };
+        // The return address column: undefined marks the outermost frame. Unmentioned, it is
+        // where the call put it (x86_64: at CFA - 8).
+        if matches!(row.register(ra), Some(RegisterRule::Undefined)) {
+            return Lookup::Rule(Rule::End);
+        }
+        Lookup::Rule(Rule::Frame {
+            cfa,
+            ra: recover(ra, self.arch.default_ra()),
+            // A callee-saved register the CFI does not mention is unchanged.
+            fp: recover(fp, Recover::Same),
+        })
+    }
+
+    /// Evaluates a CFA expression for the given stack and instruction pointers.
+    pub fn eval_cfa(
+        &self,
+        debug_frame: bool,
+        offset: usize,
+        len: usize,
+        sp: u64,
+        ip: u64,
+    ) -> Option<u64> {
+        let sec = if debug_frame {
+            &self.debug_frame.as_ref()?.0
+        } else {
+            self.eh_frame.as_ref()?
+        };
+        let bytes = self.bytes(&sec.file).get(offset..offset + len)?;
+        let expr = gimli::Expression(EndianSlice::new(bytes, LittleEndian));
+        let encoding = gimli::Encoding {
+            format: gimli::Format::Dwarf64,
+            version: 4,
+            address_size: 8,
+        };
+        let (sp_reg, _, _) = self.arch.dwarf_regs();
+        let mut eval = expr.evaluation(encoding);
+        let mut step = eval.evaluate().ok()?;
+        loop {
+            step = match step {
+                gimli::EvaluationResult::Complete => break,
+                gimli::EvaluationResult::RequiresRegister { register, .. } => {
+                    let v = if register == sp_reg {
+                        sp
+                    } else if register == self.arch.dwarf_ip() {
+                        ip
+                    } else {
+                        return None;
+                    };
+                    eval.resume_with_register(gimli::Value::Generic(v)).ok()?
+                }
+                _ => return None,
+            };
+        }
+        match eval.as_result().first()?.location {
+            gimli::Location::Address { address } => Some(address),
+            gimli::Location::Value { value } => value.to_u64(u64::MAX).ok(),
+            _ => None,
+        }
+    }
+}
+
+fn by_index<R: UnwindSection<Slice<'static>>>(
+    frame: &R,
+    bases: &BaseAddresses,
+    idx: &Index,
+    addr: u64,
+    ctx: &mut UnwindContext<usize>,
+) -> Option<UnwindTableRow<usize>>
+where
+    R::Offset: gimli::UnwindOffset<usize>,
+{
+    let i = idx.partition_point(|e| e.0 <= addr).checked_sub(1)?;
+    let (start, end, offset) = idx[i];
+    if addr < start || addr >= end {
+        return None;
+    }
+    let fde = frame
+        .fde_from_offset(bases, offset.into(), R::cie_from_offset)
+        .ok()?;
+    fde.unwind_info_for_address(frame, bases, ctx, addr)
+        .ok()
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    #[no_mangle]
+    fn flightrec_cfi_test_marker() -> u64 {
+        std::hint::black_box(7)
+    }
+
+    /// The module address of a function of this test binary.
+    fn own_address(f: u64) -> (std::path::PathBuf, u64) {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for l in maps.lines() {
+            let mut parts = l.split_whitespace();
+            let range = parts.next().unwrap();
+            let _perms = parts.next();
+            let off = u64::from_str_radix(parts.next().unwrap(), 16).unwrap();
+            let (a, b) = range.split_once('-').unwrap();
+            let (a, b) = (
+                u64::from_str_radix(a, 16).unwrap(),
+                u64::from_str_radix(b, 16).unwrap(),
+            );
+            if (a..b).contains(&f) {
+                let path = l.split_whitespace().nth(5).unwrap();
+                let file_off = f - a + off;
+                let data = std::fs::read(path).unwrap();
+                let obj = object::File::parse(&*data).unwrap();
+                use object::{Object, ObjectSegment};
+                let seg = obj
+                    .segments()
+                    .find(|s| {
+                        let (o, n) = s.file_range();
+                        (o..o + n).contains(&file_off)
+                    })
+                    .unwrap();
+                return (path.into(), seg.address() + file_off - seg.file_range().0);
+            }
+        }
+        panic!("not mapped");
+    }
+
+    #[test]
+    fn a_function_of_this_binary_has_a_rule() {
+        let (path, addr) = own_address(flightrec_cfi_test_marker as *const () as u64);
+        let cfi = ModuleCfi::load(&File::open(&path).unwrap(), Arch::HOST).expect("CFI");
+        let mut ctx = UnwindContext::new();
+        match cfi.lookup(addr, &mut ctx) {
+            Lookup::Rule(Rule::Frame { cfa, ra, .. }) => {
+                // At a function's first instruction the CFA is sp + 8 on x86_64.
+                if Arch::HOST == Arch::X86_64 {
+                    assert_eq!((cfa, ra), (Cfa::Sp(8), Recover::At(-8)));
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        if let Ok(spec) = std::env::var("FLIGHTREC_CFI_PROBE") {
+            let (p, a) = spec.split_once(':').unwrap();
+            let cfi = ModuleCfi::load(&File::open(p).unwrap(), Arch::HOST).expect("CFI");
+            let a = u64::from_str_radix(a, 16).unwrap();
+            eprintln!("{p} {a:#x}: {:?} {cfi:?}", cfi.lookup(a, &mut ctx));
+        }
+    }
+}

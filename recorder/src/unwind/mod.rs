@@ -1,0 +1,301 @@
+//! User stacks made whole on the recording host, where the modules are held open.
+//!
+//! Each stack event carries the kernel's frame-pointer walk, the task's user registers and a copy
+//! of its user stack from `sp` up. [`Unwinder::unwind`] steps over the frames with the modules'
+//! CFI ([`cfi`]) on that copy and splices the frame-pointer walk on where it can be confirmed
+//! ([`walk`]). The interface is narrow (registers, stack bytes and the process's modules in;
+//! frames and how they were obtained out), so the walk is tested without a kernel.
+//!
+//! The copy is as long as the thread's stack when its top is known: when the first stack of a
+//! thread comes out cut short by the copy, the top of its stack (from /proc) goes into the
+//! kernel's `STACK_TOPS` map, and its later events copy the whole stack (up to 16 KiB). Frames
+//! always come from the event's own copy.
+pub mod cfi;
+pub mod walk;
+
+use std::collections::{HashMap, HashSet};
+
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use flightrec_common::{UserRegs, REGS_VALID};
+use flightrec_schemas::unwind::Truncation;
+use gimli::UnwindContext;
+
+pub use self::cfi::ModuleCfi;
+use self::{
+    cfi::{Cfa, Lookup},
+    walk::{walk, Input, Regs, Rules, Step, Walk},
+};
+use crate::{decode::UserStack, procmaps::UserMaps};
+
+/// The instruction set whose CFI is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// x86_64: CFA from rsp (7) or rbp (6); the return address column is 16.
+    X86_64,
+    /// aarch64: CFA from sp (31) or x29; the return address is x30 (the link register).
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture the recorder runs on.
+    pub const HOST: Arch = if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    };
+
+    /// DWARF numbers of (stack pointer, frame pointer, return address).
+    pub fn dwarf_regs(self) -> (gimli::Register, gimli::Register, gimli::Register) {
+        match self {
+            Arch::X86_64 => (gimli::X86_64::RSP, gimli::X86_64::RBP, gimli::X86_64::RA),
+            Arch::Aarch64 => (gimli::AArch64::SP, gimli::AArch64::X29, gimli::AArch64::X30),
+        }
+    }
+
+    /// DWARF number of the instruction pointer, for CFA expressions.
+    pub fn dwarf_ip(self) -> gimli::Register {
+        match self {
+            Arch::X86_64 => gimli::X86_64::RA,
+            Arch::Aarch64 => gimli::AArch64::X30,
+        }
+    }
+
+    /// Where the return address is when the CFI does not say: on x86_64 the call pushed it at
+    /// CFA - 8. On aarch64 it is in the link register, which only the innermost frame has; the
+    /// walk on aarch64 is not built yet, so it is unknown there.
+    pub fn default_ra(self) -> cfi::Recover {
+        match self {
+            Arch::X86_64 => cfi::Recover::At(-8),
+            Arch::Aarch64 => cfi::Recover::Unknown,
+        }
+    }
+}
+
+/// Counters of the unwinder's work, for the status line and the benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnwindStats {
+    /// Stacks unwound.
+    pub stacks: u64,
+    /// Of those, answered from the cache of identical inputs.
+    pub cached: u64,
+    /// Threads whose stack top was learned.
+    pub tops_learned: u64,
+}
+
+/// Unwinds the user stacks of events (on the drain thread).
+pub struct Unwinder {
+    ctx: Box<UnwindContext<usize>>,
+    /// Rules by (module, module address).
+    rules: HashMap<(usize, u64), Step>,
+    /// Results by a hash of everything the walk reads: the walk is a function of its inputs.
+    walks: HashMap<u128, Walk>,
+    tops: Option<BpfHashMap<MapData, u32, u64>>,
+    /// Threads whose top was looked for (found or not).
+    tried: HashSet<i32>,
+    /// What it did.
+    pub stats: UnwindStats,
+}
+
+/// Entries of each cache before it is cleared (a bound on memory, not a tuning knob).
+const CACHE_LIMIT: usize = 1 << 18;
+
+impl Unwinder {
+    /// An unwinder; `tops` is the kernel's map of stack tops (none in tests).
+    pub fn new(tops: Option<BpfHashMap<MapData, u32, u64>>) -> Unwinder {
+        Unwinder {
+            ctx: Box::new(UnwindContext::new()),
+            rules: HashMap::new(),
+            walks: HashMap::new(),
+            tops,
+            tried: HashSet::new(),
+            stats: UnwindStats::default(),
+        }
+    }
+
+    /// The user stack of an event at `ts` of thread `tid` of process `tgid`; `None` when the task
+    /// has no user context (a kernel thread).
+    pub fn unwind(
+        &mut self,
+        maps: &mut UserMaps,
+        tgid: i32,
+        tid: i32,
+        ts: u64,
+        user: &UserStack<'_>,
+    ) -> Option<Walk> {
+        let chain: Vec<u64> = user.frames.frames().collect();
+        let regs = (user.regs.flags & REGS_VALID != 0).then_some(Regs {
+            ip: user.regs.ip,
+            sp: user.regs.sp,
+            fp: user.regs.fp,
+        });
+        if regs.is_none() && chain.is_empty() {
+            return None;
+        }
+        self.stats.stacks += 1;
+        if let Some(r) = regs {
+            maps.cover(tgid, &[r.ip]);
+        }
+        let key = input_key(tgid, maps.generation(tgid), &user.regs, user.window, &chain);
+        if let Some(w) = self.walks.get(&key) {
+            self.stats.cached += 1;
+            return Some(w.clone());
+        }
+        let input = Input {
+            regs,
+            window: user.window,
+            fp_chain: &chain,
+        };
+        let result = walk(&input, &mut self.rules_of(maps, tgid));
+        // Mappings read after the process exec'd (the drain runs behind the events) describe its
+        // new program, not this event's: nothing of the stack can be placed.
+        if !maps.describes(tgid, ts) {
+            return Some(Walk {
+                frames: Vec::new(),
+                method: result.method,
+                truncated: Some(Truncation::Exec),
+            });
+        }
+        if self.walks.len() >= CACHE_LIMIT {
+            self.walks.clear();
+        }
+        self.walks.insert(key, result.clone());
+        if result.truncated == Some(Truncation::StackCopy) {
+            if let Some(r) = regs {
+                self.learn_top(maps, tgid, tid, r.sp);
+            }
+        }
+        Some(result)
+    }
+
+    fn rules_of<'a>(&'a mut self, maps: &'a mut UserMaps, tgid: i32) -> ProcessRules<'a> {
+        if self.rules.len() >= CACHE_LIMIT {
+            self.rules.clear();
+        }
+        ProcessRules {
+            maps,
+            tgid,
+            rules: &mut self.rules,
+            ctx: &mut self.ctx,
+            rescanned: false,
+        }
+    }
+
+    /// Records where thread `tid`'s stack ends in the kernel's map, so later events copy all of it:
+    /// for the main thread the stack's start at exec (`startstack` in /proc/<pid>/stat: every
+    /// frame lies below it), for another thread the end of the mapping its stack pointer is in
+    /// (its stack block, whose top also holds its thread descriptor and TLS). Once per thread.
+    fn learn_top(&mut self, maps: &UserMaps, tgid: i32, tid: i32, sp: u64) {
+        if self.tops.is_none() || !self.tried.insert(tid) {
+            return;
+        }
+        let top = if tid == tgid {
+            procfs::process::Process::new(tgid)
+                .and_then(|p| p.stat())
+                .ok()
+                .map(|s| s.startstack)
+        } else {
+            maps.find(tgid, sp).map(|m| m.end)
+        };
+        let Some(top) = top.filter(|t| *t > sp) else {
+            return;
+        };
+        if let Some(map) = self.tops.as_mut() {
+            if map.insert(tid as u32, top, 0).is_ok() {
+                self.stats.tops_learned += 1;
+            }
+        }
+    }
+
+    /// The thread exited, or exec'd (a new stack): its stack top goes, and its id may be reused.
+    pub fn forget_thread(&mut self, tid: i32) {
+        if self.tried.remove(&tid) {
+            if let Some(map) = self.tops.as_mut() {
+                let _ = map.remove(&(tid as u32));
+            }
+        }
+    }
+}
+
+/// A 128-bit hash of everything a walk reads.
+fn input_key(tgid: i32, generation: u64, regs: &UserRegs, window: &[u8], chain: &[u64]) -> u128 {
+    let mut h = twox_hash::XxHash3_128::new();
+    for v in [
+        tgid as u64,
+        generation,
+        regs.ip,
+        regs.sp,
+        regs.fp,
+        regs.lr,
+        regs.flags as u64,
+        window.len() as u64,
+    ] {
+        h.write(&v.to_le_bytes());
+    }
+    h.write(window);
+    for f in chain {
+        h.write(&f.to_le_bytes());
+    }
+    h.finish_128()
+}
+
+/// The rules of one process's code: from its mappings to its modules' CFI, cached per module
+/// address.
+struct ProcessRules<'a> {
+    maps: &'a mut UserMaps,
+    tgid: i32,
+    rules: &'a mut HashMap<(usize, u64), Step>,
+    ctx: &'a mut UnwindContext<usize>,
+    /// The mappings were re-read for an address outside them (once per walk at most).
+    rescanned: bool,
+}
+
+impl ProcessRules<'_> {
+    /// The module holding `addr` and `addr` as the module knows it.
+    fn locate(&mut self, addr: u64) -> Option<(std::sync::Arc<crate::procmaps::Module>, u64)> {
+        if self.maps.find(self.tgid, addr).is_none() && !self.rescanned {
+            self.rescanned = true;
+            self.maps.cover(self.tgid, &[addr]);
+        }
+        let m = self.maps.find(self.tgid, addr)?;
+        let module = m.module.clone()?;
+        let svma = module.virt_offset(addr - m.start + m.offset)?;
+        Some((module, svma))
+    }
+}
+
+impl Rules for ProcessRules<'_> {
+    fn step(&mut self, pc: u64, first: bool) -> Step {
+        let addr = if first { pc } else { pc.wrapping_sub(1) };
+        let Some((module, svma)) = self.locate(addr) else {
+            return Step::NoModule;
+        };
+        let key = (std::sync::Arc::as_ptr(&module) as usize, svma);
+        if let Some(s) = self.rules.get(&key) {
+            return *s;
+        }
+        let step = match module.cfi() {
+            None => Step::NoCfi,
+            Some(cfi) => match cfi.lookup(svma, self.ctx) {
+                Lookup::Rule(r) => Step::Rule(r),
+                Lookup::NotCovered => Step::NoCfi,
+                Lookup::Unsupported => Step::Unsupported,
+            },
+        };
+        self.rules.insert(key, step);
+        step
+    }
+
+    fn eval_cfa(&mut self, pc: u64, first: bool, cfa: Cfa, sp: u64) -> Option<u64> {
+        let Cfa::Expr {
+            debug_frame,
+            offset,
+            len,
+        } = cfa
+        else {
+            return None;
+        };
+        let addr = if first { pc } else { pc.wrapping_sub(1) };
+        let (module, _) = self.locate(addr)?;
+        module.cfi()?.eval_cfa(debug_frame, offset, len, sp, pc)
+    }
+}

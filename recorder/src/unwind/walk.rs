@@ -1,0 +1,227 @@
+//! The unwinding itself, free of the kernel and of files: registers, a copy of the stack and the
+//! kernel's frame-pointer walk in; frames and how far the evidence went out.
+//!
+//! Frames are stepped over with CFI, reading return addresses and saved frame pointers from the
+//! stack copy. Where the copy ends, the kernel's frame-pointer walk takes over, but only from a
+//! frame whose CFI says its caller is found through the frame pointer the walk started from, and
+//! only as far as CFI confirms each of its links. Nothing is ever guessed: where no rule applies,
+//! the stack is cut there and the reason kept.
+use flightrec_schemas::unwind::{Method, Truncation};
+
+use super::cfi::{Cfa, Recover, Rule};
+
+/// What is known of one code address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A CFI rule.
+    Rule(Rule),
+    /// Not in any mapping of the process, or in one that is not a file (JIT code, `[vdso]`
+    /// without unwind info).
+    NoModule,
+    /// In a module whose CFI does not cover it, or that has none.
+    NoCfi,
+    /// Covered by a rule this unwinder does not run.
+    Unsupported,
+}
+
+/// The rules of a process's code, and expression rules evaluated on demand.
+pub trait Rules {
+    /// The rule for `pc`; `first` for the interrupted instruction itself, else a return address
+    /// (looked up one byte back: the call may be the function's last instruction).
+    fn step(&mut self, pc: u64, first: bool) -> Step;
+    /// Evaluates the expression CFA of the rule at `pc` (as `step` looked it up).
+    fn eval_cfa(&mut self, pc: u64, first: bool, cfa: Cfa, sp: u64) -> Option<u64>;
+}
+
+/// The registers of the interrupted user context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Regs {
+    /// Instruction pointer.
+    pub ip: u64,
+    /// Stack pointer.
+    pub sp: u64,
+    /// Frame pointer.
+    pub fp: u64,
+}
+
+/// Everything an event says about its user stack.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// Registers, when the event had a user context.
+    pub regs: Option<Regs>,
+    /// The stack from `regs.sp` up.
+    pub window: &'a [u8],
+    /// The kernel's frame-pointer walk, leaf first (`[ip, return addresses...]`).
+    pub fp_chain: &'a [u64],
+}
+
+/// The unwound stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walk {
+    /// Leaf first: the instruction pointer, then return addresses.
+    pub frames: Vec<u64>,
+    /// How the frames were obtained.
+    pub method: Method,
+    /// Why the stack stops short of its outermost frame; `None` when it is whole.
+    pub truncated: Option<Truncation>,
+}
+
+/// Deepest stack kept, in frames (as the kernel's walk).
+pub const MAX_FRAMES: usize = 127;
+
+/// Reads a u64 of the stack copy.
+fn read(window: &[u8], base: u64, addr: u64) -> Option<u64> {
+    let off = usize::try_from(addr.checked_sub(base)?).ok()?;
+    let b = window.get(off..off.checked_add(8)?)?;
+    Some(u64::from_le_bytes(b.try_into().ok()?))
+}
+
+/// Unwinds one user stack.
+pub fn walk(input: &Input<'_>, rules: &mut impl Rules) -> Walk {
+    let Some(regs) = input.regs else {
+        // No registers (a failed read): the frame-pointer walk alone cannot be checked.
+        return Walk {
+            frames: Vec::new(),
+            method: Method::Cfi,
+            truncated: Some(Truncation::NoRegisters),
+        };
+    };
+    let mut frames = vec![regs.ip];
+    let (mut pc, mut sp, mut fp) = (regs.ip, regs.sp, Some(regs.fp));
+    let mut first = true;
+    let done = |frames: Vec<u64>, method, truncated| Walk {
+        frames,
+        method,
+        truncated,
+    };
+    loop {
+        if frames.len() >= MAX_FRAMES {
+            return done(frames, Method::Cfi, Some(Truncation::TooDeep));
+        }
+        let rule = match rules.step(pc, first) {
+            Step::Rule(Rule::End) => return done(frames, Method::Cfi, None),
+            Step::Rule(Rule::Frame {
+                cfa,
+                ra,
+                fp: fp_rule,
+            }) => (cfa, ra, fp_rule),
+            Step::NoModule | Step::NoCfi => {
+                return done(frames, Method::Cfi, Some(Truncation::NoCfi))
+            }
+            Step::Unsupported => return done(frames, Method::Cfi, Some(Truncation::Unsupported)),
+        };
+        let (cfa_rule, ra_rule, fp_rule) = rule;
+        let cfa = match cfa_rule {
+            Cfa::Sp(off) => sp.checked_add_signed(off),
+            Cfa::Fp(off) => fp.and_then(|f| f.checked_add_signed(off)),
+            Cfa::Expr { .. } => rules.eval_cfa(pc, first, cfa_rule, sp),
+        };
+        // A frame that does not move up the stack is not a frame (and would loop forever).
+        let Some(cfa) = cfa.filter(|c| *c > sp) else {
+            return done(frames, Method::Cfi, Some(Truncation::Unsupported));
+        };
+        let value = |r: Recover, current: Option<u64>| -> Result<Option<u64>, ()> {
+            match r {
+                Recover::Same => Ok(current),
+                Recover::At(off) => cfa
+                    .checked_add_signed(off)
+                    .and_then(|a| read(input.window, regs.sp, a))
+                    .map(Some)
+                    .ok_or(()),
+                Recover::Val(off) => Ok(cfa.checked_add_signed(off)),
+                Recover::Unknown => Ok(None),
+            }
+        };
+        let ra = match value(ra_rule, None) {
+            Ok(Some(ra)) => ra,
+            Ok(None) => return done(frames, Method::Cfi, Some(Truncation::Unsupported)),
+            Err(()) => {
+                // Past the stack copy: the frame-pointer walk continues from here when this frame
+                // keeps the frame pointer the walk started from in the standard way.
+                let splice = cfa_rule == Cfa::Fp(16)
+                    && ra_rule == Recover::At(-8)
+                    && fp_rule == Recover::At(-16)
+                    && fp == Some(regs.fp)
+                    && input.fp_chain.len() > 1
+                    && input.fp_chain[0] == regs.ip;
+                if !splice {
+                    return done(frames, Method::Cfi, Some(Truncation::StackCopy));
+                }
+                let method = if first {
+                    Method::FramePointers
+                } else {
+                    Method::CfiThenFramePointers
+                };
+                return follow_chain(frames, &input.fp_chain[1..], rules, method);
+            }
+        };
+        // A null return address is not a frame.
+        if ra == 0 {
+            return done(frames, Method::Cfi, Some(Truncation::Unsupported));
+        }
+        // A frame pointer saved beyond the copy is unknown from here on.
+        fp = value(fp_rule, fp).unwrap_or_default();
+        frames.push(ra);
+        (pc, sp) = (ra, cfa);
+        first = false;
+    }
+}
+
+/// Appends the kernel's frame-pointer walk from the frame CFI reached, each link confirmed: a
+/// return address leads to the next one only when its function keeps its caller's frame pointer
+/// at the standard place (CFA = fp + 16, saved fp at CFA - 16). Otherwise the next entry skips a
+/// frame or is garbage, and the stack is cut.
+fn follow_chain(
+    mut frames: Vec<u64>,
+    chain: &[u64],
+    rules: &mut impl Rules,
+    method: Method,
+) -> Walk {
+    for (i, &ra) in chain.iter().enumerate() {
+        if frames.len() >= MAX_FRAMES {
+            return Walk {
+                frames,
+                method,
+                truncated: Some(Truncation::TooDeep),
+            };
+        }
+        frames.push(ra);
+        let truncated = match rules.step(ra, false) {
+            Step::Rule(Rule::End) => {
+                return Walk {
+                    frames,
+                    method,
+                    truncated: None,
+                }
+            }
+            Step::Rule(Rule::Frame {
+                cfa: Cfa::Fp(16),
+                fp: Recover::At(-16),
+                ra: Recover::At(-8),
+            }) => {
+                if i + 1 < chain.len() {
+                    continue;
+                }
+                // The kernel's walk stopped (a null or unreadable frame pointer) where CFI says
+                // the stack goes on.
+                Truncation::FramePointerEnd
+            }
+            Step::Rule(_) => Truncation::NoFramePointer,
+            Step::NoModule | Step::NoCfi => Truncation::NoCfi,
+            Step::Unsupported => Truncation::Unsupported,
+        };
+        return Walk {
+            frames,
+            method,
+            truncated: Some(truncated),
+        };
+    }
+    Walk {
+        frames,
+        method,
+        truncated: Some(Truncation::FramePointerEnd),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+//! The walk on made-up stacks: each case is a process image written by hand (code ranges with
+//! their rules, a stack copy, the kernel's frame-pointer walk), so the expected frames are known.
+use super::*;
+
+/// Code ranges with their rules.
+struct Table(Vec<(u64, u64, Step)>);
+
+impl Rules for Table {
+    fn step(&mut self, pc: u64, first: bool) -> Step {
+        let at = if first { pc } else { pc - 1 };
+        self.0
+            .iter()
+            .find(|(a, b, _)| (*a..*b).contains(&at))
+            .map_or(Step::NoModule, |r| r.2)
+    }
+    fn eval_cfa(&mut self, _pc: u64, _first: bool, _cfa: Cfa, sp: u64) -> Option<u64> {
+        Some(sp + 8)
+    }
+}
+
+const fn fp_frame() -> Step {
+    Step::Rule(Rule::Frame {
+        cfa: Cfa::Fp(16),
+        ra: Recover::At(-8),
+        fp: Recover::At(-16),
+    })
+}
+
+const fn sp_frame(size: i64) -> Step {
+    Step::Rule(Rule::Frame {
+        cfa: Cfa::Sp(size),
+        ra: Recover::At(-8),
+        fp: Recover::Same,
+    })
+}
+
+/// A stack copy: words from `sp` up.
+fn window(words: &[u64]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+const SP: u64 = 0x7ffd_0000_1000;
+// Functions: W (frameless libc wrapper), F and G (keep frame pointers), L (libc start code,
+// frameless), S (_start, the end).
+const W: u64 = 0x1000;
+const F: u64 = 0x2000;
+const G: u64 = 0x3000;
+const L: u64 = 0x4000;
+const S: u64 = 0x5000;
+
+fn process() -> Table {
+    Table(vec![
+        (W, W + 0x100, sp_frame(8)),
+        (F, F + 0x100, fp_frame()),
+        (G, G + 0x100, fp_frame()),
+        (L, L + 0x100, sp_frame(32)),
+        (S, S + 0x100, Step::Rule(Rule::End)),
+    ])
+}
+
+/// The stack of W (called from F, called from G, called from L, called from S): W's return
+/// address at sp; F's frame (saved fp, return address) at sp+8; G's at F's saved fp.
+fn stack() -> (Regs, Vec<u64>) {
+    let f_fp = SP + 8; // F pushed rbp at sp+8 and set rbp there
+    let g_fp = SP + 0x40;
+    let words = vec![
+        F + 0x10, // [sp] W's return address into F
+        g_fp,     // [sp+8] F's saved rbp = G's frame
+        G + 0x20, // [sp+16] F's return address into G
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,        // [sp+0x40] G's saved rbp: L keeps none, so garbage
+        L + 0x30, // [sp+0x48] G's return address into L
+        0,
+        0,
+        0,
+        S + 0x8, // [sp+0x68] L's return address (L's CFA = sp+0x50 + 32 = sp+0x70)
+    ];
+    (
+        Regs {
+            ip: W + 0x5,
+            sp: SP,
+            fp: f_fp,
+        },
+        words,
+    )
+}
+
+#[test]
+fn a_whole_copy_unwinds_through_frameless_and_frame_pointer_code_to_start() {
+    let (regs, words) = stack();
+    let w = window(&words);
+    let got = walk(
+        &Input {
+            regs: Some(regs),
+            window: &w,
+            fp_chain: &[],
+        },
+        &mut process(),
+    );
+    assert_eq!(
+        got.frames,
+        vec![W + 0x5, F + 0x10, G + 0x20, L + 0x30, S + 0x8]
+    );
+    assert_eq!((got.method, got.truncated), (Method::Cfi, None));
+}
+
+#[test]
+fn a_frameless_wrapper_is_stepped_over_and_the_frame_pointer_walk_spliced_on() {
+    // Only W's return address was copied; the kernel's walk from F's frame pointer gives G's
+    // return address (skipping F, the caller of W: what a frame-pointer walk alone shows).
+    let (regs, words) = stack();
+    let w = window(&words[..1]);
+    let chain = [regs.ip, G + 0x20, L + 0x30];
+    let got = walk(
+        &Input {
+            regs: Some(regs),
+            window: &w,
+            fp_chain: &chain,
+        },
+        &mut process(),
+    );
+    // F is back; the chain is confirmed through G (it keeps a frame pointer), not past L.
+    assert_eq!(got.frames, vec![W + 0x5, F + 0x10, G + 0x20, L + 0x30]);
+    assert_eq!(got.method, Method::CfiThenFramePointers);
+    assert_eq!(got.truncated, Some(Truncation::NoFramePointer));
+}
+
+#[test]
+fn frameless_code_past_the_copy_is_cut_not_guessed() {
+    // A leaf in L (no frame pointer, a 32-byte frame), its return address 24 bytes up, but only 8
+    // bytes copied. rbp is whatever L put there; the kernel's walk from it is garbage.
+    let regs = Regs {
+        ip: L + 0x10,
+        sp: SP,
+        fp: 0x1234,
+    };
+    let w = window(&[0]);
+    let chain = [regs.ip, 0xdead_beef, 0x1111];
+    let got = walk(
+        &Input {
+            regs: Some(regs),
+            window: &w,
+            fp_chain: &chain,
+        },
+        &mut process(),
+    );
+    assert_eq!(got.frames, vec![L + 0x10]);
+    assert_eq!(got.truncated, Some(Truncation::StackCopy));
+}
+
+#[test]
+fn code_without_unwind_information_keeps_only_the_leaf() {
+    let (regs, words) = stack();
+    let w = window(&words);
+    let chain = [0x9000, 0x1111, 0x2222];
+    let got = walk(
+        &Input {
+            regs: Some(Regs { ip: 0x9000, ..regs }),
+            window: &w,
+            fp_chain: &chain,
+        },
+        &mut process(),
+    );
+    assert_eq!(got.frames, vec![0x9000]);
+    assert_eq!(got.truncated, Some(Truncation::NoCfi));
+}
+
+#[test]
+fn a_frame_pointer_chain_is_followed_only_while_cfi_confirms_it() {
+    // The leaf is in F (keeps a frame pointer) and nothing was copied: the chain is all there is.
+    let regs = Regs {
+        ip: F + 0x30,
+        sp: SP,
+        fp: SP + 0x10,
+    };
+    let chain = [F + 0x30, G + 0x20, L + 0x30, 0x4242];
+    let got = walk(
+        &Input {
+            regs: Some(regs),
+            window: &[],
+            fp_chain: &chain,
+        },
+        &mut process(),
+    );
+    assert_eq!(got.frames, vec![F + 0x30, G + 0x20, L + 0x30]);
+    assert_eq!(got.method, Method::FramePointers);
+    assert_eq!(
+        got.truncated,
+        Some(Truncation::NoFramePointer),
+        "0x4242 is dropped"
+    );
+}
+
+#[test]
+fn no_registers_no_frames() {
+    let got = walk(
+        &Input {
+            regs: None,
+            window: &[],
+            fp_chain: &[1, 2, 3],
+        },
+        &mut process(),
+    );
+    assert!(got.frames.is_empty());
+    assert_eq!(got.truncated, Some(Truncation::NoRegisters));
+}
+
+#[test]
+fn a_frame_that_does_not_move_up_the_stack_ends_the_walk() {
+    // A rule that leaves the CFA at sp would loop forever.
+    let mut t = Table(vec![(W, W + 0x100, sp_frame(0))]);
+    let w = window(&[F]);
+    let got = walk(
+        &Input {
+            regs: Some(Regs {
+                ip: W,
+                sp: SP,
+                fp: 0,
+            }),
+            window: &w,
+            fp_chain: &[],
+        },
+        &mut t,
+    );
+    assert_eq!(got.frames, vec![W]);
+    assert_eq!(got.truncated, Some(Truncation::Unsupported));
+}

@@ -1,0 +1,136 @@
+//! How a user stack in a capture was obtained, and why it stops short when it does: the
+//! `method` and `truncated` columns of the `stacks` table.
+use std::fmt;
+
+/// How the frames of a user stack were found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// The kernel's frame-pointer walk, every link confirmed by the modules' CFI.
+    FramePointers,
+    /// The leading frames (frameless code: a libc wrapper, a leaf) stepped over with CFI on the
+    /// copied stack, then the frame-pointer walk, every link confirmed.
+    CfiThenFramePointers,
+    /// Every frame stepped over with CFI on the copied stack.
+    Cfi,
+}
+
+/// Why a stack stops before its outermost frame. The frames it has are right; the ones after
+/// the cut are unknown, never guessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Truncation {
+    /// The task's user registers could not be read.
+    NoRegisters,
+    /// The unwinding needed stack beyond the copy taken with the event.
+    StackCopy,
+    /// A frame in code without unwind information (JIT code, a module without CFI).
+    NoCfi,
+    /// The frame-pointer walk went through a function that does not keep a frame pointer: its
+    /// next entry would skip a frame or be garbage.
+    NoFramePointer,
+    /// The kernel's frame-pointer walk ended where CFI says the stack goes on.
+    FramePointerEnd,
+    /// A rule this unwinder does not run (a CFA in another register, an expression).
+    Unsupported,
+    /// Deeper than 127 frames.
+    TooDeep,
+    /// The process exec'd before its mappings could be read: no frame of this stack can be placed
+    /// (such stacks have no frames; they are counted in the segment's `stack_errors`).
+    Exec,
+}
+
+impl Method {
+    /// All methods.
+    pub const ALL: [Method; 3] = [
+        Method::FramePointers,
+        Method::CfiThenFramePointers,
+        Method::Cfi,
+    ];
+
+    /// The name stored in captures.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Method::FramePointers => "fp",
+            Method::CfiThenFramePointers => "cfi+fp",
+            Method::Cfi => "cfi",
+        }
+    }
+
+    /// The method of a stored name.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl Truncation {
+    /// All reasons.
+    pub const ALL: [Truncation; 8] = [
+        Truncation::NoRegisters,
+        Truncation::StackCopy,
+        Truncation::NoCfi,
+        Truncation::NoFramePointer,
+        Truncation::FramePointerEnd,
+        Truncation::Unsupported,
+        Truncation::TooDeep,
+        Truncation::Exec,
+    ];
+
+    /// The name stored in captures.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Truncation::NoRegisters => "no_registers",
+            Truncation::StackCopy => "stack_copy",
+            Truncation::NoCfi => "no_cfi",
+            Truncation::NoFramePointer => "no_frame_pointer",
+            Truncation::FramePointerEnd => "frame_pointer_end",
+            Truncation::Unsupported => "unsupported",
+            Truncation::TooDeep => "too_deep",
+            Truncation::Exec => "exec",
+        }
+    }
+
+    /// The reason of a stored name.
+    pub fn from_name(name: &str) -> Option<Truncation> {
+        Truncation::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// In words, for reports.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Truncation::NoRegisters => "user registers unreadable",
+            Truncation::StackCopy => "stack deeper than the copy taken",
+            Truncation::NoCfi => "code without unwind information",
+            Truncation::NoFramePointer => "frame pointers through code that keeps none",
+            Truncation::FramePointerEnd => "frame-pointer chain ended early",
+            Truncation::Unsupported => "unwind rule not supported",
+            Truncation::TooDeep => "deeper than 127 frames",
+            Truncation::Exec => "the process exec'd before its mappings were read",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Truncation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for m in Method::ALL {
+            assert_eq!(Method::from_name(m.name()), Some(m));
+        }
+        for t in Truncation::ALL {
+            assert_eq!(Truncation::from_name(t.name()), Some(t));
+        }
+    }
+}
