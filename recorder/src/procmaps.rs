@@ -35,6 +35,9 @@ fn open_mapped(
 /// A mapped file, held open.
 #[derive(Debug)]
 pub struct Module {
+    /// Unique for the recorder's life: caches key on it (an address could be reused after a
+    /// module is dropped).
+    pub id: u64,
     /// Its path as the process saw it.
     pub path: String,
     /// GNU build ID in hex, when the file has one.
@@ -160,6 +163,12 @@ pub struct UserMaps {
     execs_seen: HashMap<i32, u64>,
 }
 
+/// A new module id.
+fn next_module_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The vDSO as a module: this process's copy of the kernel's image, written to a memfd so it can
 /// be unwound and symbolized like any file.
 fn vdso_module() -> Option<Arc<Module>> {
@@ -192,6 +201,7 @@ fn vdso_module() -> Option<Arc<Module>> {
     file.write_all(image).ok()?;
     let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
     Some(Arc::new(Module {
+        id: next_module_id(),
         path: "[vdso]".into(),
         build_id: blazesym::helper::read_elf_build_id(&fd_path)
             .ok()
@@ -318,6 +328,7 @@ impl UserMaps {
                             .map(|b| hex(&b));
                         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                         let module = Arc::new(Module {
+                            id: next_module_id(),
                             path: path.to_string_lossy().into_owned(),
                             build_id,
                             size,

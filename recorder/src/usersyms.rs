@@ -24,7 +24,7 @@ struct Named {
 /// blazesym, with results cached across segments (on the writer thread).
 pub struct Symbolizer {
     inner: symbolize::Symbolizer,
-    cache: HashMap<(usize, u64), Named>,
+    cache: HashMap<(u64, u64), Named>,
     redact: bool,
 }
 
@@ -54,7 +54,7 @@ impl Symbolizer {
     }
 
     fn name(&mut self, module: &Arc<Module>, offsets: &[u64]) {
-        let key = Arc::as_ptr(module) as usize;
+        let key = module.id;
         let todo: Vec<u64> = offsets
             .iter()
             .copied()
@@ -89,11 +89,11 @@ impl Symbolizer {
 
     /// The `user_frames` table of a segment's frames.
     pub fn table(&mut self, frames: &[Frame]) -> (RecordBatch, FrameCounts) {
-        let mut by_module: HashMap<usize, (Arc<Module>, Vec<u64>)> = HashMap::new();
+        let mut by_module: HashMap<u64, (Arc<Module>, Vec<u64>)> = HashMap::new();
         for f in frames {
             if let Some((m, off)) = &f.module {
                 by_module
-                    .entry(Arc::as_ptr(m) as usize)
+                    .entry(m.id)
                     .or_insert_with(|| (m.clone(), Vec::new()))
                     .1
                     .push(*off);
@@ -126,10 +126,7 @@ impl Symbolizer {
                     build_id.append_option(m.build_id.as_deref());
                     file_offset.append_value(*off);
                     virt_offset.append_option(m.virt_offset(*off));
-                    self.cache
-                        .get(&(Arc::as_ptr(m) as usize, *off))
-                        .cloned()
-                        .unwrap_or_default()
+                    self.cache.get(&(m.id, *off)).cloned().unwrap_or_default()
                 }
                 None => {
                     module.append_option(f.label.as_deref());

@@ -12,85 +12,46 @@ mod syscall;
 mod tcp;
 
 use aya_ebpf::{
-    macros::{perf_event, tracepoint},
+    macros::perf_event,
     programs::{PerfEventContext, TracePointContext},
 };
 
-#[tracepoint]
-pub fn sched_switch(ctx: TracePointContext) -> u32 {
-    sched::switch(&ctx);
-    0
+/// What a tracepoint program returns: 1 lets the event go on to every other perf user of the
+/// tracepoint. 0 would filter it out for all of them: `perf record -e sched:sched_switch` run
+/// beside the recorder would see nothing.
+const KEEP_EVENT: u32 = 1;
+
+/// A tracepoint program: like aya's `#[tracepoint]`, but returning [`KEEP_EVENT`] (aya's always
+/// returns 0, which hides the event from every other perf user of the tracepoint).
+macro_rules! tracepoint {
+    ($name:ident, $body:expr) => {
+        #[no_mangle]
+        #[link_section = "tracepoint"]
+        pub fn $name(ctx: *mut core::ffi::c_void) -> u32 {
+            let ctx = TracePointContext::new(ctx);
+            let body: fn(&TracePointContext) = $body;
+            body(&ctx);
+            KEEP_EVENT
+        }
+    };
 }
 
-#[tracepoint]
-pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
-    sched::wakeup(&ctx, false);
-    0
-}
-
-#[tracepoint]
-pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
-    sched::wakeup(&ctx, true);
-    0
-}
-
-#[tracepoint]
-pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
-    process::exec(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
-    process::fork(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-    process::exit(&ctx);
-    0
-}
+tracepoint!(sched_switch, |ctx| sched::switch(ctx));
+tracepoint!(sched_wakeup, |ctx| sched::wakeup(ctx, false));
+tracepoint!(sched_wakeup_new, |ctx| sched::wakeup(ctx, true));
+tracepoint!(sched_process_exec, |ctx| process::exec(ctx));
+tracepoint!(sched_process_fork, |ctx| process::fork(ctx));
+tracepoint!(sched_process_exit, |ctx| process::exit(ctx));
+tracepoint!(block_rq_issue, |ctx| block::request(ctx, false));
+tracepoint!(block_rq_complete, |ctx| block::request(ctx, true));
+tracepoint!(sys_enter, |ctx| syscall::enter(ctx));
+tracepoint!(sys_exit, |ctx| syscall::exit(ctx));
+tracepoint!(inet_sock_set_state, |ctx| tcp::set_state(ctx));
+tracepoint!(tcp_retransmit_skb, |ctx| tcp::retransmit(ctx));
 
 #[perf_event]
 pub fn profile_cpu_clock(ctx: PerfEventContext) -> u32 {
     profile::sample(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
-    block::request(&ctx, false);
-    0
-}
-
-#[tracepoint]
-pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
-    block::request(&ctx, true);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter(ctx: TracePointContext) -> u32 {
-    syscall::enter(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit(ctx: TracePointContext) -> u32 {
-    syscall::exit(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    tcp::set_state(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
-    tcp::retransmit(&ctx);
     0
 }
 

@@ -85,8 +85,8 @@ pub struct UnwindStats {
 /// Unwinds the user stacks of events (on the drain thread).
 pub struct Unwinder {
     ctx: Box<UnwindContext<usize>>,
-    /// Rules by (module, module address).
-    rules: HashMap<(usize, u64), Step>,
+    /// Rules by (module id, module address).
+    rules: HashMap<(u64, u64), Step>,
     /// Results by a hash of everything the walk reads: the walk is a function of its inputs.
     walks: HashMap<u128, Walk>,
     tops: Option<BpfHashMap<MapData, u32, u64>>,
@@ -243,7 +243,7 @@ fn input_key(tgid: i32, generation: u64, regs: &UserRegs, window: &[u8], chain: 
 struct ProcessRules<'a> {
     maps: &'a mut UserMaps,
     tgid: i32,
-    rules: &'a mut HashMap<(usize, u64), Step>,
+    rules: &'a mut HashMap<(u64, u64), Step>,
     ctx: &'a mut UnwindContext<usize>,
     /// The mappings were re-read for an address outside them (once per walk at most).
     rescanned: bool,
@@ -269,7 +269,7 @@ impl Rules for ProcessRules<'_> {
         let Some((module, svma)) = self.locate(addr) else {
             return Step::NoModule;
         };
-        let key = (std::sync::Arc::as_ptr(&module) as usize, svma);
+        let key = (module.id, svma);
         if let Some(s) = self.rules.get(&key) {
             return *s;
         }

@@ -481,3 +481,41 @@ int main(void) { char line[8]; if (!fgets(line, sizeof line, stdin)) return 1; f
         "samples taken after the binary was deleted are named:\n{prof}"
     );
 }
+
+#[test]
+fn perf_still_sees_the_tracepoints_the_recorder_uses() {
+    require_root!();
+    // A BPF program attached to a tracepoint that returns 0 hides the event from every other perf
+    // user of it (aya's #[tracepoint] does): an operator's perf record beside an always-on
+    // recorder would get nothing.
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &["--events", "sched,process", "--segment", "1s"],
+    );
+    let data = cap.path().join("perf.data");
+    let perf = Command::new("perf")
+        .args(["record", "-q", "-e", "sched:sched_switch", "-o"])
+        .arg(&data)
+        .args(["--", "sleep", "0.2"])
+        .status()
+        .expect("perf (apt-get install linux-perf)");
+    assert!(perf.success());
+    rec.stop();
+    let script = Command::new("perf")
+        .args(["script", "-i"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let n = String::from_utf8_lossy(&script.stdout)
+        .lines()
+        .filter(|l| l.contains("sched:sched_switch") && l.contains("prev_comm=sleep"))
+        .count();
+    report(&format!(
+        "perf beside the recorder: {n} sched_switch events of sleep"
+    ));
+    assert!(
+        n >= 1,
+        "perf saw none of sleep's switches while the recorder ran"
+    );
+}

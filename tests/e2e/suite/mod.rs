@@ -6,6 +6,7 @@ mod incident;
 mod peers;
 mod record;
 mod reliability;
+mod stacks;
 
 use std::{
     collections::BTreeMap,

@@ -1,0 +1,234 @@
+/* Ground truth for user stacks: blocks N times in one way through glibc, always under the same
+ * chain of named functions (main -> flightrec_level1 -> flightrec_level2 -> flightrec_block_MODE),
+ * and prints how long it was blocked, measured around the blocking calls.
+ *
+ *   stacks MODE [N] [MS]      MODE: nanosleep usleep pipe pwrite cond mutex epoll futex spin
+ *                                   clobber (blocks in code without CFI and with a made-up frame
+ *                                   pointer whose frame names flightrec_wrong_parent)
+ * spin burns MS of CPU N times instead. Built by the tests with and without frame pointers, -O0
+ * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. It
+ * first idles 200 ms: the recorder reads a process's mappings after the fact, and one that execs
+ * and exits faster than the recorder drains has none to unwind with (README, Limits). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEEP_FRAME() __asm__ volatile("" ::: "memory")
+
+static int n = 10, ms = 30;
+static long blocked_ns;
+static int pipefd[2];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int ready;
+
+static long now_ns(clockid_t c) {
+    struct timespec t;
+    clock_gettime(c, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void pause_ms(int m) {
+    struct timespec ts = {0, m * 1000000L};
+    while (nanosleep(&ts, &ts)) {
+    }
+}
+
+/* Helpers on another thread that release the main thread after `ms`. */
+static void *writer(void *arg) {
+    (void)arg;
+    for (int i = 0; i < n; i++) {
+        pause_ms(ms);
+        if (write(pipefd[1], "x", 1) != 1) abort();
+    }
+    return 0;
+}
+
+static void *signaller(void *arg) {
+    (void)arg;
+    for (int i = 0; i < n; i++) {
+        pause_ms(ms);
+        pthread_mutex_lock(&lock);
+        ready++;
+        pthread_cond_signal(&cond);
+        pthread_mutex_unlock(&lock);
+    }
+    return 0;
+}
+
+static volatile int holder_go;
+static void *holder(void *arg) {
+    (void)arg;
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&lock);
+        holder_go = 1;
+        pause_ms(ms);
+        pthread_mutex_unlock(&lock);
+        /* Let the main thread take it. */
+        while (holder_go) sched_yield();
+    }
+    return 0;
+}
+
+/* Code without CFI that puts a made-up frame pointer in rbp, whose "caller" is
+ * flightrec_wrong_parent, then sleeps in a raw syscall: a frame-pointer walk names the wrong
+ * parent; an unwinder that needs CFI must stop at the leaf. */
+__attribute__((noinline)) void flightrec_wrong_parent(void) {
+    for (volatile int i = 0; i < 3; i++) KEEP_FRAME();
+}
+__asm__(".data\n"
+        ".balign 16\n"
+        "flightrec_fake_frame:\n"
+        "  .quad 0\n"
+        "  .quad flightrec_wrong_parent + 5\n"
+        ".text\n"
+        ".globl flightrec_clobbered_sleep\n"
+        "flightrec_clobbered_sleep:\n"
+        "  push %rbp\n"
+        "  lea flightrec_fake_frame(%rip), %rbp\n"
+        "  xor %esi, %esi\n"
+        "  mov $35, %eax\n" /* nanosleep(rdi, NULL) */
+        "  syscall\n"
+        "  pop %rbp\n"
+        "  ret\n");
+void flightrec_clobbered_sleep(const struct timespec *ts);
+
+__attribute__((noinline)) void flightrec_block_nanosleep(void) {
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, 0);
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_block_usleep(void) {
+    usleep(ms * 1000);
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_block_pipe(void) {
+    char c;
+    if (read(pipefd[0], &c, 1) != 1) abort();
+    KEEP_FRAME();
+}
+
+static int fd;
+static char *block;
+__attribute__((noinline)) void flightrec_block_pwrite(void) {
+    if (pwrite(fd, block, 4096, 0) != 4096) abort();
+    fsync(fd);
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_block_cond(void) {
+    pthread_mutex_lock(&lock);
+    while (!ready) pthread_cond_wait(&cond, &lock);
+    ready--;
+    pthread_mutex_unlock(&lock);
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_block_mutex(void) {
+    while (!holder_go) sched_yield();
+    pthread_mutex_lock(&lock);
+    holder_go = 0;
+    pthread_mutex_unlock(&lock);
+    KEEP_FRAME();
+}
+
+static int ep;
+__attribute__((noinline)) void flightrec_block_epoll(void) {
+    struct epoll_event ev;
+    epoll_wait(ep, &ev, 1, ms);
+    KEEP_FRAME();
+}
+
+static uint32_t futex_word;
+__attribute__((noinline)) void flightrec_block_futex(void) {
+    struct timespec ts = {0, ms * 1000000L};
+    syscall(SYS_futex, &futex_word, FUTEX_WAIT, 0, &ts, 0, 0);
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_block_spin(void) {
+    long end = now_ns(CLOCK_THREAD_CPUTIME_ID) + ms * 1000000L;
+    volatile unsigned long x = 0;
+    while (now_ns(CLOCK_THREAD_CPUTIME_ID) < end)
+        for (int i = 0; i < 1000; i++) x += i;
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_block_clobber(void) {
+    struct timespec ts = {0, ms * 1000000L};
+    flightrec_clobbered_sleep(&ts);
+    KEEP_FRAME();
+}
+
+static void (*block_fn)(void);
+
+__attribute__((noinline)) void flightrec_level2(void) {
+    for (int i = 0; i < n; i++) {
+        long t0 = now_ns(CLOCK_MONOTONIC);
+        block_fn();
+        blocked_ns += now_ns(CLOCK_MONOTONIC) - t0;
+    }
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_level1(void) {
+    flightrec_level2();
+    KEEP_FRAME();
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: stacks MODE [N] [MS]\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    if (argc > 2) n = atoi(argv[2]);
+    if (argc > 3) ms = atoi(argv[3]);
+    pthread_t t;
+    int helper = 0;
+    if (!strcmp(mode, "nanosleep")) block_fn = flightrec_block_nanosleep;
+    else if (!strcmp(mode, "usleep")) block_fn = flightrec_block_usleep;
+    else if (!strcmp(mode, "pipe")) {
+        block_fn = flightrec_block_pipe;
+        if (pipe(pipefd)) return 1;
+        helper = !pthread_create(&t, 0, writer, 0);
+    } else if (!strcmp(mode, "pwrite")) {
+        block_fn = flightrec_block_pwrite;
+        char path[] = "/var/tmp/flightrec-stacks-XXXXXX";
+        fd = mkstemp(path);
+        unlink(path);
+        block = calloc(1, 4096);
+        if (fd < 0 || !block) return 1;
+    } else if (!strcmp(mode, "cond")) {
+        block_fn = flightrec_block_cond;
+        helper = !pthread_create(&t, 0, signaller, 0);
+    } else if (!strcmp(mode, "mutex")) {
+        block_fn = flightrec_block_mutex;
+        helper = !pthread_create(&t, 0, holder, 0);
+    } else if (!strcmp(mode, "epoll")) {
+        block_fn = flightrec_block_epoll;
+        ep = epoll_create1(0);
+    } else if (!strcmp(mode, "futex")) block_fn = flightrec_block_futex;
+    else if (!strcmp(mode, "spin")) block_fn = flightrec_block_spin;
+    else if (!strcmp(mode, "clobber")) block_fn = flightrec_block_clobber;
+    else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    pause_ms(200);
+    flightrec_level1();
+    if (helper) pthread_join(t, 0);
+    printf("blocked_ns %ld\n", blocked_ns);
+    return 0;
+}

@@ -1,0 +1,586 @@
+//! User stacks on the real kernel against programs whose call chains are known: C built with and
+//! without frame pointers at -O0 and -O2 blocking through glibc in eight ways and spinning, a Rust
+//! release build without frame pointers, Debian's own python3 and redis-server, and code that hides
+//! its caller behind a made-up frame pointer. Each stack must name the exact chain, whole from
+//! `_start`, and carry the time the program measured itself; nothing may name a frame that was not
+//! there.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use super::*;
+
+/// Builds tests/e2e/data/stacks.c with `flags` into `dir`.
+fn build_c(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/data/stacks.c");
+    let bin = dir.join(name);
+    let status = Command::new("cc")
+        .args(flags)
+        .args(["-g", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("cc (gcc) is needed to build the test programs");
+    assert!(status.success(), "compiling {} {flags:?}", src.display());
+    bin
+}
+
+/// Builds tests/e2e/data/stacks.rs as a release build without frame pointers.
+fn build_rust(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/data/stacks.rs");
+    let bin = dir.join("stacks-rs");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let status = Command::new(rustc)
+        .args(["-O", "-C", "force-frame-pointers=no", "-g", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("rustc");
+    assert!(status.success(), "compiling {}", src.display());
+    bin
+}
+
+/// One run of a ground-truth program: its pid and the time it measured itself blocked (or busy).
+struct Run {
+    label: String,
+    block_fn: String,
+    pid: u32,
+    measured_ns: u64,
+}
+
+fn run(bin: &Path, label: &str, block_fn: &str, args: &[&str]) -> Run {
+    let child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{label} failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let measured_ns = text
+        .lines()
+        .find_map(|l| l.strip_prefix("blocked_ns "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{label} printed no blocked_ns: {text}"));
+    Run {
+        label: label.to_string(),
+        block_fn: block_fn.to_string(),
+        pid,
+        measured_ns,
+    }
+}
+
+/// Folded stacks of one process from `offcpu` or `profile`: (frames after the comm, value).
+fn folded(cap: &Path, what: &str, pid: u32) -> Vec<(Vec<String>, u64)> {
+    run_ok(
+        "flightrec-analyze",
+        &[
+            what,
+            cap.to_str().unwrap(),
+            "--pid",
+            &pid.to_string(),
+            "--folded",
+        ],
+    )
+    .lines()
+    .filter_map(|l| {
+        let (stack, v) = l.rsplit_once(' ')?;
+        let frames: Vec<String> = stack.split(';').skip(1).map(String::from).collect();
+        // offcpu prints microseconds, profile samples.
+        let v: u64 = v.parse().ok()?;
+        Some((frames, if what == "offcpu" { v * 1000 } else { v }))
+    })
+    .collect()
+}
+
+/// Checks every stack of `r` through its blocking function: whole from the libc start code, then
+/// exactly `chain` down to the blocking function. Returns the time (or samples) under it.
+fn check_chain(r: &Run, stacks: &[(Vec<String>, u64)], root: &[&str], chain: &[&str]) -> u64 {
+    let mine: Vec<&(Vec<String>, u64)> = stacks
+        .iter()
+        .filter(|(f, _)| f.iter().any(|x| x == &r.block_fn))
+        .collect();
+    assert!(
+        !mine.is_empty(),
+        "{}: no stack through {}: {stacks:?}",
+        r.label,
+        r.block_fn
+    );
+    for (frames, _) in &mine {
+        let want: Vec<&str> = root.iter().chain(chain).copied().collect();
+        let got: Vec<&str> = frames.iter().take(want.len()).map(String::as_str).collect();
+        assert_eq!(got, want, "{}: caller chain", r.label);
+    }
+    mine.iter().map(|(_, v)| v).sum()
+}
+
+/// The libc start code of a glibc program's main thread, outermost first.
+const LIBC_ROOT: [&str; 3] = ["_start", "__libc_start_main_impl", "__libc_start_call_main"];
+
+const C_MODES: [&str; 8] = [
+    "nanosleep",
+    "usleep",
+    "pipe",
+    "pwrite",
+    "cond",
+    "mutex",
+    "epoll",
+    "futex",
+];
+
+#[test]
+fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
+    require_root!();
+    let _quiet = quiet();
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let variants = [
+        ("stacks-O0-fp", vec!["-O0", "-fno-omit-frame-pointer"]),
+        ("stacks-O2-fp", vec!["-O2", "-fno-omit-frame-pointer"]),
+        ("stacks-O0-nofp", vec!["-O0", "-fomit-frame-pointer"]),
+        ("stacks-O2-nofp", vec!["-O2", "-fomit-frame-pointer"]),
+    ];
+    let bins: Vec<(String, PathBuf)> = variants
+        .iter()
+        .map(|(name, flags)| (name.to_string(), build_c(build.path(), name, flags)))
+        .collect();
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &[
+            "--events",
+            "sched,process,profile",
+            "--freq",
+            "199",
+            "--segment",
+            "2s",
+        ],
+    );
+    let mut runs = Vec::new();
+    for (name, bin) in &bins {
+        for mode in C_MODES {
+            let block = format!("flightrec_block_{mode}");
+            runs.push(run(
+                bin,
+                &format!("{name} {mode}"),
+                &block,
+                &[mode, "10", "30"],
+            ));
+        }
+        runs.push(run(
+            bin,
+            &format!("{name} spin"),
+            "flightrec_block_spin",
+            &["spin", "10", "40"],
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    for r in &runs {
+        let spin = r.block_fn.ends_with("spin");
+        let stacks = folded(cap.path(), if spin { "profile" } else { "offcpu" }, r.pid);
+        let chain = [
+            "main",
+            "flightrec_level1",
+            "flightrec_level2",
+            r.block_fn.as_str(),
+        ];
+        let got = check_chain(r, &stacks, &LIBC_ROOT, &chain);
+        // Off CPU: the time under the blocking function against the program's own clock around
+        // the call, which also holds the call's few microseconds on CPU. pwrite+fsync spends a
+        // real share on CPU (copying, submitting): it is bounded by the clock, and more than half
+        // of it. On CPU: samples every 5 ms (199 Hz) of 400 ms of burning.
+        let (ns, want) = if spin {
+            (got * 1_000_000_000 / 199, r.measured_ns)
+        } else {
+            (got, r.measured_ns)
+        };
+        report(&format!(
+            "stacks: {}: chain exact and whole, {} ms under it, the program measured {} ms",
+            r.label,
+            ns / 1_000_000,
+            want / 1_000_000
+        ));
+        if r.block_fn.ends_with("pwrite") {
+            assert!(
+                ns <= want && ns * 2 >= want,
+                "{}: {ns} ns of {want}",
+                r.label
+            );
+        } else {
+            assert!(
+                ns.abs_diff(want) * 10 <= want,
+                "{}: {ns} ns, measured {want}",
+                r.label
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rust_release_build_without_frame_pointers_shows_its_exact_callers() {
+    require_root!();
+    let _quiet = quiet();
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let bin = build_rust(build.path());
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &["--events", "sched,process", "--segment", "2s"],
+    );
+    let runs: Vec<Run> = ["sleep", "mutex", "channel"]
+        .iter()
+        .map(|m| {
+            run(
+                &bin,
+                &format!("stacks-rs {m}"),
+                &format!("flightrec_rs_block_{m}"),
+                &[m, "10", "30"],
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    for r in &runs {
+        let stacks = folded(cap.path(), "offcpu", r.pid);
+        // Rust's runtime between the libc start code and the program's main.
+        let mine: Vec<&(Vec<String>, u64)> = stacks
+            .iter()
+            .filter(|(f, _)| f.contains(&r.block_fn))
+            .collect();
+        assert!(!mine.is_empty(), "{}: {stacks:?}", r.label);
+        let mut ns = 0;
+        for (frames, v) in &mine {
+            assert_eq!(
+                &frames[..3],
+                &LIBC_ROOT,
+                "{}: whole from _start: {frames:?}",
+                r.label
+            );
+            let at = frames
+                .iter()
+                .position(|f| f == "flightrec_rs_level1")
+                .expect("level1");
+            // The program's main, as its debug information names it.
+            assert_eq!(frames[at - 1], "stacks::main", "{}: {frames:?}", r.label);
+            assert_eq!(
+                &frames[at..at + 3],
+                &[
+                    "flightrec_rs_level1",
+                    "flightrec_rs_level2",
+                    r.block_fn.as_str()
+                ],
+                "{}: caller chain",
+                r.label
+            );
+            ns += v;
+        }
+        report(&format!(
+            "stacks: {}: chain exact and whole, {} ms under it, the program measured {} ms",
+            r.label,
+            ns / 1_000_000,
+            r.measured_ns / 1_000_000
+        ));
+        assert!(
+            ns.abs_diff(r.measured_ns) * 10 <= r.measured_ns,
+            "{}: {ns} ns",
+            r.label
+        );
+    }
+}
+
+/// Asserts that `frames` holds `want` in this order (with any frames between).
+fn in_order(label: &str, frames: &[String], want: &[&str]) {
+    let mut it = frames.iter();
+    for w in want {
+        assert!(
+            it.any(|f| f == w),
+            "{label}: {w} missing or out of order in {frames:?}"
+        );
+    }
+}
+
+#[test]
+fn debian_programs_without_frame_pointers_show_their_own_functions_in_order() {
+    require_root!();
+    let redis = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect(
+            "redis-server is not installed: .ci/run installs it (apt-get install redis-server)",
+        );
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &["--events", "sched,process", "--segment", "2s"],
+    );
+    // Debian's own interpreter, not one built elsewhere (pyenv may shadow it on PATH).
+    let py = Command::new("/usr/bin/python3")
+        .args(["-c", "import time; time.sleep(0.3)"])
+        .spawn()
+        .unwrap();
+    let py_pid = py.id();
+    let mut server = Command::new(redis)
+        .args([
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--unixsocket",
+            "none",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let redis_pid = server.id();
+    assert!(py.wait_with_output().unwrap().status.success());
+    // An idle server wakes from epoll_wait about every 100 ms (hz 10).
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = server.kill();
+    let _ = server.wait();
+    rec.stop();
+
+    let py_stacks = folded(cap.path(), "offcpu", py_pid);
+    let (sleep, ns) = py_stacks
+        .iter()
+        .find(|(f, _)| f.iter().any(|x| x == "time_sleep"))
+        .expect("python3's sleep");
+    assert_eq!(&sleep[..3], &LIBC_ROOT, "whole: {sleep:?}");
+    in_order(
+        "python3",
+        sleep,
+        &[
+            "Py_BytesMain",
+            "Py_RunMain",
+            "PyRun_SimpleStringFlags",
+            "PyEval_EvalCode",
+            "_PyEval_EvalFrameDefault",
+            "time_sleep",
+            "__GI___clock_nanosleep",
+            "do_nanosleep",
+        ],
+    );
+    assert!(
+        ns.abs_diff(300_000_000) <= 30_000_000,
+        "python3 slept {ns} ns"
+    );
+
+    let rs = folded(cap.path(), "offcpu", redis_pid);
+    let polls: Vec<&(Vec<String>, u64)> = rs
+        .iter()
+        .filter(|(f, _)| f.iter().any(|x| x == "aeMain"))
+        .collect();
+    assert!(!polls.is_empty(), "redis-server's event loop: {rs:?}");
+    for (frames, _) in &polls {
+        assert_eq!(&frames[..3], &LIBC_ROOT, "whole: {frames:?}");
+        in_order("redis-server", frames, &["main", "aeMain", "epoll_wait"]);
+        // Between them only functions of redis itself: named where it exports them, else its
+        // own module and offset (Debian strips the local symbols).
+        let inner = &frames[4..frames.iter().position(|f| f == "epoll_wait").unwrap()];
+        assert!(
+            inner.iter().all(|f| f == "aeMain"
+                || f == "aeProcessEvents"
+                || f.starts_with("[unknown:redis-")),
+            "redis-server's event loop: {frames:?}"
+        );
+    }
+    report(&format!(
+        "stacks: python3: {}; redis-server: {} event-loop stacks, e.g. {}",
+        sleep.join(";"),
+        polls.len(),
+        polls[0].0.join(";")
+    ));
+}
+
+/// `perf script` of a perf.data file.
+fn perf_script(data: &Path, args: &[&str]) -> String {
+    let out = Command::new("perf")
+        .arg("script")
+        .args(args)
+        .arg("-i")
+        .arg(data)
+        .output()
+        .expect("perf script");
+    assert!(
+        out.status.success(),
+        "perf script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_made_up_frame_pointer_in_code_without_cfi_is_cut_with_no_wrong_parent() {
+    require_root!();
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let bin = build_c(
+        build.path(),
+        "stacks-clobber",
+        &["-O2", "-fno-omit-frame-pointer"],
+    );
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &["--events", "sched,process", "--segment", "2s"],
+    );
+    // perf walks frame pointers at the same switches: it names the made-up parent, which proves
+    // the trap is set.
+    let data = build.path().join("perf.data");
+    let perf = Command::new("perf")
+        .args(["record", "-q", "-e", "sched:sched_switch", "-g", "-o"])
+        .arg(&data)
+        .arg("--")
+        .arg(&bin)
+        .args(["clobber", "10", "30"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("perf (apt-get install linux-perf)");
+    assert!(perf.success());
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    let script = perf_script(&data, &[]);
+    assert!(
+        script.contains("flightrec_wrong_parent"),
+        "perf's frame-pointer walk should fall for the made-up frame:\n{script}"
+    );
+    let pid = script
+        .lines()
+        .find(|l| l.contains("stacks-clobber"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<u32>().ok())
+        .expect("the program's pid in perf script");
+    let stacks = folded(cap.path(), "offcpu", pid);
+    let cut: Vec<&(Vec<String>, u64)> = stacks
+        .iter()
+        .filter(|(f, _)| f.iter().any(|x| x == "flightrec_clobbered_sleep"))
+        .collect();
+    assert!(!cut.is_empty(), "{stacks:?}");
+    for (frames, _) in &cut {
+        assert_eq!(
+            &frames[..2],
+            &[
+                "[truncated: code without unwind information]",
+                "flightrec_clobbered_sleep"
+            ],
+            "cut at the leaf and marked: {frames:?}"
+        );
+    }
+    assert!(
+        stacks
+            .iter()
+            .all(|(f, _)| !f.iter().any(|x| x == "flightrec_wrong_parent")),
+        "no stack names the made-up parent"
+    );
+    report("stacks: made-up frame pointer: perf -g names flightrec_wrong_parent; flightrec cuts at flightrec_clobbered_sleep, marked truncated");
+}
+
+#[test]
+fn perf_dwarf_and_flightrec_agree_on_a_program_without_frame_pointers() {
+    require_root!();
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let bin = build_c(
+        build.path(),
+        "stacks-dwarf",
+        &["-O2", "-fomit-frame-pointer"],
+    );
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &["--events", "sched,process", "--segment", "2s"],
+    );
+    let data = build.path().join("perf.data");
+    let perf = Command::new("perf")
+        .args([
+            "record",
+            "-q",
+            "-e",
+            "sched:sched_switch",
+            "--call-graph",
+            "dwarf",
+            "-o",
+        ])
+        .arg(&data)
+        .arg("--")
+        .arg(&bin)
+        .args(["nanosleep", "5", "30"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("perf (apt-get install linux-perf)");
+    assert!(perf.success());
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    let script = perf_script(&data, &["-F", "comm,pid,ip,sym"]);
+    // The first sample through the sleep: its frames, leaf first, reversed to root first.
+    let mut sample: Vec<String> = Vec::new();
+    let mut pid = 0;
+    for block in script.split("\n\n") {
+        if block.contains("flightrec_block_nanosleep") {
+            let mut lines = block.lines();
+            pid = lines
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            sample = lines
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .map(|s| s.split('+').next().unwrap_or(s).to_string())
+                .collect();
+            sample.reverse();
+            break;
+        }
+    }
+    assert!(
+        !sample.is_empty(),
+        "perf --call-graph dwarf found the sleep:\n{script}"
+    );
+    let ours = folded(cap.path(), "offcpu", pid);
+    let (frames, _) = ours
+        .iter()
+        .find(|(f, _)| f.iter().any(|x| x == "flightrec_block_nanosleep"))
+        .expect("flightrec's sleep stack");
+    // Frames both name, in order, from the root to the sleeping function.
+    let app = [
+        "main",
+        "flightrec_level1",
+        "flightrec_level2",
+        "flightrec_block_nanosleep",
+    ];
+    let user: Vec<&String> = frames
+        .iter()
+        .take_while(|f| !f.starts_with("entry_SYSCALL"))
+        .collect();
+    let common: Vec<&String> = user
+        .iter()
+        .copied()
+        .filter(|f| sample.contains(f))
+        .collect();
+    report(&format!(
+        "stacks: perf --call-graph dwarf: {}; flightrec: {}; both: {}",
+        sample.join(";"),
+        user.iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+        common
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
+    ));
+    for f in app {
+        assert!(sample.iter().any(|s| s == f), "perf names {f}: {sample:?}");
+        assert!(
+            user.iter().any(|s| *s == f),
+            "flightrec names {f}: {user:?}"
+        );
+    }
+    let pos = |v: &[&String], f: &str| v.iter().position(|s| *s == f);
+    let theirs: Vec<&String> = sample.iter().collect();
+    for w in app.windows(2) {
+        assert!(pos(&user, w[0]) < pos(&user, w[1]) && pos(&theirs, w[0]) < pos(&theirs, w[1]));
+    }
+}
