@@ -5,8 +5,10 @@
 //!   cargo run --release -p flightrec-bench -- overhead [--loops 100000] [--rounds 5]
 //!   cargo run --release -p flightrec-bench -- analyzer [--switches 10M] [--rounds 5]
 //!   cargo run --release -p flightrec-bench -- throughput [--seconds 30] [--rates 100000,...]
+//!   cargo run --release -p flightrec-bench -- redis [--requests 200000] [--baseline DIR]
 mod analyzer;
 mod overhead;
+mod redis;
 mod throughput;
 mod util;
 
@@ -30,6 +32,8 @@ enum What {
     Overhead(overhead::Args),
     /// Highest event rate held with zero loss, with the recorder's CPU and peak RSS.
     Throughput(throughput::Args),
+    /// A real service (redis-server under redis-benchmark): the recorder's cost and its stacks.
+    Redis(redis::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         What::Analyzer(a) => analyzer::run(a),
         What::Overhead(a) => overhead::run(a),
         What::Throughput(a) => throughput::run(a),
+        What::Redis(a) => redis::run(a),
     }
 }

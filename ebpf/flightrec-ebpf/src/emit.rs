@@ -338,10 +338,17 @@ fn copy_window(buf: *mut u8, at: usize, sp: u64, want: u32) -> u32 {
 /// the recorder's own wake-ups do not flood the scheduler it is tracing; losses are counted.
 #[inline(always)]
 pub fn emit(source: Source, buf: *const u8, len: usize) {
+    emit_waking(source, buf, len, false);
+}
+
+/// [`emit`], waking user space at once when `now` (a rare record it must act on while the task
+/// still exists: an exec).
+#[inline(always)]
+pub fn emit_waking(source: Source, buf: *const u8, len: usize, now: bool) {
     let len = len & (SCRATCH_SIZE - 1);
     let data = unsafe { core::slice::from_raw_parts(buf, len) };
     let queued = EVENTS.query(BPF_RB_AVAIL_DATA);
-    let flags = if queued + len as u64 >= conf!(wakeup_bytes) {
+    let flags = if now || queued + len as u64 >= conf!(wakeup_bytes) {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

@@ -11,7 +11,8 @@ use aya_ebpf::{macros::map, maps::LruHashMap};
 use flightrec_common::EXECS_ENTRIES;
 
 use crate::emit::{
-    conf, current, emit_value, field, field_comm, field_str, header, scratch, SLOT_TRACEPOINT,
+    conf, current, emit_value, emit_waking, field, field_comm, field_str, header, scratch,
+    SLOT_TRACEPOINT,
 };
 
 /// When each process last exec'd: the recorder reads a process's mappings after the fact, and must
@@ -39,7 +40,13 @@ pub fn exec(ctx: &TracePointContext) {
             conf!(process.exec_filename) | DATA_LOC_FLAG,
             &mut (*ev).filename,
         ) as i32;
-        emit_value(Source::Process, &*ev);
+        // The recorder reads the new program's mappings while it runs: wake it now.
+        emit_waking(
+            Source::Process,
+            ev.cast(),
+            core::mem::size_of::<ExecEvent>(),
+            true,
+        );
     }
 }
 

@@ -6,9 +6,7 @@
  *                                   clobber (blocks in code without CFI and with a made-up frame
  *                                   pointer whose frame names flightrec_wrong_parent)
  * spin burns MS of CPU N times instead. Built by the tests with and without frame pointers, -O0
- * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. It
- * first idles 200 ms: the recorder reads a process's mappings after the fact, and one that execs
- * and exits faster than the recorder drains has none to unwind with (README, Limits). */
+ * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -226,7 +224,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
     }
-    pause_ms(200);
     flightrec_level1();
     if (helper) pthread_join(t, 0);
     printf("blocked_ns %ld\n", blocked_ns);

@@ -49,6 +49,16 @@ impl Load {
         )
     }
 
+    fn syscalls() -> Load {
+        Load(
+            workload()
+                .args(["--syscall-rate", "0", "--syscall-secs", "30"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
     fn steady() -> Load {
         Load(
             workload()
@@ -88,14 +98,13 @@ fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
         .unwrap();
     assert!(ok.success(), "mount tmpfs");
     let dir = mnt.0.path().join("cap");
-    let load = Load::flood();
     let started = Instant::now();
-    let out = Command::new(workspace_bin("flightrec"))
+    let rec = Command::new(workspace_bin("flightrec"))
         .args([
             "record",
             "--quiet",
             "--events",
-            "sched",
+            "sched,syscall",
             "--segment",
             "1s",
             "--duration",
@@ -103,8 +112,14 @@ fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
             "--dir",
         ])
         .arg(&dir)
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A quiet first second writes a small segment; then switches and syscalls flood in, with
+    // segments far larger than what is left of the 1 MiB.
+    std::thread::sleep(Duration::from_millis(1500));
+    let load = (Load::flood(), Load::syscalls());
+    let out = rec.wait_with_output().unwrap();
     drop(load);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("recorder on a full disk said:\n{stderr}");

@@ -3,105 +3,71 @@
 //! every known mapping; and the files they map (modules), opened once through
 //! `/proc/<pid>/map_files/` and held open, so a process that exits, or a binary that is deleted,
 //! can still be symbolized and unwound.
+mod module;
+pub mod young;
+
 use std::{
     collections::HashMap,
     fs::File,
-    os::fd::AsRawFd,
+    path::PathBuf,
     sync::{Arc, OnceLock},
 };
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 
-use crate::unwind::{Arch, ModuleCfi};
+use self::module::{open_mapped, vdso_module};
+pub use self::module::{Module, DWARF_MAX_BYTES};
+use crate::host;
 
-/// Opens the file behind a mapping: through `/proc/<pid>/map_files/` (the exact file, even if
-/// deleted or replaced; needs CAP_SYS_ADMIN), else by its path when that is still the same inode
-/// (enough with CAP_DAC_READ_SEARCH).
-fn open_mapped(
-    tgid: i32,
+/// A line of `/proc/<pid>/maps`, with the file behind it when it was opened as it was read.
+#[derive(Debug)]
+pub struct RawMapping {
     start: u64,
     end: u64,
-    path: &std::path::Path,
-    inode: u64,
-) -> Option<File> {
-    use std::os::unix::fs::MetadataExt;
-    if let Ok(f) = File::open(format!("/proc/{tgid}/map_files/{start:x}-{end:x}")) {
-        return Some(f);
-    }
-    let f = File::open(path).ok()?;
-    (f.metadata().ok()?.ino() == inode).then_some(f)
+    offset: u64,
+    kind: RawKind,
 }
 
-/// A mapped file, held open.
 #[derive(Debug)]
-pub struct Module {
-    /// Unique for the recorder's life: caches key on it (an address could be reused after a
-    /// module is dropped).
-    pub id: u64,
-    /// Its path as the process saw it.
-    pub path: String,
-    /// GNU build ID in hex, when the file has one.
-    pub build_id: Option<String>,
-    /// Size of the file in bytes.
-    pub size: u64,
-    /// Loadable segments as (file offset, virtual address, file size), to turn a file offset into
-    /// the address a separate debug file knows it by.
-    loads: Vec<(u64, u64, u64)>,
-    file: File,
-    /// Its call frame information, read on first use.
-    cfi: OnceLock<Option<ModuleCfi>>,
+enum RawKind {
+    /// A file: (device, inode), its path, and the file when already opened.
+    File((u64, u64), PathBuf, Option<File>),
+    Vdso,
+    Label(&'static str),
 }
 
-/// The PT_LOAD program headers of an ELF file. The file is mapped, not read: the headers can
-/// be anywhere in it (BOLT-optimized binaries keep them near the end).
-fn load_segments(file: &File) -> Vec<(u64, u64, u64)> {
-    use object::read::elf::{FileHeader, ProgramHeader};
-    // SAFETY: read-only mapping, dropped before returning; see ModuleCfi::load on truncation.
-    let Ok(data) = (unsafe { memmap2::Mmap::map(file) }) else {
-        return Vec::new();
-    };
-    let parse = || -> Option<Vec<(u64, u64, u64)>> {
-        let hdr = object::elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
-        let endian = hdr.endian().ok()?;
-        let phdrs = hdr.program_headers(endian, &*data).ok()?;
-        Some(
-            phdrs
-                .iter()
-                .filter(|p| p.p_type(endian) == object::elf::PT_LOAD)
-                .map(|p| (p.p_offset(endian), p.p_vaddr(endian), p.p_filesz(endian)))
-                .collect(),
-        )
-    };
-    parse().unwrap_or_default()
-}
-
-impl Module {
-    /// The call frame information of the file, read when first asked for; `None` when it has none.
-    pub fn cfi(&self) -> Option<&ModuleCfi> {
-        self.cfi
-            .get_or_init(|| ModuleCfi::load(&self.file, Arch::HOST))
-            .as_ref()
-    }
-
-    /// The virtual address of a file offset, from the loadable segments.
-    pub fn virt_offset(&self, file_offset: u64) -> Option<u64> {
-        self.loads
-            .iter()
-            .find(|(off, _, size)| file_offset >= *off && file_offset < off + size)
-            .map(|(off, vaddr, _)| vaddr + (file_offset - off))
-    }
-}
-
-/// Modules up to this size are symbolized with their DWARF (file:line, inlined functions); larger
-/// ones (typically unstripped debug builds) with ELF symbols only: parsing hundreds of MiB of DWARF
-/// on the recorder's writer thread would cost seconds and memory at the worst moment.
-pub const DWARF_MAX_BYTES: u64 = 64 << 20;
-
-impl Module {
-    /// A path that opens the held file (`/proc/self/fd/N`).
-    pub fn fd_path(&self) -> String {
-        format!("/proc/self/fd/{}", self.file.as_raw_fd())
-    }
+/// Reads `/proc/<tgid>/maps`; with `open`, also opens every mapped file (while the process still
+/// exists to open them through).
+pub fn read_raw(tgid: i32, open: bool) -> Option<Vec<RawMapping>> {
+    let maps = procfs::process::Process::new(tgid)
+        .and_then(|p| p.maps())
+        .ok()?;
+    Some(
+        maps.into_iter()
+            .map(|m| {
+                let (start, end) = m.address;
+                let kind = match &m.pathname {
+                    procfs::process::MMapPath::Path(path) => {
+                        let key = (m.dev.0 as u64 * 1_000_000 + m.dev.1 as u64, m.inode);
+                        let file = open
+                            .then(|| open_mapped(tgid, start, end, path, m.inode))
+                            .flatten();
+                        RawKind::File(key, path.clone(), file)
+                    }
+                    procfs::process::MMapPath::Vdso => RawKind::Vdso,
+                    procfs::process::MMapPath::Heap => RawKind::Label("[heap]"),
+                    procfs::process::MMapPath::Stack => RawKind::Label("[stack]"),
+                    _ => RawKind::Label("[anon]"),
+                };
+                RawMapping {
+                    start,
+                    end,
+                    offset: m.offset,
+                    kind,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// One mapping of a process.
@@ -128,6 +94,8 @@ struct ProcMaps {
     generation: u64,
     /// The process's last exec before the snapshot (monotonic ns; 0 when not known).
     epoch: u64,
+    /// When the mappings were read (monotonic ns).
+    read_at: u64,
     /// The first exec after the snapshot, seen in the stream or, for mappings inherited from the
     /// parent, recorded by the kernel: the mappings describe events before it only (monotonic ns;
     /// 0: none known).
@@ -161,61 +129,8 @@ pub struct UserMaps {
     parents: HashMap<i32, i32>,
     /// The first exec of each process the event stream showed (monotonic ns).
     execs_seen: HashMap<i32, u64>,
-}
-
-/// A new module id.
-fn next_module_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The vDSO as a module: this process's copy of the kernel's image, written to a memfd so it can
-/// be unwound and symbolized like any file.
-fn vdso_module() -> Option<Arc<Module>> {
-    use std::io::Write;
-    // SAFETY: no preconditions; 0 when the kernel passed no vDSO.
-    let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
-    if base == 0 {
-        return None;
-    }
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let size = maps.lines().find_map(|l| {
-        let (range, rest) = l.split_once(' ')?;
-        rest.ends_with("[vdso]").then_some(())?;
-        let (a, b) = range.split_once('-')?;
-        let (a, b) = (
-            u64::from_str_radix(a, 16).ok()?,
-            u64::from_str_radix(b, 16).ok()?,
-        );
-        (a == base).then_some(b - a)
-    })?;
-    // SAFETY: the vDSO mapping of this process, `size` bytes from `base`, readable while it lives.
-    let image = unsafe { std::slice::from_raw_parts(base as *const u8, size as usize) };
-    // SAFETY: a NUL-terminated name; no flags.
-    let fd = unsafe { libc::memfd_create(c"flightrec-vdso".as_ptr(), 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a descriptor we just created and own.
-    let mut file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    file.write_all(image).ok()?;
-    let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    Some(Arc::new(Module {
-        id: next_module_id(),
-        path: "[vdso]".into(),
-        build_id: blazesym::helper::read_elf_build_id(&fd_path)
-            .ok()
-            .flatten()
-            .map(|b| hex(&b)),
-        size,
-        loads: load_segments(&file),
-        file,
-        cfi: OnceLock::new(),
-    }))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    /// The watcher of young processes' mappings.
+    young: Option<young::Young>,
 }
 
 impl UserMaps {
@@ -224,7 +139,26 @@ impl UserMaps {
     pub fn with_execs(execs: BpfHashMap<MapData, u32, u64>) -> UserMaps {
         UserMaps {
             execs: Some(execs),
+            young: young::Young::start().ok(),
             ..Default::default()
+        }
+    }
+
+    /// Installs what the young-process watcher read since the last call.
+    fn absorb(&mut self) {
+        let reads: Vec<young::Read> = match &self.young {
+            Some(y) => y.reads().collect(),
+            None => return,
+        };
+        for r in reads {
+            // The kernel's record of the last exec dates the read, when it is from before it.
+            let last = self.last_exec(r.tgid);
+            let epoch = if last != 0 && last <= r.read_at {
+                last
+            } else {
+                r.exec_ns
+            };
+            self.install(r.tgid, r.maps, epoch, r.read_at);
         }
     }
 
@@ -272,7 +206,7 @@ impl UserMaps {
     }
 
     fn read_maps(&mut self, tgid: i32, epoch: u64) {
-        let Ok(maps) = procfs::process::Process::new(tgid).and_then(|p| p.maps()) else {
+        let Some(maps) = read_raw(tgid, false) else {
             // Gone already: keep what we had.
             if let Some(p) = self.procs.get_mut(&tgid) {
                 p.stale = false;
@@ -305,48 +239,42 @@ impl UserMaps {
             );
             return;
         };
-        let mut out = Vec::new();
-        for m in maps {
-            let (start, end) = m.address;
+        self.install(tgid, maps, epoch, host::monotonic_ns());
+    }
+
+    /// Makes `raw` the mappings of `tgid`, read at `read_at` after its exec at `epoch`, unless a
+    /// newer read is installed already.
+    fn install(&mut self, tgid: i32, raw: Vec<RawMapping>, epoch: u64, read_at: u64) {
+        if self.procs.get(&tgid).is_some_and(|p| p.read_at > read_at) {
+            return;
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        for m in raw {
             let mut mapping = Mapping {
-                start,
-                end,
+                start: m.start,
+                end: m.end,
                 offset: m.offset,
                 module: None,
                 label: None,
             };
-            match &m.pathname {
-                procfs::process::MMapPath::Path(path) => {
-                    let key = (m.dev.0 as u64 * 1_000_000 + m.dev.1 as u64, m.inode);
+            match m.kind {
+                RawKind::File(key, path, file) => {
                     if let Some(module) = self.modules.get(&key) {
                         mapping.module = Some(module.clone());
-                    } else if let Some(file) = open_mapped(tgid, start, end, path, m.inode) {
-                        let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-                        let build_id = blazesym::helper::read_elf_build_id(&fd_path)
-                            .ok()
-                            .flatten()
-                            .map(|b| hex(&b));
-                        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                        let module = Arc::new(Module {
-                            id: next_module_id(),
-                            path: path.to_string_lossy().into_owned(),
-                            build_id,
-                            size,
-                            loads: load_segments(&file),
-                            file,
-                            cfi: OnceLock::new(),
-                        });
+                    } else if let Some(file) =
+                        file.or_else(|| open_mapped(tgid, m.start, m.end, &path, key.1))
+                    {
+                        let module =
+                            Arc::new(Module::open(path.to_string_lossy().into_owned(), file));
                         self.modules.insert(key, module.clone());
                         mapping.module = Some(module);
                     }
                 }
-                procfs::process::MMapPath::Vdso => {
+                RawKind::Vdso => {
                     mapping.label = Some("[vdso]".into());
                     mapping.module = self.vdso.get_or_init(vdso_module).clone();
                 }
-                procfs::process::MMapPath::Heap => mapping.label = Some("[heap]".into()),
-                procfs::process::MMapPath::Stack => mapping.label = Some("[stack]".into()),
-                _ => mapping.label = Some("[anon]".into()),
+                RawKind::Label(l) => mapping.label = Some(l.into()),
             }
             out.push(mapping);
         }
@@ -357,6 +285,7 @@ impl UserMaps {
         p.generation += 1;
         p.epoch = epoch;
         p.until = 0;
+        p.read_at = read_at;
     }
 
     /// The mapping of process `tgid` that holds `addr`.
@@ -370,6 +299,7 @@ impl UserMaps {
     /// Makes sure the frames of a new user stack can be normalized, re-reading the process's
     /// mappings when it is new, has exec'd, or a frame is outside every known mapping.
     pub fn cover(&mut self, tgid: i32, frames: &[u64]) {
+        self.absorb();
         let needs = match self.procs.get(&tgid) {
             None => true,
             Some(p) => p.stale || frames.iter().any(|&a| self.find(tgid, a).is_none()),
@@ -392,6 +322,9 @@ impl UserMaps {
             p.until = if p.until == 0 { ts } else { p.until.min(ts) };
         }
         self.execs_seen.entry(tgid).or_insert(ts);
+        if let Some(y) = &self.young {
+            y.exec(tgid, ts);
+        }
     }
 
     /// The process exited during segment `segment`.
