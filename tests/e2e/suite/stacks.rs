@@ -189,9 +189,10 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
         ];
         let got = check_chain(r, &stacks, &LIBC_ROOT, &chain);
         // Off CPU: the time under the blocking function against the program's own clock around
-        // the call, which also holds the call's few microseconds on CPU. pwrite+fsync spends a
-        // real share on CPU (copying, submitting): it is bounded by the clock, and more than half
-        // of it. On CPU: samples every 5 ms (199 Hz) of 400 ms of burning.
+        // the call, which also holds the call's few microseconds on CPU. A direct write and fsync
+        // also spend real time on CPU submitting the I/O (10-30% of a fast virtual disk's
+        // latency here): bounded by the clock, and at least 60% of it. On CPU: samples every
+        // 5 ms (199 Hz) of 400 ms of burning.
         let (ns, want) = if spin {
             (got * 1_000_000_000 / 199, r.measured_ns)
         } else {
@@ -205,7 +206,7 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
         ));
         if r.block_fn.ends_with("pwrite") {
             assert!(
-                ns <= want && ns * 2 >= want,
+                ns <= want && ns * 10 >= want * 6,
                 "{}: {ns} ns of {want}",
                 r.label
             );
