@@ -1,5 +1,5 @@
 //! Per-segment stack table: identical stacks are stored once and referenced by id.
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow::{
     array::{

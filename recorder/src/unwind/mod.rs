@@ -13,12 +13,13 @@
 pub mod cfi;
 pub mod walk;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use flightrec_common::{UserRegs, REGS_VALID};
 use flightrec_schemas::unwind::Truncation;
 use gimli::UnwindContext;
+use rustc_hash::FxHashMap as HashMap;
 
 pub use self::cfi::ModuleCfi;
 use self::{
@@ -104,8 +105,8 @@ impl Unwinder {
     pub fn new(tops: Option<BpfHashMap<MapData, u32, u64>>) -> Unwinder {
         Unwinder {
             ctx: Box::new(UnwindContext::new()),
-            rules: HashMap::new(),
-            walks: HashMap::new(),
+            rules: HashMap::default(),
+            walks: HashMap::default(),
             tops,
             tried: HashSet::new(),
             stats: UnwindStats::default(),
@@ -132,14 +133,20 @@ impl Unwinder {
             return None;
         }
         self.stats.stacks += 1;
+        // The same inputs under the same mappings walk the same way: most stacks repeat.
+        let key = |maps: &UserMaps| {
+            input_key(tgid, maps.generation(tgid), &user.regs, user.window, &chain)
+        };
+        if let Some(w) = self.walks.get(&key(maps)) {
+            if maps.describes(tgid, ts) {
+                self.stats.cached += 1;
+                return Some(w.clone());
+            }
+        }
         if let Some(r) = regs {
             maps.cover(tgid, &[r.ip]);
         }
-        let key = input_key(tgid, maps.generation(tgid), &user.regs, user.window, &chain);
-        if let Some(w) = self.walks.get(&key) {
-            self.stats.cached += 1;
-            return Some(w.clone());
-        }
+        let key = key(maps);
         let input = Input {
             regs,
             window: user.window,
