@@ -79,6 +79,8 @@ fn watch(execs: Receiver<(i32, u64)>, reads: Sender<Read>) {
         } else {
             EVERY
         };
+        // A new exec is read at once (the process may live a few milliseconds), the others
+        // every EVERY.
         match execs.recv_timeout(wait) {
             Ok((tgid, exec_ns)) => {
                 if watched.len() < AT_ONCE {
@@ -92,7 +94,6 @@ fn watch(execs: Receiver<(i32, u64)>, reads: Sender<Read>) {
                         },
                     );
                 }
-                continue;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,

@@ -6,7 +6,9 @@
  *                                   clobber (blocks in code without CFI and with a made-up frame
  *                                   pointer whose frame names flightrec_wrong_parent)
  * spin burns MS of CPU N times instead. Built by the tests with and without frame pointers, -O0
- * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. */
+ * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. It
+ * first idles 100 ms, so the recorder reads its mappings while it lives (a process that execs and
+ * exits within a few milliseconds may be gone first: README, Limits). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -170,15 +172,21 @@ __attribute__((noinline)) void flightrec_block_clobber(void) {
 }
 
 static void (*block_fn)(void);
-/* What a round is timed with: the wall clock, or for spin the thread's CPU time (on a busy machine
- * a burn takes longer than the CPU it burns, and samples count CPU). */
-static clockid_t clock_id = CLOCK_MONOTONIC;
+/* What a round counts: the time off CPU (wall clock less the thread's CPU time: a direct write
+ * also spends real time on CPU submitting it), or for spin the CPU time (on a busy machine a
+ * burn takes longer than the CPU it burns, and samples count CPU). */
+static int count_cpu;
 
 __attribute__((noinline)) void flightrec_level2(void) {
     for (int i = 0; i < n; i++) {
-        long t0 = now_ns(clock_id);
+        /* The thread's CPU clock is a syscall (a point where it can be preempted): it brackets
+         * the wall-clock reads (vDSO), so such a preemption is outside the measured window. */
+        long c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+        long w0 = now_ns(CLOCK_MONOTONIC);
         block_fn();
-        blocked_ns += now_ns(clock_id) - t0;
+        long wall = now_ns(CLOCK_MONOTONIC) - w0;
+        long cpu = now_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+        blocked_ns += count_cpu ? cpu : wall - cpu;
     }
     KEEP_FRAME();
 }
@@ -226,13 +234,14 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "futex")) block_fn = flightrec_block_futex;
     else if (!strcmp(mode, "spin")) {
         block_fn = flightrec_block_spin;
-        clock_id = CLOCK_THREAD_CPUTIME_ID;
+        count_cpu = 1;
     }
     else if (!strcmp(mode, "clobber")) block_fn = flightrec_block_clobber;
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
     }
+    pause_ms(100);
     flightrec_level1();
     if (helper) pthread_join(t, 0);
     printf("blocked_ns %ld\n", blocked_ns);

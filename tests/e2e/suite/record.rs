@@ -273,13 +273,17 @@ fn known_workload_is_recorded_with_nothing_lost() {
     for m in c.segment_metas() {
         assert_eq!(m.decode_errors, 0);
     }
-    // The kernel may skip a run when programs collide on a CPU (rare: an NMI sample inside the
-    // switch program). Such losses must be counted, and stay rare.
+    // The kernel skips a program that would run while another BPF program runs on that CPU: a
+    // timer interrupt that wakes a sleeper inside a tracepoint program (programs run with
+    // interrupts on) skips that wake-up's program. Such losses must be counted, and stay rare.
     let missed: u64 = c.sum(|m| &m.missed).values().sum();
     let total: u64 = emitted.values().sum();
-    eprintln!("emitted {total}, missed runs {missed}");
+    report(&format!(
+        "record: emitted {total}, missed runs {:?}",
+        c.sum(|m| &m.missed)
+    ));
     assert!(
-        missed * 1000 <= total,
+        missed * 100 <= total,
         "{missed} missed runs of {total} events"
     );
     assert_eq!(c.manifest.segments.len(), c.segment_dirs().len());

@@ -210,11 +210,9 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
             r.block_fn.as_str(),
         ];
         let got = check_chain(r, &stacks, &LIBC_ROOT, &chain);
-        // Off CPU: the time under the blocking function against the program's own clock around
-        // the call, which also holds the call's few microseconds on CPU. A direct write and fsync
-        // also spend real time on CPU submitting the I/O (10-30% of a fast virtual disk's
-        // latency here): bounded by the clock, and at least 60% of it. On CPU: samples every
-        // 5 ms (199 Hz) of 400 ms of burning.
+        // Off CPU: the time under the blocking function against the time the program measured
+        // itself off CPU around the calls (wall clock less its thread's CPU time). On CPU: samples
+        // every 5 ms (199 Hz) against the CPU time of 400 ms of burning.
         let (ns, want) = if spin {
             (got * 1_000_000_000 / 199, r.measured_ns)
         } else {
@@ -226,13 +224,7 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
             ns / 1_000_000,
             want / 1_000_000
         ));
-        if r.block_fn.ends_with("pwrite") {
-            assert!(
-                ns <= want && ns * 10 >= want * 6,
-                "{}: {ns} ns of {want}",
-                r.label
-            );
-        } else if spin {
+        if spin {
             // Periodic sampling gives each on-CPU slice of the thread floor or ceil of its length
             // in periods: over n slices the count is off by at most n periods (a busy machine
             // cuts the burn into many), or 10%, whichever is more.
@@ -244,9 +236,12 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
                 r.label
             );
         } else {
+            // Within 10%, or 50 us per round: the program's own clock reads (a syscall each for
+            // its CPU time) cost the harness that much it cannot tell apart from the call, which
+            // matters for the few milliseconds of ten direct writes.
             assert!(
-                ns.abs_diff(want) * 10 <= want,
-                "{}: {ns} ns, measured {want}",
+                ns.abs_diff(want) * 10 <= want || ns.abs_diff(want) <= 500_000,
+                "{}: {ns} ns, measured {want}; its off-CPU stacks: {stacks:?}",
                 r.label
             );
         }
