@@ -7,7 +7,8 @@ use super::*;
 #[test]
 fn analyses_match_the_workload_recorded_just_now() {
     require_root!();
-    let _quiet = quiet();
+    // Alone, for the same reason as the record test's sleeps.
+    let _exclusive = exclusive();
     let cap = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let rec = Recording::start(

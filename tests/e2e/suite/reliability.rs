@@ -115,9 +115,10 @@ fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A quiet first second writes a small segment; then switches and syscalls flood in, with
-    // segments far larger than what is left of the 1 MiB.
+    // A quiet first second writes a small segment; then the tmpfs is filled but for 64 KiB and
+    // switches and syscalls flood in: later segments cannot all fit, whatever the flood's rate.
     std::thread::sleep(Duration::from_millis(1500));
+    fill_but(mnt.0.path(), 64 << 10);
     let load = (Load::flood(), Load::syscalls());
     let out = rec.wait_with_output().unwrap();
     drop(load);
@@ -166,6 +167,20 @@ fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
         summary.contains("WARNING") && summary.contains("in segments the recorder could not write"),
         "{summary}"
     );
+}
+
+/// Fills the file system at `dir` with a file, then shrinks it to leave `free` bytes.
+fn fill_but(dir: &Path, free: u64) {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    let mut written = 0u64;
+    while f.write_all(&chunk).is_ok() {
+        written += chunk.len() as u64;
+    }
+    let _ = f.flush();
+    f.set_len(written.saturating_sub(free)).unwrap();
 }
 
 /// The newest event timestamp up to `until` in the finished segments, read from the Parquet files
