@@ -119,10 +119,13 @@ __attribute__((noinline)) void flightrec_block_pipe(void) {
     KEEP_FRAME();
 }
 
+/* 4 MiB a write: long enough on a fast virtual disk that the time blocked dwarfs what the
+ * harness cannot measure (its own clock reads, a hypervisor's steal). */
+#define WRITE_BYTES (4 << 20)
 static int fd;
 static char *block;
 __attribute__((noinline)) void flightrec_block_pwrite(void) {
-    if (pwrite(fd, block, 4096, 0) != 4096) abort();
+    if (pwrite(fd, block, WRITE_BYTES, 0) != WRITE_BYTES) abort();
     fsync(fd);
     KEEP_FRAME();
 }
@@ -220,8 +223,8 @@ int main(int argc, char **argv) {
         fd = open(path, O_WRONLY | O_DIRECT);
         unlink(path);
         close(tmp);
-        if (fd < 0 || posix_memalign((void **)&block, 4096, 4096)) return 1;
-        memset(block, 0xa5, 4096);
+        if (fd < 0 || posix_memalign((void **)&block, 4096, WRITE_BYTES)) return 1;
+        memset(block, 0xa5, WRITE_BYTES);
     } else if (!strcmp(mode, "cond")) {
         block_fn = flightrec_block_cond;
         helper = !pthread_create(&t, 0, signaller, 0);
