@@ -232,13 +232,7 @@ fn tcp_transitions(c: &Capture) -> (Transitions, Vec<(u16, u16, i32)>) {
             i32s(&b, "oldstate"),
             i32s(&b, "newstate"),
         );
-        let port = |name: &str| {
-            b.column_by_name(name)
-                .unwrap()
-                .as_primitive::<arrow::datatypes::UInt16Type>()
-                .clone()
-        };
-        let (sport, dport) = (port("sport"), port("dport"));
+        let (sport, dport) = (u16s(&b, "sport"), u16s(&b, "dport"));
         for i in 0..b.num_rows() {
             rows.push((
                 ts[i].unwrap(),
@@ -246,8 +240,8 @@ fn tcp_transitions(c: &Capture) -> (Transitions, Vec<(u16, u16, i32)>) {
                 sk[i].unwrap(),
                 old[i].unwrap(),
                 new[i].unwrap(),
-                sport.value(i),
-                dport.value(i),
+                sport[i].unwrap(),
+                dport[i].unwrap(),
             ));
         }
     }

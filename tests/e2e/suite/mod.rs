@@ -340,6 +340,25 @@ impl Capture {
         out
     }
 
+    /// (ts, cpu, prev_tid, next_tid) of every switch in the capture, by time.
+    pub fn switch_rows(&self) -> Vec<(u64, u16, i32, i32)> {
+        let mut v = Vec::new();
+        for b in self.table(Table::SchedSwitch) {
+            let (ts, cpu) = (u64s(&b, "ts"), u16s(&b, "cpu"));
+            let (prev, next) = (i32s(&b, "prev_tid"), i32s(&b, "next_tid"));
+            for i in 0..b.num_rows() {
+                v.push((
+                    ts[i].unwrap(),
+                    cpu[i].unwrap(),
+                    prev[i].unwrap(),
+                    next[i].unwrap(),
+                ));
+            }
+        }
+        v.sort_unstable();
+        v
+    }
+
     /// Sum of a per-source count over all segments.
     pub fn sum(
         &self,
@@ -379,6 +398,15 @@ pub fn i64s(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
     b.column_by_name(col)
         .expect(col)
         .as_primitive::<Int64Type>()
+        .iter()
+        .collect()
+}
+
+/// Values of a UInt16 column.
+pub fn u16s(b: &RecordBatch, col: &str) -> Vec<Option<u16>> {
+    b.column_by_name(col)
+        .expect(col)
+        .as_primitive::<arrow::datatypes::UInt16Type>()
         .iter()
         .collect()
 }

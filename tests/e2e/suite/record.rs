@@ -1,7 +1,6 @@
 //! `flightrec record` on the real kernel against workloads with known behaviour.
 use std::{collections::HashMap, time::Duration};
 
-use arrow::array::AsArray;
 use flightrec_schemas::Table;
 
 use super::*;
@@ -98,7 +97,7 @@ fn known_workload_is_recorded_with_nothing_lost() {
     // kernel itself did not report a switch: some tasks (on this VM, the agent's threads) are never
     // `prev` of any sched_switch, for perf and ftrace alike, so switching away from them is
     // invisible. A doubled switch-out must be explained by exactly that, seen in the CPU's chain.
-    let all = switch_rows(&c);
+    let all = c.switch_rows();
     let never_prev: std::collections::HashSet<i32> = {
         let prevs: std::collections::HashSet<i32> = all.iter().map(|r| r.2).collect();
         all.iter()
@@ -218,22 +217,18 @@ fn known_workload_is_recorded_with_nothing_lost() {
     // sampling gives each slice floor or ceil of its length in periods (flightrec_tests::
     // sample_bounds); nothing else runs BPF on its CPU often enough to skip a tick here.
     let threads: std::collections::HashSet<i32> = [pid].into();
-    let slices = flightrec_tests::on_cpu_slices(switch_rows(&c), &threads);
+    let slices = flightrec_tests::on_cpu_slices(c.switch_rows(), &threads);
     let (mut samples, mut outside) = (0u64, 0u64);
     for b in c.table(Table::Profile) {
         let (ts, tid) = (u64s(&b, "ts"), i32s(&b, "tid"));
-        let cpu = b
-            .column_by_name("cpu")
-            .unwrap()
-            .as_primitive::<arrow::datatypes::UInt16Type>()
-            .clone();
+        let cpu = u16s(&b, "cpu");
         for i in 0..b.num_rows() {
             if tid[i] == Some(pid) {
                 samples += 1;
                 outside += u64::from(!flightrec_tests::in_a_slice(
                     &slices,
                     ts[i].unwrap(),
-                    cpu.value(i),
+                    cpu[i].unwrap(),
                     pid,
                 ));
             }
@@ -294,29 +289,6 @@ fn known_workload_is_recorded_with_nothing_lost() {
         "{missed} missed runs of {total} events"
     );
     assert_eq!(c.manifest.segments.len(), c.segment_dirs().len());
-}
-
-/// (ts, cpu, prev_tid, next_tid) of every switch in the capture, by time.
-fn switch_rows(c: &Capture) -> Vec<(u64, u16, i32, i32)> {
-    let mut v = Vec::new();
-    for b in c.table(Table::SchedSwitch) {
-        let (ts, prev, next) = (u64s(&b, "ts"), i32s(&b, "prev_tid"), i32s(&b, "next_tid"));
-        let cpu = b
-            .column_by_name("cpu")
-            .unwrap()
-            .as_primitive::<arrow::datatypes::UInt16Type>()
-            .clone();
-        for i in 0..b.num_rows() {
-            v.push((
-                ts[i].unwrap(),
-                cpu.value(i),
-                prev[i].unwrap(),
-                next[i].unwrap(),
-            ));
-        }
-    }
-    v.sort_unstable();
-    v
 }
 
 /// True when the switch on `cpu` before `ts` went to a task the kernel never reports switching

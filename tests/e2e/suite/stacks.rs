@@ -117,28 +117,6 @@ fn check_chain(r: &Run, stacks: &[(Vec<String>, u64)], root: &[&str], chain: &[&
     mine.iter().map(|(_, v)| v).sum()
 }
 
-/// Number of on-CPU slices of thread `tid` in the capture.
-fn on_cpu_slices(c: &Capture, tid: i32) -> u64 {
-    let mut switches = Vec::new();
-    for b in c.table(flightrec_schemas::Table::SchedSwitch) {
-        let (ts, prev, next) = (u64s(&b, "ts"), i32s(&b, "prev_tid"), i32s(&b, "next_tid"));
-        let cpu = b
-            .column_by_name("cpu")
-            .unwrap()
-            .as_primitive::<arrow::datatypes::UInt16Type>()
-            .clone();
-        for i in 0..b.num_rows() {
-            switches.push((
-                ts[i].unwrap(),
-                cpu.value(i),
-                prev[i].unwrap(),
-                next[i].unwrap(),
-            ));
-        }
-    }
-    flightrec_tests::on_cpu_slices(switches, &[tid].into()).len() as u64
-}
-
 /// The libc start code of a glibc program's main thread, outermost first.
 const LIBC_ROOT: [&str; 3] = ["_start", "__libc_start_main_impl", "__libc_start_call_main"];
 
@@ -228,7 +206,11 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
             // Periodic sampling gives each on-CPU slice of the thread floor or ceil of its length
             // in periods: over n slices the count is off by at most n periods (a busy machine
             // cuts the burn into many), or 10%, whichever is more.
-            let slices = on_cpu_slices(&Capture::open(cap.path()), r.pid as i32);
+            let slices = flightrec_tests::on_cpu_slices(
+                Capture::open(cap.path()).switch_rows(),
+                &[r.pid as i32].into(),
+            )
+            .len() as u64;
             let allowed = (want / 10).max((slices + 1) * 1_000_000_000 / 199);
             assert!(
                 ns.abs_diff(want) <= allowed,
@@ -438,6 +420,38 @@ fn debian_programs_without_frame_pointers_show_their_own_functions_in_order() {
     ));
 }
 
+/// A ground-truth program run under `perf record -e sched:sched_switch PERF_ARGS` while
+/// flightrec records: the build directory (holding perf.data) and the capture.
+struct UnderPerf {
+    build: tempfile::TempDir,
+    cap: tempfile::TempDir,
+}
+
+fn under_perf(name: &str, cflags: &[&str], perf_args: &[&str], args: &[&str]) -> UnderPerf {
+    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let bin = build_c(build.path(), name, cflags);
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &["--events", "sched,process", "--segment", "2s"],
+    );
+    let perf = Command::new("perf")
+        .args(["record", "-q", "-e", "sched:sched_switch"])
+        .args(perf_args)
+        .arg("-o")
+        .arg(build.path().join("perf.data"))
+        .arg("--")
+        .arg(&bin)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("perf (apt-get install linux-perf)");
+    assert!(perf.success());
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    UnderPerf { build, cap }
+}
+
 /// `perf script` of a perf.data file.
 fn perf_script(data: &Path, args: &[&str]) -> String {
     let out = Command::new("perf")
@@ -458,32 +472,15 @@ fn perf_script(data: &Path, args: &[&str]) -> String {
 #[test]
 fn a_made_up_frame_pointer_in_code_without_cfi_is_cut_with_no_wrong_parent() {
     require_root!();
-    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let bin = build_c(
-        build.path(),
-        "stacks-clobber",
-        &["-O2", "-fno-omit-frame-pointer"],
-    );
-    let cap = tempfile::tempdir().unwrap();
-    let rec = Recording::start(
-        cap.path(),
-        &["--events", "sched,process", "--segment", "2s"],
-    );
     // perf walks frame pointers at the same switches: it names the made-up parent, which proves
     // the trap is set.
-    let data = build.path().join("perf.data");
-    let perf = Command::new("perf")
-        .args(["record", "-q", "-e", "sched:sched_switch", "-g", "-o"])
-        .arg(&data)
-        .arg("--")
-        .arg(&bin)
-        .args(["clobber", "10", "30"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("perf (apt-get install linux-perf)");
-    assert!(perf.success());
-    std::thread::sleep(Duration::from_millis(300));
-    rec.stop();
+    let t = under_perf(
+        "stacks-clobber",
+        &["-O2", "-fno-omit-frame-pointer"],
+        &["-g"],
+        &["clobber", "10", "30"],
+    );
+    let (cap, data) = (t.cap.path(), t.build.path().join("perf.data"));
     let script = perf_script(&data, &[]);
     assert!(
         script.contains("flightrec_wrong_parent"),
@@ -495,7 +492,7 @@ fn a_made_up_frame_pointer_in_code_without_cfi_is_cut_with_no_wrong_parent() {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|p| p.parse::<u32>().ok())
         .expect("the program's pid in perf script");
-    let stacks = folded(cap.path(), "offcpu", pid);
+    let stacks = folded(cap, "offcpu", pid);
     let cut: Vec<&(Vec<String>, u64)> = stacks
         .iter()
         .filter(|(f, _)| f.iter().any(|x| x == "flightrec_clobbered_sleep"))
@@ -523,38 +520,13 @@ fn a_made_up_frame_pointer_in_code_without_cfi_is_cut_with_no_wrong_parent() {
 #[test]
 fn perf_dwarf_and_flightrec_agree_on_a_program_without_frame_pointers() {
     require_root!();
-    let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let bin = build_c(
-        build.path(),
+    let t = under_perf(
         "stacks-dwarf",
         &["-O2", "-fomit-frame-pointer"],
+        &["--call-graph", "dwarf"],
+        &["nanosleep", "5", "30"],
     );
-    let cap = tempfile::tempdir().unwrap();
-    let rec = Recording::start(
-        cap.path(),
-        &["--events", "sched,process", "--segment", "2s"],
-    );
-    let data = build.path().join("perf.data");
-    let perf = Command::new("perf")
-        .args([
-            "record",
-            "-q",
-            "-e",
-            "sched:sched_switch",
-            "--call-graph",
-            "dwarf",
-            "-o",
-        ])
-        .arg(&data)
-        .arg("--")
-        .arg(&bin)
-        .args(["nanosleep", "5", "30"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("perf (apt-get install linux-perf)");
-    assert!(perf.success());
-    std::thread::sleep(Duration::from_millis(300));
-    rec.stop();
+    let (cap, data) = (t.cap.path(), t.build.path().join("perf.data"));
     let script = perf_script(&data, &["-F", "comm,pid,ip,sym"]);
     // The first sample through the sleep: its frames, leaf first, reversed to root first.
     let mut sample: Vec<String> = Vec::new();
@@ -579,7 +551,7 @@ fn perf_dwarf_and_flightrec_agree_on_a_program_without_frame_pointers() {
         !sample.is_empty(),
         "perf --call-graph dwarf found the sleep:\n{script}"
     );
-    let ours = folded(cap.path(), "offcpu", pid);
+    let ours = folded(cap, "offcpu", pid);
     let (frames, _) = ours
         .iter()
         .find(|(f, _)| f.iter().any(|x| x == "flightrec_block_nanosleep"))
