@@ -332,6 +332,7 @@ impl Recorder {
                 recorder_cpu_ns: cpu - self.cpu_ns,
                 ring_peak_bytes: self.ring_peak,
             },
+            clock: Some(crate::host::clock_anchor()),
             ..Default::default()
         }
     }

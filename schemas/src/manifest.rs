@@ -166,6 +166,11 @@ pub struct SegmentMeta {
     /// journal's last checkpoint (`end_ns`), and events after it were lost uncounted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub salvaged: bool,
+    /// Clock readings taken as the segment closed: wall-clock time of this segment's `ts` values,
+    /// right even when the wall clock stepped since the manifest's anchor (absent in captures from
+    /// before it existed, and in salvaged segments: readers fall back to the manifest's `clock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockAnchor>,
 }
 
 /// The recorder's own cost over one segment.
