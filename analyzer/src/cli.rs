@@ -115,6 +115,25 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// SQL over captures, snapshots, bundles and lake trees (tables by their schema names, and the
+    /// views runq_latency, block_latency, syscall_latency, offcpu, samples, processes).
+    Sql {
+        /// Captures, snapshots, exported bundles or lake trees, from one or many hosts.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The query, e.g. "SELECT comm, COUNT(*) FROM samples GROUP BY comm".
+        #[arg(short = 'e', long = "execute", value_name = "SQL")]
+        query: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::sql::Format::Text)]
+        format: crate::sql::Format,
+        /// Write the result to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// List the tables and views with their columns.
+        #[arg(long, conflicts_with = "query")]
+        tables: bool,
+    },
     /// Interactive SVG flame graph.
     Flamegraph {
         #[command(flatten)]
@@ -219,6 +238,19 @@ pub fn run(cli: Cli) -> Result<String> {
             }
             Ok(out)
         }
+        Command::Sql {
+            inputs,
+            query,
+            format,
+            output,
+            tables,
+        } => crate::sql::run(&crate::sql::Options {
+            inputs,
+            query,
+            format,
+            output,
+            tables,
+        }),
         Command::Verify { common } => {
             let (cap, _) = open(&common)?;
             let v = crate::verify::verify(&cap)?;

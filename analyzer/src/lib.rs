@@ -7,6 +7,9 @@
 //! ([`intervals`]) and stitches the ones crossing segment boundaries; results are distributions
 //! ([`hist`]) or stacks ([`stackagg`]), printed as text, JSON, folded lines or flame graphs
 //! ([`flame`]). Every result carries the losses of the segments it covered ([`lost`]).
+//!
+//! [`sql`] answers any other question in SQL over captures and [`lake`] trees, with the same
+//! analyses as views.
 
 pub mod bundle;
 pub mod capture;
@@ -16,12 +19,14 @@ pub mod filter;
 pub mod flame;
 pub mod hist;
 pub mod intervals;
+pub mod lake;
 pub mod latency;
 pub mod lost;
 pub mod names;
 pub mod offcpu;
 pub mod parallel;
 pub mod profile;
+pub mod sql;
 pub mod stackagg;
 pub mod summary;
 pub mod syscalls;

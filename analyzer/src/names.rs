@@ -54,8 +54,8 @@ impl Tasks {
 /// Stacks and the names of their frames in one segment.
 #[derive(Default)]
 pub struct Stacks {
-    /// Frames by stack id, and the process a user stack belongs to.
-    frames: HashMap<u32, (i32, Vec<u64>)>,
+    /// Frames by stack id, the process a user stack belongs to, and whether it is a kernel stack.
+    frames: HashMap<u32, (i32, bool, Vec<u64>)>,
     /// Why a user stack stops short, by stack id (whole stacks are absent).
     truncated: HashMap<u32, Truncation>,
     ksyms: HashMap<u64, String>,
@@ -138,9 +138,10 @@ impl Stacks {
     pub fn load(seg: &Segment, debuginfo: Option<&Path>) -> Result<Stacks> {
         let mut frames = HashMap::new();
         let truncated = stack_truncations(seg)?;
-        for b in seg.read(Table::Stacks, &["stack_id", "tgid", "frames"])? {
+        for b in seg.read(Table::Stacks, &["stack_id", "tgid", "kernel", "frames"])? {
             let id = prim::<UInt32Type>(&b, "stack_id");
             let tgid = prim::<Int32Type>(&b, "tgid");
+            let kernel = crate::columns::bools(&b, "kernel");
             let lists = b
                 .column_by_name("frames")
                 .expect("projected")
@@ -153,7 +154,10 @@ impl Stacks {
                     .as_any()
                     .downcast_ref::<arrow::array::UInt64Array>()
                     .expect("list of u64");
-                frames.insert(id.value(i), (tgid.value(i), v.values().to_vec()));
+                frames.insert(
+                    id.value(i),
+                    (tgid.value(i), kernel.value(i), v.values().to_vec()),
+                );
             }
         }
         let mut ksyms = HashMap::new();
@@ -230,36 +234,44 @@ impl Stacks {
     pub fn fold(&self, comm: &str, kstack: Option<u32>, ustack: Option<u32>) -> String {
         let mut s = String::with_capacity(256);
         s.push_str(comm);
-        // A cut stack has no root: a marker takes its place, so flame graphs show it apart.
-        if let Some(t) = ustack.and_then(|id| self.truncated(id)) {
-            let _ = write!(s, ";[truncated: {}]", t.describe());
-        }
-        if let Some((tgid, f)) = ustack.and_then(|id| self.frames.get(&id)) {
-            for addr in f.iter().rev() {
-                match self.usyms.get(&(*tgid, *addr)) {
-                    Some(name) => {
-                        s.push(';');
-                        s.push_str(name);
-                    }
-                    None => {
-                        let _ = write!(s, ";0x{addr:x}");
-                    }
-                }
-            }
-        }
-        if let Some((_, f)) = kstack.and_then(|id| self.frames.get(&id)) {
-            for addr in f.iter().rev() {
-                match self.ksyms.get(addr) {
-                    Some(name) => {
-                        s.push(';');
-                        s.push_str(name);
-                    }
-                    None => {
-                        let _ = write!(s, ";0x{addr:x}");
-                    }
-                }
-            }
+        for id in [ustack, kstack].into_iter().flatten() {
+            self.fold_into(&mut s, id);
         }
         s
+    }
+
+    /// One stack alone, root first, frames joined by `;` (a cut user stack starts with its
+    /// `[truncated: reason]` marker); `None` for an id with neither frames nor a marker.
+    pub fn fold_stack(&self, id: u32) -> Option<String> {
+        let mut s = String::with_capacity(256);
+        self.fold_into(&mut s, id);
+        // fold_into puts a separator before every element.
+        (!s.is_empty()).then(|| s[1..].to_string())
+    }
+
+    /// Appends `;element` for each element of stack `id`.
+    fn fold_into(&self, s: &mut String, id: u32) {
+        // A cut stack has no root: a marker takes its place, so flame graphs show it apart.
+        if let Some(t) = self.truncated(id) {
+            let _ = write!(s, ";[truncated: {}]", t.describe());
+        }
+        if let Some((tgid, kernel, f)) = self.frames.get(&id) {
+            for addr in f.iter().rev() {
+                let name = if *kernel {
+                    self.ksyms.get(addr)
+                } else {
+                    self.usyms.get(&(*tgid, *addr))
+                };
+                match name {
+                    Some(name) => {
+                        s.push(';');
+                        s.push_str(name);
+                    }
+                    None => {
+                        let _ = write!(s, ";0x{addr:x}");
+                    }
+                }
+            }
+        }
     }
 }

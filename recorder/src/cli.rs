@@ -35,13 +35,18 @@ pub enum Command {
         /// Capture directory.
         dir: PathBuf,
     },
-    /// Write a capture or snapshot into one tar file for a ticket.
+    /// Write a capture or snapshot into one tar file for a ticket (-o), or captures from many
+    /// hosts into one Hive-partitioned Parquet tree for SQL engines (--lake).
     Export {
-        /// Capture or snapshot directory.
-        capture: PathBuf,
-        /// Output file.
-        #[arg(short, long)]
-        output: PathBuf,
+        /// Capture or snapshot directories (bundles too, with --lake).
+        #[arg(required = true)]
+        captures: Vec<PathBuf>,
+        /// Output file (one capture).
+        #[arg(short, long, required_unless_present = "lake", conflicts_with = "lake")]
+        output: Option<PathBuf>,
+        /// Lake directory: DIR/<table>/host=<host>/date=<yyyy-mm-dd>/<capture>.parquet.
+        #[arg(long, value_name = "DIR")]
+        lake: Option<PathBuf>,
     },
 }
 

@@ -72,3 +72,30 @@ pub fn export(capture: &Path, out: &Path) -> Result<u64> {
     fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(fs::metadata(out)?.len())
 }
+
+/// `flightrec export --lake DIR CAPTURE...`: each capture (directory, snapshot or bundle) into the
+/// lake tree at `lake` (`schemas/lake.md`). A stopped recorder's journal is salvaged first, as for
+/// a bundle.
+pub fn export_lake(captures: &[std::path::PathBuf], lake: &Path) -> Result<()> {
+    use flightrec_analyzer::{capture::Capture, lake::write};
+    fs::create_dir_all(lake).with_context(|| format!("cannot create {}", lake.display()))?;
+    for path in captures {
+        if path.join(MANIFEST_FILE).is_file() {
+            if let Ok(Some(s)) = crate::journal::salvage_stopped(path) {
+                s.report(path, false);
+            }
+        }
+        let cap = Capture::open(path)?;
+        let done = write::export(&cap, lake)
+            .with_context(|| format!("cannot export {} into {}", path.display(), lake.display()))?;
+        eprintln!(
+            "flightrec: {} -> {} as capture {} ({} files, {} events)",
+            path.display(),
+            lake.display(),
+            done.capture,
+            done.files,
+            done.rows
+        );
+    }
+    Ok(())
+}

@@ -93,13 +93,28 @@ fn main() -> ExitCode {
         Command::Record(a) => record(a),
         Command::Snapshot { dir, name } => snapshot(&dir, name),
         Command::Salvage { dir } => salvage(&dir),
-        Command::Export { capture, output } => export::export(&capture, &output).map(|bytes| {
-            eprintln!(
-                "flightrec: wrote {} ({})",
-                output.display(),
-                human_bytes(bytes)
-            );
-        }),
+        Command::Export {
+            captures,
+            output: Some(output),
+            ..
+        } => match captures.as_slice() {
+            [capture] => export::export(capture, &output).map(|bytes| {
+                eprintln!(
+                    "flightrec: wrote {} ({})",
+                    output.display(),
+                    human_bytes(bytes)
+                );
+            }),
+            _ => Err(anyhow::anyhow!(
+                "-o writes one capture; give one, or use --lake DIR for many"
+            )),
+        },
+        Command::Export {
+            captures,
+            lake: Some(lake),
+            ..
+        } => export::export_lake(&captures, &lake),
+        Command::Export { .. } => Err(anyhow::anyhow!("export needs -o FILE or --lake DIR")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@ use std::{fs, io::Write, path::Path};
 
 use super::*;
 
-fn tar_of_dir(dir: &Path, out: &Path) {
+pub(super) fn tar_of_dir(dir: &Path, out: &Path) {
     let mut b = tar::Builder::new(fs::File::create(out).unwrap());
     b.append_path_with_name(dir.join("manifest.json"), "manifest.json")
         .unwrap();

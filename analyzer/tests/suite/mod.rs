@@ -3,6 +3,7 @@ mod bundle;
 mod fuzz;
 mod golden;
 mod oracle;
+mod sql;
 mod truth;
 
 use std::{

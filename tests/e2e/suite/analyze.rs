@@ -88,7 +88,10 @@ fn analyses_match_the_workload_recorded_just_now() {
     ));
     // block_rq_issue runs in the dispatcher's context: under load blk-mq can defer a dispatch to
     // a kworker, and that request carries the kworker's pid (see schemas/README.md, block).
-    assert!(direct <= 32, "one WS request per direct write at most: {direct}");
+    assert!(
+        direct <= 32,
+        "one WS request per direct write at most: {direct}"
+    );
     assert!(
         direct + by_kworker >= 32,
         "each direct write issued by the workload or a kworker: {direct} + {by_kworker}"
@@ -136,7 +139,10 @@ fn workload_block_requests(c: &Capture, pid: i32) -> (u64, u64, u64) {
     for b in c.table(flightrec_schemas::Table::Tasks) {
         let (tid, comm) = (i32s(&b, "tid"), strings(&b, "comm"));
         for i in 0..b.num_rows() {
-            if comm[i].as_deref().is_some_and(|c| c.starts_with("kworker/")) {
+            if comm[i]
+                .as_deref()
+                .is_some_and(|c| c.starts_with("kworker/"))
+            {
                 kworkers.insert(tid[i]);
             }
         }

@@ -1,0 +1,124 @@
+//! `flightrec-analyze sql`: SQL over captures and lake trees on embedded Apache DataFusion.
+//!
+//! Every capture table is a SQL table of the same name ([`source`]), unioned over all segments and
+//! inputs, in the lake schema (`schemas/lake.md`); the book's analyses are views ([`views`],
+//! `schemas/sql/`) with the analyzer's pairing rules. Results print as [`output`] formats.
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub mod output;
+pub mod parity;
+pub mod source;
+pub mod views;
+
+pub use output::Format;
+use source::Input;
+
+/// Options of `sql`.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Captures, snapshots, bundles and lake trees.
+    pub inputs: Vec<PathBuf>,
+    /// The query (one statement).
+    pub query: Option<String>,
+    /// Output format.
+    pub format: Format,
+    /// Output file.
+    pub output: Option<PathBuf>,
+    /// List tables and views instead.
+    pub tables: bool,
+}
+
+/// A DataFusion error on one line, with where to look.
+fn one_line(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let text: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!(
+        "{} (`flightrec-analyze sql CAPTURE --tables` lists the tables, views and columns)",
+        text.join(" ")
+    )
+}
+
+/// A session with every table and view of `inputs` registered.
+pub async fn session(inputs: &[Input]) -> Result<SessionContext> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = SessionConfig::new()
+        .with_target_partitions(threads)
+        .with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    source::register(&ctx, inputs).await?;
+    for (name, text) in views::VIEWS {
+        if let Err(e) = ctx.sql(text).await {
+            bail!("view {name} of schemas/sql does not plan: {}", one_line(e));
+        }
+    }
+    Ok(ctx)
+}
+
+async fn list_tables(ctx: &SessionContext) -> Result<String> {
+    let mut out = String::new();
+    let mut names: Vec<String> = flightrec_schemas::Table::ALL
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    names.extend(crate::lake::meta::MetaTable::ALL.map(|m| m.name().to_string()));
+    names.extend(views::VIEWS.map(|(v, _)| v.to_string()));
+    for name in names {
+        let df = ctx.table(name.as_str()).await?;
+        let kind = if views::is_view(&name) {
+            "view"
+        } else {
+            "table"
+        };
+        let cols: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect();
+        out.push_str(&format!("{name} ({kind}): {}\n", cols.join(", ")));
+    }
+    Ok(out)
+}
+
+async fn run_async(opts: &Options, inputs: Vec<Input>) -> Result<String> {
+    let ctx = session(&inputs).await?;
+    if opts.tables {
+        return list_tables(&ctx).await;
+    }
+    let Some(query) = opts.query.as_deref() else {
+        bail!("no query: give one with -e 'SELECT ...', or --tables to list what there is");
+    };
+    let df = ctx
+        .sql(query)
+        .await
+        .map_err(|e| anyhow::anyhow!(one_line(e)))?;
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!(one_line(e)))?;
+    output::render(schema, &batches, opts.format, opts.output.as_deref())
+}
+
+/// Runs `sql`: the query's result as text (empty when written to a file).
+pub fn run(opts: &Options) -> Result<String> {
+    if opts.format == Format::Parquet && opts.output.is_none() {
+        bail!("--format parquet needs -o FILE");
+    }
+    let inputs = opts
+        .inputs
+        .iter()
+        .map(|p| Input::open(p))
+        .collect::<Result<Vec<_>>>()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(opts, inputs))
+}

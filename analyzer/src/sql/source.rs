@@ -1,0 +1,209 @@
+//! What `sql` reads: local captures (directories, snapshots, exported bundles), converted to the
+//! lake schema segment by segment as a query reads them, and lake trees, read as Hive-partitioned
+//! Parquet so that `WHERE host = ...` and `WHERE date = ...` skip whole directories. Both give
+//! every table the same columns ([`crate::lake::tables::schema`]).
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{bail, Context, Result};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::{
+    catalog::{streaming::StreamingTable, MemTable, TableProvider},
+    datasource::{
+        file_format::parquet::ParquetFormat,
+        listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
+    },
+    error::DataFusionError,
+    execution::{SendableRecordBatchStream, TaskContext},
+    physical_plan::{stream::RecordBatchStreamAdapter, streaming::PartitionStream},
+    prelude::SessionContext,
+};
+use flightrec_schemas::{Table, MANIFEST_FILE};
+use futures::StreamExt;
+
+use crate::{
+    capture::Capture,
+    lake::{
+        meta::MetaTable,
+        tables::{file_schema, schema, segment_rows, Ident, PARTITIONS},
+    },
+};
+
+/// One input of `sql`.
+pub enum Input {
+    /// A capture, snapshot or bundle.
+    Capture(Box<Capture>),
+    /// A lake tree written by `flightrec export --lake`.
+    Lake(PathBuf),
+}
+
+impl Input {
+    /// Opens `path` as whichever it is.
+    pub fn open(path: &Path) -> Result<Input> {
+        if path.is_file() || path.join(MANIFEST_FILE).is_file() {
+            return Ok(Input::Capture(Box::new(Capture::open(path)?)));
+        }
+        let lake_dirs = Table::ALL
+            .map(Table::name)
+            .into_iter()
+            .chain(MetaTable::ALL.map(MetaTable::name));
+        if path.is_dir() && lake_dirs.into_iter().any(|t| path.join(t).is_dir()) {
+            return Ok(Input::Lake(path.to_path_buf()));
+        }
+        bail!(
+            "{} is neither a flightrec capture, snapshot or bundle, nor a lake tree written by `flightrec export --lake`",
+            path.display()
+        )
+    }
+}
+
+/// One segment's table of one capture, converted when a query reads it.
+#[derive(Debug)]
+struct SegmentPart {
+    cap: Arc<Capture>,
+    ident: Arc<Ident>,
+    segment: usize,
+    table: Table,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for SegmentPart {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (cap, ident, segment, table) = (
+            self.cap.clone(),
+            self.ident.clone(),
+            self.segment,
+            self.table,
+        );
+        let rows = futures::stream::once(async move {
+            tokio::task::spawn_blocking(move || {
+                segment_rows(&cap, &ident, &cap.segments[segment], table)
+            })
+            .await
+        })
+        .flat_map(|r| {
+            let batches = match r {
+                Ok(Ok(b)) => b.into_iter().map(Ok).collect(),
+                Ok(Err(e)) => vec![Err(DataFusionError::External(e.into()))],
+                Err(e) => vec![Err(DataFusionError::External(Box::new(e)))],
+            };
+            futures::stream::iter(batches)
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), rows))
+    }
+}
+
+fn lake_table(roots: &[&PathBuf], name: &str, file: SchemaRef) -> Result<Option<ListingTable>> {
+    let mut urls = Vec::new();
+    for root in roots {
+        let dir = root.join(name);
+        if dir.is_dir() {
+            let dir = dir
+                .canonicalize()
+                .with_context(|| format!("cannot read {}", dir.display()))?;
+            urls.push(ListingTableUrl::parse(format!("{}/", dir.display()))?);
+        }
+    }
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(
+            PARTITIONS
+                .iter()
+                .map(|p| (p.to_string(), DataType::Utf8))
+                .collect(),
+        );
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(file);
+    Ok(Some(ListingTable::try_new(config)?))
+}
+
+/// Registers every table of `inputs` in `ctx`, each the union of all inputs.
+pub async fn register(ctx: &SessionContext, inputs: &[Input]) -> Result<()> {
+    let caps: Vec<(Arc<Capture>, Arc<Ident>)> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Capture(c) => Some((Arc::new((**c).clone()), Arc::new(Ident::of(c)))),
+            Input::Lake(_) => None,
+        })
+        .collect();
+    let lakes: Vec<&PathBuf> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Lake(p) => Some(p),
+            Input::Capture(_) => None,
+        })
+        .collect();
+    let mut tables: Vec<(&str, SchemaRef, SchemaRef, Option<Table>)> = Table::ALL
+        .into_iter()
+        .map(|t| (t.name(), schema(t), file_schema(t), Some(t)))
+        .collect();
+    tables.extend(
+        MetaTable::ALL
+            .into_iter()
+            .map(|m| (m.name(), m.schema(), m.file_schema(), None)),
+    );
+    for (name, schema, file, table) in tables {
+        let local: Arc<dyn TableProvider> = match table {
+            Some(_) if caps.is_empty() => {
+                Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?)
+            }
+            Some(table) => {
+                let mut parts: Vec<Arc<dyn PartitionStream>> = Vec::new();
+                for (cap, ident) in &caps {
+                    for segment in 0..cap.segments.len() {
+                        parts.push(Arc::new(SegmentPart {
+                            cap: cap.clone(),
+                            ident: ident.clone(),
+                            segment,
+                            table,
+                            schema: schema.clone(),
+                        }));
+                    }
+                }
+                Arc::new(StreamingTable::try_new(schema.clone(), parts)?)
+            }
+            None => {
+                let meta = MetaTable::ALL
+                    .into_iter()
+                    .find(|m| m.name() == name)
+                    .expect("a meta table");
+                let mut rows = caps
+                    .iter()
+                    .map(|(cap, ident)| meta.rows(cap, ident).map(|b| vec![b]))
+                    .collect::<Result<Vec<_>>>()?;
+                if rows.is_empty() {
+                    // No local capture: an empty table, unless a lake has it.
+                    rows.push(Vec::new());
+                }
+                Arc::new(MemTable::try_new(schema.clone(), rows)?)
+            }
+        };
+        match (lake_table(&lakes, name, file)?, caps.is_empty()) {
+            (None, _) => {
+                ctx.register_table(name, local)?;
+            }
+            (Some(lake), true) => {
+                ctx.register_table(name, Arc::new(lake))?;
+            }
+            (Some(lake), false) => {
+                ctx.register_table(format!("local_{name}"), local)?;
+                ctx.register_table(format!("lake_{name}"), Arc::new(lake))?;
+                ctx.sql(&format!(
+                    "CREATE VIEW {name} AS SELECT * FROM local_{name} UNION ALL SELECT * FROM lake_{name}"
+                ))
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
