@@ -6,6 +6,7 @@ mod incident;
 mod peers;
 mod record;
 mod reliability;
+mod sql;
 mod stacks;
 
 use std::{
@@ -93,8 +94,11 @@ pub fn workspace_bin(name: &str) -> PathBuf {
             "recorder/bpf",
             "schemas/src",
             "ebpf/flightrec-common/src",
+            // export --lake
+            "analyzer/src",
+            "schemas/sql",
         ],
-        "flightrec-analyze" => &["analyzer/src", "schemas/src"],
+        "flightrec-analyze" => &["analyzer/src", "schemas/src", "schemas/sql"],
         _ => &[],
     };
     let newest = inputs
