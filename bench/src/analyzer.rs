@@ -1,6 +1,7 @@
 //! Off-CPU analysis speed: a capture with at least `--switches` switch events is recorded from a
 //! pipe ping-pong (kept in target/bench-capture for reuse), then `offcpu --folded` and an off-CPU
-//! flame graph are timed over several rounds.
+//! flame graph are timed over several rounds, and the same off-CPU sums as SQL over the `offcpu`
+//! view, on the capture and on its lake export.
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -133,7 +134,22 @@ pub fn run(a: Args) -> Result<()> {
     let size: u64 = dir_bytes(&a.capture);
     let mut folded = Vec::new();
     let mut flame = Vec::new();
+    let lake = a.capture.with_extension("lake");
+    let _ = std::fs::remove_dir_all(&lake);
+    let export = time_sh(&format!(
+        "{bins}/flightrec export --lake {} {cap} 2>/dev/null",
+        lake.display()
+    ))?;
+    let query = "SELECT folded, SUM(offcpu_ns) FROM offcpu GROUP BY folded";
+    let (mut sql_cap, mut sql_lake) = (Vec::new(), Vec::new());
     for _ in 0..a.rounds {
+        sql_cap.push(time_sh(&format!(
+            "{analyze} sql {cap} --format csv -e '{query}' >/dev/null"
+        ))?);
+        sql_lake.push(time_sh(&format!(
+            "{analyze} sql {} --format csv -e '{query}' >/dev/null",
+            lake.display()
+        ))?);
         folded.push(time_sh(&format!(
             "{analyze} offcpu {cap} --folded 2>/dev/null"
         ))?);
@@ -143,6 +159,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let rate = |d: Duration| format!("{:.2} M/s", n as f64 / d.as_secs_f64() / 1e6);
     let (f, g) = (median(folded), median(flame));
+    let (sc, sl) = (median(sql_cap), median(sql_lake));
     let perf = if a.perf_seconds > 0 {
         perf_pipeline(&bins, a.perf_seconds, a.rounds)?
     } else {
@@ -166,7 +183,27 @@ pub fn run(a: Args) -> Result<()> {
                 format!("{:.3} s", g.as_secs_f64()),
                 rate(g),
             ],
+            vec![
+                format!("sql '{query}' on the capture"),
+                format!("{:.3} s", sc.as_secs_f64()),
+                rate(sc),
+            ],
+            vec![
+                "the same on its lake export".into(),
+                format!("{:.3} s", sl.as_secs_f64()),
+                rate(sl),
+            ],
+            vec![
+                "flightrec export --lake (once)".into(),
+                format!("{:.3} s", export.as_secs_f64()),
+                rate(export),
+            ],
         ],
+    );
+    println!(
+        "\nSQL over the offcpu view takes {:.1}x (capture) and {:.1}x (lake) the time of offcpu --folded.",
+        sc.as_secs_f64() / f.as_secs_f64(),
+        sl.as_secs_f64() / f.as_secs_f64()
     );
     if let Some((events, t)) = perf {
         println!(

@@ -1,7 +1,7 @@
 -- Processes (execsnoop + exitsnoop): one row per process that started, exec'd or exited in the
--- capture. start is its fork (null if it started before the capture), exec the last exec, end
--- its exit (null if still running). status is the wait status: exit_code for a normal exit,
--- signal when a signal killed it.
+-- capture. start_time is its fork (null if it started before the capture), exec_time its last
+-- exec, end_time its exit (null if still running). status is the wait status: exit_code for a
+-- normal exit, signal when a signal killed it.
 CREATE VIEW processes AS
 WITH ev AS (
     SELECT host, boot_id, capture, event, ts, time, comm, filename, exit_code, group_dead,
@@ -27,7 +27,7 @@ WITH ev AS (
 SELECT p.host, p.boot_id, p.capture, p.pid, COALESCE(t.ppid, pt.tgid, p.parent_tid) AS ppid,
        COALESCE(p.exit_comm, p.exec_comm, t.comm, '[unknown]') AS comm,
        COALESCE(p.exec_file, t.exe) AS exe,
-       p.start_time AS start, p.exec_time AS exec, p.end_time AS "end",
+       p.start_time, p.exec_time, p.end_time,
        p.end_ts - p.start_ts AS lifetime_ns,
        p.status,
        CASE WHEN (p.status & 127) = 0 THEN CAST(FLOOR(p.status / 256) AS INT) END AS exit_code,

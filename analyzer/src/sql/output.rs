@@ -1,8 +1,9 @@
-//! Printing query results: an aligned table, CSV, JSON (an array of objects) or Parquet.
+//! Printing query results: an aligned table, CSV, JSON (an array of objects), Parquet, or folded
+//! lines for flame graphs.
 use std::{fs::File, io::Write, path::Path};
 
 use anyhow::{bail, Context, Result};
-use arrow::{datatypes::SchemaRef, record_batch::RecordBatch};
+use arrow::{array::Array, datatypes::SchemaRef, record_batch::RecordBatch};
 use datafusion::arrow::{csv, json, util::pretty};
 
 /// Output format of `sql`.
@@ -17,6 +18,30 @@ pub enum Format {
     Json,
     /// A Parquet file (needs -o).
     Parquet,
+    /// `stack value` lines for flame graph tools, from a query of two columns (folded stack, number).
+    Folded,
+}
+
+/// Two-column rows as `first second` lines.
+fn folded(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for b in batches {
+        if b.num_columns() != 2 {
+            bail!(
+                "--format folded needs two columns (folded stack, value); the query gives {}",
+                b.num_columns()
+            );
+        }
+        for i in 0..b.num_rows() {
+            let text = |c: usize| -> Result<String> {
+                Ok(arrow::util::display::array_value_to_string(b.column(c), i)?)
+            };
+            if b.column(0).is_valid(i) && b.column(1).is_valid(i) {
+                writeln!(out, "{} {}", text(0)?, text(1)?)?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Renders `batches` as `format`, to `output` or returned as text.
@@ -65,6 +90,7 @@ pub fn render(
             buf.push(b'\n');
             buf
         }
+        Format::Folded => folded(batches)?,
         Format::Parquet => {
             let Some(path) = output else {
                 bail!("--format parquet needs -o FILE");

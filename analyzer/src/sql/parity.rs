@@ -29,7 +29,8 @@ pub fn distribution_sql(view: &str, column: &str) -> String {
     format!(
         "WITH r AS (SELECT {column} AS d, ROW_NUMBER() OVER (ORDER BY {column}) AS rn, \
          COUNT(*) OVER () AS n FROM {view}) \
-         SELECT COUNT(*), MIN(d), SUM(d), {}, {}, {}, {}, MAX(d) FROM r",
+         SELECT COUNT(*) AS count, MIN(d) AS min, SUM(d) AS total, {} AS p50, {} AS p90, \
+         {} AS p99, {} AS p999, MAX(d) AS max FROM r",
         p("0.50"),
         p("0.90"),
         p("0.99"),
@@ -41,8 +42,8 @@ pub fn distribution_sql(view: &str, column: &str) -> String {
 pub fn buckets_sql(view: &str, column: &str) -> String {
     format!(
         "SELECT CASE WHEN {column} / 1000 < 1 THEN 0 \
-         ELSE CAST(FLOOR(LOG2(CAST({column} / 1000 AS DOUBLE))) AS BIGINT) END AS b, COUNT(*) \
-         FROM {view} GROUP BY 1 ORDER BY 1"
+         ELSE CAST(FLOOR(LOG2(CAST({column} / 1000 AS DOUBLE))) AS BIGINT) END AS bucket, \
+         COUNT(*) AS n FROM {view} GROUP BY 1 ORDER BY 1"
     )
 }
 
@@ -95,6 +96,65 @@ async fn sql_distribution(ctx: &SessionContext, view: &str, column: &str) -> Res
     Ok(d)
 }
 
+/// Sum and count per folded stack of a view, in SQL every engine runs.
+pub fn folded_sql(view: &str, value: &str) -> String {
+    format!("SELECT folded, SUM({value}) AS total, COUNT(*) AS n FROM {view} GROUP BY folded")
+}
+
+/// The queries that pin the views down: per latency view its distribution and buckets, per
+/// stack view its folded sums. (name, SQL).
+pub fn contract_queries() -> Vec<(String, String)> {
+    let mut q = Vec::new();
+    for view in ["runq_latency", "block_latency", "syscall_latency"] {
+        q.push((
+            format!("{view} distribution"),
+            distribution_sql(view, "latency_ns"),
+        ));
+        q.push((format!("{view} buckets"), buckets_sql(view, "latency_ns")));
+    }
+    q.push(("offcpu folded".into(), folded_sql("offcpu", "offcpu_ns")));
+    q.push(("samples folded".into(), folded_sql("samples", "1")));
+    q
+}
+
+/// Each query's rows over `inputs`, every value as text (null as empty), rows sorted: for
+/// comparing with another engine's answers.
+pub fn rows_as_text(
+    inputs: Vec<Input>,
+    queries: &[(String, String)],
+) -> Result<Vec<Vec<Vec<String>>>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ctx = super::session(&inputs).await?;
+        let mut out = Vec::new();
+        for (_, sql) in queries {
+            let mut rows = Vec::new();
+            for b in query(&ctx, sql).await? {
+                for i in 0..b.num_rows() {
+                    rows.push(
+                        b.columns()
+                            .iter()
+                            .map(|c| {
+                                if c.is_null(i) {
+                                    String::new()
+                                } else {
+                                    arrow::util::display::array_value_to_string(c, i)
+                                        .unwrap_or_default()
+                                }
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            rows.sort();
+            out.push(rows);
+        }
+        Ok(out)
+    })
+}
+
 /// Sum and count per folded stack of a view.
 async fn sql_folded(
     ctx: &SessionContext,
@@ -102,8 +162,7 @@ async fn sql_folded(
     value: &str,
 ) -> Result<BTreeMap<String, (u64, u64)>> {
     let mut out = BTreeMap::new();
-    let sql = format!("SELECT folded, SUM({value}), COUNT(*) FROM {view} GROUP BY folded");
-    for b in query(ctx, &sql).await? {
+    for b in query(ctx, &folded_sql(view, value)).await? {
         let f = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
         let f = f.as_string::<i32>();
         for i in 0..b.num_rows() {

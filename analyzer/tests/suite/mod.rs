@@ -3,6 +3,7 @@ mod bundle;
 mod fuzz;
 mod golden;
 mod oracle;
+mod spark;
 mod sql;
 mod truth;
 

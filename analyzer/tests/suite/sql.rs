@@ -177,6 +177,22 @@ fn output_formats_and_errors() {
     .map(|b| b.unwrap().num_rows())
     .sum();
     assert_eq!(rows, json.as_array().unwrap().len());
+    // Folded lines feed flame graph tools: the same sums as `offcpu --folded` (µs there).
+    let lines = ok(&[
+        "sql",
+        d,
+        "--format",
+        "folded",
+        "-e",
+        "SELECT folded, SUM(offcpu_ns) / 1000 FROM offcpu GROUP BY folded HAVING SUM(offcpu_ns) / 1000 > 0",
+    ]);
+    let mut ours: Vec<&str> = lines.lines().collect();
+    let analyzer = ok(&["offcpu", d, "--folded"]);
+    let mut theirs: Vec<&str> = analyzer.lines().collect();
+    ours.sort_unstable();
+    theirs.sort_unstable();
+    assert!(!ours.is_empty());
+    assert_eq!(ours, theirs);
     let tables = ok(&["sql", d, "--tables"]);
     for t in [
         "sched_switch (table)",
