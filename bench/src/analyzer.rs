@@ -141,8 +141,17 @@ pub fn run(a: Args) -> Result<()> {
         lake.display()
     ))?;
     let query = "SELECT folded, SUM(offcpu_ns) FROM offcpu GROUP BY folded";
+    let runq_query = "SELECT COUNT(*), SUM(latency_ns), MAX(latency_ns) FROM runq_latency";
     let (mut sql_cap, mut sql_lake) = (Vec::new(), Vec::new());
+    let (mut runq, mut runq_sql) = (Vec::new(), Vec::new());
     for _ in 0..a.rounds {
+        runq.push(time_sh(&format!(
+            "{analyze} latency {cap} --kind runq >/dev/null 2>&1"
+        ))?);
+        runq_sql.push(time_sh(&format!(
+            "{analyze} sql {} --format csv -e '{runq_query}' >/dev/null",
+            lake.display()
+        ))?);
         sql_cap.push(time_sh(&format!(
             "{analyze} sql {cap} --format csv -e '{query}' >/dev/null"
         ))?);
@@ -160,6 +169,7 @@ pub fn run(a: Args) -> Result<()> {
     let rate = |d: Duration| format!("{:.2} M/s", n as f64 / d.as_secs_f64() / 1e6);
     let (f, g) = (median(folded), median(flame));
     let (sc, sl) = (median(sql_cap), median(sql_lake));
+    let (rq, rs) = (median(runq), median(runq_sql));
     let perf = if a.perf_seconds > 0 {
         perf_pipeline(&bins, a.perf_seconds, a.rounds)?
     } else {
@@ -194,6 +204,16 @@ pub fn run(a: Args) -> Result<()> {
                 rate(sl),
             ],
             vec![
+                "latency --kind runq".into(),
+                format!("{:.3} s", rq.as_secs_f64()),
+                rate(rq),
+            ],
+            vec![
+                format!("sql '{runq_query}' on the lake"),
+                format!("{:.3} s", rs.as_secs_f64()),
+                rate(rs),
+            ],
+            vec![
                 "flightrec export --lake (once)".into(),
                 format!("{:.3} s", export.as_secs_f64()),
                 rate(export),
@@ -201,9 +221,11 @@ pub fn run(a: Args) -> Result<()> {
         ],
     );
     println!(
-        "\nSQL over the offcpu view takes {:.1}x (capture) and {:.1}x (lake) the time of offcpu --folded.",
+        "\nSQL over the offcpu view takes {:.1}x (capture) and {:.1}x (lake) the time of offcpu --folded; runq_latency {:.1}x latency --kind runq. Lake: {:.1} MiB.",
         sc.as_secs_f64() / f.as_secs_f64(),
-        sl.as_secs_f64() / f.as_secs_f64()
+        sl.as_secs_f64() / f.as_secs_f64(),
+        rs.as_secs_f64() / rq.as_secs_f64(),
+        dir_bytes(&lake) as f64 / 1048576.0
     );
     if let Some((events, t)) = perf {
         println!(

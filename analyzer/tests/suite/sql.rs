@@ -221,3 +221,55 @@ fn output_formats_and_errors() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_lake_of_several_hosts_answers_per_host_like_the_analyzer_on_each() {
+    let f = fixture("basic");
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("lake");
+    let hosts = ["db-1", "web-1", "web-2"];
+    for host in hosts {
+        // The fixture as if recorded on another host: only the manifest says where.
+        let copy = tmp.path().join(host);
+        copy_dir(&f.dir, &copy);
+        let path = copy.join("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m["host"] = host.into();
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        lake::write::export(&Capture::open(&copy).unwrap(), &tree).unwrap();
+        assert!(tree.join(format!("sched_switch/host={host}")).is_dir());
+    }
+    let runq = super::json(&["latency", f.dir.to_str().unwrap(), "--kind", "runq"]);
+    let (n, p99) = (
+        runq["groups"][0]["count"].as_u64().unwrap(),
+        runq["groups"][0]["percentiles"]["p99"].as_u64().unwrap(),
+    );
+    // The README's fleet question: per-host nearest-rank p99 of run-queue latency.
+    let out = ok(&[
+        "sql",
+        tree.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-e",
+        "WITH r AS (SELECT host, latency_ns AS d, \
+           ROW_NUMBER() OVER (PARTITION BY host ORDER BY latency_ns) AS rn, \
+           COUNT(*) OVER (PARTITION BY host) AS n FROM runq_latency) \
+         SELECT host, COUNT(*) AS n, MIN(CASE WHEN rn >= CEIL(CAST(0.99 AS DOUBLE) * n) THEN d END) AS p99 \
+         FROM r GROUP BY host ORDER BY host",
+    ]);
+    let want: String = std::iter::once("host,n,p99".to_string())
+        .chain(hosts.iter().map(|h| format!("{h},{n},{p99}")))
+        .map(|l| l + "\n")
+        .collect();
+    assert_eq!(out, want);
+    let one = ok(&[
+        "sql",
+        tree.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-e",
+        "SELECT COUNT(*) FROM runq_latency WHERE host = 'web-2'",
+    ]);
+    assert_eq!(one.lines().nth(1), Some(n.to_string().as_str()));
+}
