@@ -1,9 +1,9 @@
 mod broken;
 mod bundle;
+mod engines;
 mod fuzz;
 mod golden;
 mod oracle;
-mod spark;
 mod sql;
 mod truth;
 
