@@ -18,7 +18,7 @@ WITH ev AS (
            LAG(rwbs) OVER w AS prev_rwbs,
            LAG(bytes) OVER w AS prev_bytes
     FROM ev
-    WINDOW w AS (PARTITION BY host, boot_id, capture, dev, sector ORDER BY segment, ts, is_open)
+    WINDOW w AS (PARTITION BY capture, dev, sector ORDER BY segment, ts, is_open)
 ), tasks1 AS (
     SELECT capture, segment, tid, MAX(comm) AS comm
     FROM tasks GROUP BY capture, segment, tid

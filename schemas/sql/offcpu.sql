@@ -24,7 +24,7 @@ WITH ev AS (
            LAG(tgid) OVER w AS prev_tgid,
            LAG(state) OVER w AS prev_state
     FROM ev
-    WINDOW w AS (PARTITION BY host, boot_id, capture, tid ORDER BY segment, ts, ord)
+    WINDOW w AS (PARTITION BY capture, tid ORDER BY segment, ts, ord)
 ), tasks1 AS (
     SELECT capture, segment, tid, MAX(comm) AS comm
     FROM tasks GROUP BY capture, segment, tid

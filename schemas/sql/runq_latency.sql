@@ -21,7 +21,7 @@ WITH ev AS (
            LAG(time) OVER w AS prev_time,
            LAG(segment) OVER w AS prev_segment
     FROM ev
-    WINDOW w AS (PARTITION BY host, boot_id, capture, tid ORDER BY segment, ts, ord)
+    WINDOW w AS (PARTITION BY capture, tid ORDER BY segment, ts, ord)
 ), tasks1 AS (
     SELECT capture, segment, tid, MAX(tgid) AS tgid, MAX(comm) AS comm
     FROM tasks GROUP BY capture, segment, tid

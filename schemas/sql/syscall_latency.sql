@@ -15,7 +15,7 @@ WITH ev AS (
            LAG(id) OVER w AS prev_id,
            LAG(name) OVER w AS prev_name
     FROM ev
-    WINDOW w AS (PARTITION BY host, boot_id, capture, tid ORDER BY segment, ts, is_open)
+    WINDOW w AS (PARTITION BY capture, tid ORDER BY segment, ts, is_open)
 ), tasks1 AS (
     SELECT capture, segment, tid, MAX(comm) AS comm
     FROM tasks GROUP BY capture, segment, tid
