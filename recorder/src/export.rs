@@ -26,15 +26,9 @@ fn append(tar: &mut tar::Builder<impl Write>, name: &str, path: &Path) -> Result
     Ok(())
 }
 
-/// Writes `capture` (a capture or snapshot directory) into the tar file `out`.
-pub fn export(capture: &Path, out: &Path) -> Result<u64> {
-    if !capture.join(MANIFEST_FILE).is_file() {
-        bail!(
-            "{} is not a flightrec capture or snapshot (no {MANIFEST_FILE})",
-            capture.display()
-        );
-    }
-    // A recorder killed while recording left its open segment in a journal: ship it too.
+/// A recorder killed while recording left its open segment in a journal: salvage it so the export
+/// ships it too. A journal that cannot be salvaged is reported, and the finished segments go.
+fn salvage_before_export(capture: &Path) {
     match crate::journal::salvage_stopped(capture) {
         Ok(Some(s)) => s.report(capture, false),
         Ok(None) => {}
@@ -43,6 +37,17 @@ pub fn export(capture: &Path, out: &Path) -> Result<u64> {
             capture.display()
         ),
     }
+}
+
+/// Writes `capture` (a capture or snapshot directory) into the tar file `out`.
+pub fn export(capture: &Path, out: &Path) -> Result<u64> {
+    if !capture.join(MANIFEST_FILE).is_file() {
+        bail!(
+            "{} is not a flightrec capture or snapshot (no {MANIFEST_FILE})",
+            capture.display()
+        );
+    }
+    salvage_before_export(capture);
     let segments = finished_segments(capture);
     if segments.is_empty() {
         bail!("{} holds no finished segment to export", capture.display());
@@ -75,15 +80,14 @@ pub fn export(capture: &Path, out: &Path) -> Result<u64> {
 
 /// `flightrec export --lake DIR CAPTURE...`: each capture (directory, snapshot or bundle) into the
 /// lake tree at `lake` (`schemas/lake.md`). A stopped recorder's journal is salvaged first, as for
-/// a bundle.
+/// a tar export.
 pub fn export_lake(captures: &[std::path::PathBuf], lake: &Path) -> Result<()> {
     use flightrec_analyzer::{capture::Capture, lake::write};
     fs::create_dir_all(lake).with_context(|| format!("cannot create {}", lake.display()))?;
     for path in captures {
+        // A bundle has no journal; a directory may.
         if path.join(MANIFEST_FILE).is_file() {
-            if let Ok(Some(s)) = crate::journal::salvage_stopped(path) {
-                s.report(path, false);
-            }
+            salvage_before_export(path);
         }
         let cap = Capture::open(path)?;
         let done = write::export(&cap, lake)

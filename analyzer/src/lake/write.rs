@@ -62,7 +62,6 @@ impl Files {
         let file_cols = self.schema.fields().len();
         let date = b.column(file_cols + 1).as_string::<i32>();
         let mut dates: Vec<&str> = date.iter().flatten().collect();
-        dates.dedup();
         dates.sort_unstable();
         dates.dedup();
         for d in dates {

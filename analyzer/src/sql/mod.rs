@@ -63,19 +63,11 @@ pub async fn session(inputs: &[Input]) -> Result<SessionContext> {
 
 async fn list_tables(ctx: &SessionContext) -> Result<String> {
     let mut out = String::new();
-    let mut names: Vec<String> = flightrec_schemas::Table::ALL
-        .iter()
-        .map(|t| t.name().to_string())
-        .collect();
-    names.extend(crate::lake::meta::MetaTable::ALL.map(|m| m.name().to_string()));
-    names.extend(views::VIEWS.map(|(v, _)| v.to_string()));
-    for name in names {
-        let df = ctx.table(name.as_str()).await?;
-        let kind = if views::is_view(&name) {
-            "view"
-        } else {
-            "table"
-        };
+    let tables = source::SqlTable::all()
+        .into_iter()
+        .map(|t| (t.name(), "table"));
+    for (name, kind) in tables.chain(views::VIEWS.map(|(v, _)| (v, "view"))) {
+        let df = ctx.table(name).await?;
         let cols: Vec<String> = df
             .schema()
             .fields()
@@ -117,8 +109,13 @@ pub fn run(opts: &Options) -> Result<String> {
         .iter()
         .map(|p| Input::open(p))
         .collect::<Result<Vec<_>>>()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    block_on(run_async(opts, inputs))
+}
+
+/// Runs `work` to completion on a multi-threaded runtime (DataFusion is async; callers are not).
+pub fn block_on<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    rt.block_on(run_async(opts, inputs))
+        .build()?
+        .block_on(work)
 }

@@ -123,10 +123,7 @@ pub fn rows_as_text(
     inputs: Vec<Input>,
     queries: &[(String, String)],
 ) -> Result<Vec<Vec<Vec<String>>>> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    super::block_on(async {
         let ctx = super::session(&inputs).await?;
         let mut out = Vec::new();
         for (_, sql) in queries {
@@ -191,10 +188,7 @@ pub struct Parity {
 /// Compares the views over `inputs` with the analyzer on `cap` (the same capture, maybe in
 /// another form: a lake tree, a bundle).
 pub fn compare(cap: &Capture, inputs: Vec<Input>) -> Result<Parity> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    super::block_on(async {
         let ctx = super::session(&inputs).await?;
         let all = Filter::default();
         let mut p = Parity::default();

@@ -39,17 +39,60 @@ pub enum Input {
     Lake(PathBuf),
 }
 
+/// A table `sql` offers: a capture table or one made from manifests.
+#[derive(Clone, Copy, Debug)]
+pub enum SqlTable {
+    /// A table of the capture format.
+    Capture(Table),
+    /// `captures` or `segments`.
+    Meta(MetaTable),
+}
+
+impl SqlTable {
+    /// Every one, capture tables first.
+    pub fn all() -> Vec<SqlTable> {
+        Table::ALL
+            .map(SqlTable::Capture)
+            .into_iter()
+            .chain(MetaTable::ALL.map(SqlTable::Meta))
+            .collect()
+    }
+
+    /// Its SQL name, also its directory in a lake.
+    pub fn name(self) -> &'static str {
+        match self {
+            SqlTable::Capture(t) => t.name(),
+            SqlTable::Meta(m) => m.name(),
+        }
+    }
+
+    /// Its columns as a lake file stores them.
+    fn file_schema(self) -> SchemaRef {
+        match self {
+            SqlTable::Capture(t) => file_schema(t),
+            SqlTable::Meta(m) => m.file_schema(),
+        }
+    }
+
+    /// Its columns as SQL sees them.
+    fn schema(self) -> SchemaRef {
+        match self {
+            SqlTable::Capture(t) => schema(t),
+            SqlTable::Meta(m) => m.schema(),
+        }
+    }
+}
+
 impl Input {
     /// Opens `path` as whichever it is.
     pub fn open(path: &Path) -> Result<Input> {
         if path.is_file() || path.join(MANIFEST_FILE).is_file() {
             return Ok(Input::Capture(Box::new(Capture::open(path)?)));
         }
-        let lake_dirs = Table::ALL
-            .map(Table::name)
+        let is_lake = SqlTable::all()
             .into_iter()
-            .chain(MetaTable::ALL.map(MetaTable::name));
-        if path.is_dir() && lake_dirs.into_iter().any(|t| path.join(t).is_dir()) {
+            .any(|t| path.join(t.name()).is_dir());
+        if path.is_dir() && is_lake {
             return Ok(Input::Lake(path.to_path_buf()));
         }
         bail!(
@@ -143,21 +186,13 @@ pub async fn register(ctx: &SessionContext, inputs: &[Input]) -> Result<()> {
             Input::Capture(_) => None,
         })
         .collect();
-    let mut tables: Vec<(&str, SchemaRef, SchemaRef, Option<Table>)> = Table::ALL
-        .into_iter()
-        .map(|t| (t.name(), schema(t), file_schema(t), Some(t)))
-        .collect();
-    tables.extend(
-        MetaTable::ALL
-            .into_iter()
-            .map(|m| (m.name(), m.schema(), m.file_schema(), None)),
-    );
-    for (name, schema, file, table) in tables {
+    for table in SqlTable::all() {
+        let (name, schema) = (table.name(), table.schema());
         let local: Arc<dyn TableProvider> = match table {
-            Some(_) if caps.is_empty() => {
+            SqlTable::Capture(_) if caps.is_empty() => {
                 Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?)
             }
-            Some(table) => {
+            SqlTable::Capture(table) => {
                 let mut parts: Vec<Arc<dyn PartitionStream>> = Vec::new();
                 for (cap, ident) in &caps {
                     for segment in 0..cap.segments.len() {
@@ -172,11 +207,7 @@ pub async fn register(ctx: &SessionContext, inputs: &[Input]) -> Result<()> {
                 }
                 Arc::new(StreamingTable::try_new(schema.clone(), parts)?)
             }
-            None => {
-                let meta = MetaTable::ALL
-                    .into_iter()
-                    .find(|m| m.name() == name)
-                    .expect("a meta table");
+            SqlTable::Meta(meta) => {
                 let mut rows = caps
                     .iter()
                     .map(|(cap, ident)| meta.rows(cap, ident).map(|b| vec![b]))
@@ -188,7 +219,10 @@ pub async fn register(ctx: &SessionContext, inputs: &[Input]) -> Result<()> {
                 Arc::new(MemTable::try_new(schema.clone(), rows)?)
             }
         };
-        match (lake_table(&lakes, name, file)?, caps.is_empty()) {
+        match (
+            lake_table(&lakes, name, table.file_schema())?,
+            caps.is_empty(),
+        ) {
             (None, _) => {
                 ctx.register_table(name, local)?;
             }

@@ -21,8 +21,3 @@ pub const VIEWS: [(&str, &str); 6] = [
         include_str!("../../../schemas/sql/processes.sql"),
     ),
 ];
-
-/// True for the name of one of the views.
-pub fn is_view(name: &str) -> bool {
-    VIEWS.iter().any(|(v, _)| *v == name)
-}
