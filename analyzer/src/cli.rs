@@ -133,6 +133,11 @@ pub enum Command {
         /// List the tables and views with their columns.
         #[arg(long, conflicts_with = "query")]
         tables: bool,
+        /// Run on an Apache DataFusion Ballista cluster (its scheduler, e.g. df://localhost:50050;
+        /// `flightrec-cluster` starts one) instead of in this process. Inputs must be lake trees
+        /// at paths every executor can read.
+        #[arg(long, value_name = "df://HOST:PORT")]
+        cluster: Option<String>,
     },
     /// Interactive SVG flame graph.
     Flamegraph {
@@ -244,12 +249,14 @@ pub fn run(cli: Cli) -> Result<String> {
             format,
             output,
             tables,
+            cluster,
         } => crate::sql::run(&crate::sql::Options {
             inputs,
             query,
             format,
             output,
             tables,
+            cluster,
         }),
         Command::Verify { common } => {
             let (cap, _) = open(&common)?;

@@ -144,7 +144,20 @@ pub fn run(a: Args) -> Result<()> {
     let runq_query = "SELECT COUNT(*), SUM(latency_ns), MAX(latency_ns) FROM runq_latency";
     let (mut sql_cap, mut sql_lake) = (Vec::new(), Vec::new());
     let (mut runq, mut runq_sql) = (Vec::new(), Vec::new());
+    let (mut sql_cluster, mut runq_cluster) = (Vec::new(), Vec::new());
+    // Two executors of one task each: the two CPUs of this machine, as the embedded engine has.
+    let cluster = crate::cluster::Cluster::start(&bins, 2, 1)?;
     for _ in 0..a.rounds {
+        sql_cluster.push(time_sh(&format!(
+            "{analyze} sql --cluster {} {} --format csv -e '{query}' >/dev/null",
+            cluster.url,
+            lake.display()
+        ))?);
+        runq_cluster.push(time_sh(&format!(
+            "{analyze} sql --cluster {} {} --format csv -e '{runq_query}' >/dev/null",
+            cluster.url,
+            lake.display()
+        ))?);
         runq.push(time_sh(&format!(
             "{analyze} latency {cap} --kind runq >/dev/null 2>&1"
         ))?);
@@ -170,6 +183,8 @@ pub fn run(a: Args) -> Result<()> {
     let (f, g) = (median(folded), median(flame));
     let (sc, sl) = (median(sql_cap), median(sql_lake));
     let (rq, rs) = (median(runq), median(runq_sql));
+    let (cs, cr) = (median(sql_cluster), median(runq_cluster));
+    drop(cluster);
     let perf = if a.perf_seconds > 0 {
         perf_pipeline(&bins, a.perf_seconds, a.rounds)?
     } else {
@@ -204,6 +219,11 @@ pub fn run(a: Args) -> Result<()> {
                 rate(sl),
             ],
             vec![
+                "the same on a Ballista cluster (2 executors)".into(),
+                format!("{:.3} s", cs.as_secs_f64()),
+                rate(cs),
+            ],
+            vec![
                 "latency --kind runq".into(),
                 format!("{:.3} s", rq.as_secs_f64()),
                 rate(rq),
@@ -212,6 +232,11 @@ pub fn run(a: Args) -> Result<()> {
                 format!("sql '{runq_query}' on the lake"),
                 format!("{:.3} s", rs.as_secs_f64()),
                 rate(rs),
+            ],
+            vec![
+                "the same on a Ballista cluster (2 executors)".into(),
+                format!("{:.3} s", cr.as_secs_f64()),
+                rate(cr),
             ],
             vec![
                 "flightrec export --lake (once)".into(),

@@ -7,6 +7,7 @@
 //!   cargo run --release -p flightrec-bench -- throughput [--seconds 30] [--rates 100000,...]
 //!   cargo run --release -p flightrec-bench -- redis [--requests 200000] [--baseline DIR]
 mod analyzer;
+mod cluster;
 mod overhead;
 mod redis;
 mod throughput;

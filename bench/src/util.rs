@@ -21,6 +21,8 @@ pub fn release_bins() -> Result<PathBuf> {
             "flightrec-analyzer",
             "-p",
             "flightrec-tests",
+            "-p",
+            "flightrec-cluster",
         ])
         .status()
         .context("running cargo build")?;

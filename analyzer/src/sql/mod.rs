@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+pub mod cluster;
 pub mod output;
 pub mod parity;
 pub mod source;
@@ -29,6 +30,8 @@ pub struct Options {
     pub output: Option<PathBuf>,
     /// List tables and views instead.
     pub tables: bool,
+    /// A Ballista scheduler, `df://HOST:PORT`, to run the query on.
+    pub cluster: Option<String>,
 }
 
 /// A DataFusion error on one line, with where to look.
@@ -53,12 +56,18 @@ pub async fn session(inputs: &[Input]) -> Result<SessionContext> {
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     source::register(&ctx, inputs).await?;
+    register_views(&ctx).await?;
+    Ok(ctx)
+}
+
+/// Creates the views of `schemas/sql` in `ctx`, whose tables are registered.
+async fn register_views(ctx: &SessionContext) -> Result<()> {
     for (name, text) in views::VIEWS {
         if let Err(e) = ctx.sql(text).await {
             bail!("view {name} of schemas/sql does not plan: {}", one_line(e));
         }
     }
-    Ok(ctx)
+    Ok(())
 }
 
 async fn list_tables(ctx: &SessionContext) -> Result<String> {
@@ -80,7 +89,10 @@ async fn list_tables(ctx: &SessionContext) -> Result<String> {
 }
 
 async fn run_async(opts: &Options, inputs: Vec<Input>) -> Result<String> {
-    let ctx = session(&inputs).await?;
+    let ctx = match &opts.cluster {
+        Some(url) => cluster::session(url, &inputs).await?,
+        None => session(&inputs).await?,
+    };
     if opts.tables {
         return list_tables(&ctx).await;
     }

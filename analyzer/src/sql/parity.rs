@@ -118,13 +118,17 @@ pub fn contract_queries() -> Vec<(String, String)> {
 }
 
 /// Each query's rows over `inputs`, every value as text (null as empty), rows sorted: for
-/// comparing with another engine's answers.
+/// comparing with another engine's answers. Run here, or on the Ballista cluster at `cluster`.
 pub fn rows_as_text(
     inputs: Vec<Input>,
     queries: &[(String, String)],
+    cluster: Option<&str>,
 ) -> Result<Vec<Vec<Vec<String>>>> {
     super::block_on(async {
-        let ctx = super::session(&inputs).await?;
+        let ctx = match cluster {
+            Some(url) => super::cluster::session(url, &inputs).await?,
+            None => super::session(&inputs).await?,
+        };
         let mut out = Vec::new();
         for (_, sql) in queries {
             let mut rows = Vec::new();

@@ -67,7 +67,7 @@ impl SqlTable {
     }
 
     /// Its columns as a lake file stores them.
-    fn file_schema(self) -> SchemaRef {
+    pub(crate) fn file_schema(self) -> SchemaRef {
         match self {
             SqlTable::Capture(t) => file_schema(t),
             SqlTable::Meta(m) => m.file_schema(),
@@ -75,7 +75,7 @@ impl SqlTable {
     }
 
     /// Its columns as SQL sees them.
-    fn schema(self) -> SchemaRef {
+    pub(crate) fn schema(self) -> SchemaRef {
         match self {
             SqlTable::Capture(t) => schema(t),
             SqlTable::Meta(m) => m.schema(),
@@ -142,7 +142,12 @@ impl PartitionStream for SegmentPart {
     }
 }
 
-fn lake_table(roots: &[&PathBuf], name: &str, file: SchemaRef) -> Result<Option<ListingTable>> {
+/// `name` of the lakes at `roots` as one table; `None` when no lake has it.
+pub(crate) fn lake_table(
+    roots: &[&PathBuf],
+    name: &str,
+    file: SchemaRef,
+) -> Result<Option<ListingTable>> {
     let mut urls = Vec::new();
     for root in roots {
         let dir = root.join(name);
@@ -156,6 +161,11 @@ fn lake_table(roots: &[&PathBuf], name: &str, file: SchemaRef) -> Result<Option<
     if urls.is_empty() {
         return Ok(None);
     }
+    Ok(Some(listing(urls, file)?))
+}
+
+/// The Parquet files under `urls` (none is fine: an empty table), Hive-partitioned.
+pub(crate) fn listing(urls: Vec<ListingTableUrl>, file: SchemaRef) -> Result<ListingTable> {
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(
@@ -167,7 +177,7 @@ fn lake_table(roots: &[&PathBuf], name: &str, file: SchemaRef) -> Result<Option<
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(file);
-    Ok(Some(ListingTable::try_new(config)?))
+    Ok(ListingTable::try_new(config)?)
 }
 
 /// Registers every table of `inputs` in `ctx`, each the union of all inputs.

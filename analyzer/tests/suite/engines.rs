@@ -50,7 +50,7 @@ fn agrees_with_datafusion(engine: &str, extra: &[&str]) -> Option<u64> {
         stderr.lines().rev().take(30).collect::<Vec<_>>().join("\n")
     );
     let theirs: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    let ours = parity::rows_as_text(vec![Input::open(&tree).unwrap()], &queries).unwrap();
+    let ours = parity::rows_as_text(vec![Input::open(&tree).unwrap()], &queries, None).unwrap();
     for (i, (name, _)) in queries.iter().enumerate() {
         let rows: Vec<Vec<String>> = serde_json::from_value(theirs["results"][i].clone()).unwrap();
         assert!(!ours[i].is_empty(), "{name}: no rows");

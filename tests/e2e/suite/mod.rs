@@ -2,6 +2,7 @@
 //! capture back with the Parquet reader.
 mod analyze;
 mod claims;
+mod cluster;
 mod incident;
 mod peers;
 mod record;
@@ -99,6 +100,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
             "schemas/sql",
         ],
         "flightrec-analyze" => &["analyzer/src", "schemas/src", "schemas/sql"],
+        "flightrec-cluster" => &["cluster/src"],
         _ => &[],
     };
     let newest = inputs
