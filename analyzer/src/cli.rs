@@ -139,6 +139,37 @@ pub enum Command {
         #[arg(long, value_name = "df://HOST:PORT")]
         cluster: Option<String>,
     },
+    /// The capture's stacks for other tools: pprof (go tool pprof, Pyroscope, Grafana).
+    Convert {
+        /// Capture directory.
+        capture: PathBuf,
+        /// Only this process (pid = thread group id).
+        #[arg(long)]
+        pid: Option<i32>,
+        /// Only threads with this name.
+        #[arg(long)]
+        comm: Option<String>,
+        /// Start of the range, as for the other commands.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the range (the other commands' --to; here --to names the format).
+        #[arg(long)]
+        until: Option<String>,
+        /// Name user frames from separate debug files found here by build ID.
+        #[arg(long)]
+        debuginfo_dir: Option<PathBuf>,
+        #[command(flatten)]
+        offcpu: OffcpuArgs,
+        /// Target format.
+        #[arg(long = "to", value_enum)]
+        format: crate::convert::Format,
+        /// On-CPU samples (as `profile`) or off-CPU time (as `offcpu`).
+        #[arg(long, value_enum, default_value_t = crate::convert::Kind::Cpu)]
+        kind: crate::convert::Kind,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Interactive SVG flame graph.
     Flamegraph {
         #[command(flatten)]
@@ -287,6 +318,35 @@ pub fn run(cli: Cli) -> Result<String> {
             let (cap, filter) = open(&common)?;
             let r = profile::profile(&cap, &filter)?;
             stacks_output(&r, &common, folded, top)
+        }
+        Command::Convert {
+            capture,
+            pid,
+            comm,
+            from,
+            until,
+            debuginfo_dir,
+            offcpu: o,
+            format,
+            kind,
+            output,
+        } => {
+            let (cap, filter) = open(&Common {
+                capture,
+                pid,
+                comm,
+                from,
+                to: until,
+                json: false,
+                debuginfo_dir,
+            })?;
+            let report = match kind {
+                crate::convert::Kind::Cpu => profile::profile(&cap, &filter)?,
+                crate::convert::Kind::Offcpu => offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?,
+            };
+            crate::convert::write(&cap, &filter, &report, format, kind, &output)?;
+            eprintln!("{}", report.lost.banner());
+            Ok(String::new())
         }
         Command::Flamegraph {
             common,

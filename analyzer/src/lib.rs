@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod capture;
 pub mod cli;
 pub mod columns;
+pub mod convert;
 pub mod filter;
 pub mod flame;
 pub mod hist;

@@ -61,7 +61,12 @@ pub struct Stacks {
     ksyms: HashMap<u64, String>,
     /// User frames by (tgid, address): a symbol, or `[unknown:module+0xoffset]`.
     usyms: HashMap<(i32, u64), String>,
+    /// User frames by (tgid, address): the module's path and build ID.
+    modules: HashMap<(i32, u64), Module>,
 }
+
+/// The file a user frame is in: its path and, when the recorder read one, its build ID.
+pub type Module = (Arc<str>, Option<Arc<str>>);
 
 /// Frames to look up in separate debug files: build ID -> ((tgid, address), virtual offset).
 type DebugLookups = HashMap<String, Vec<((i32, u64), u64)>>;
@@ -168,11 +173,19 @@ impl Stacks {
             }
         }
         let mut usyms = HashMap::new();
+        let mut modules = HashMap::new();
         // Captures written before user frames were symbolized have no such table: addresses then.
         if seg.dir.join(Table::UserFrames.file_name()).exists() {
-            let mut cols = vec!["tgid", "addr", "module", "file_offset", "symbol"];
+            let mut cols = vec![
+                "tgid",
+                "addr",
+                "module",
+                "file_offset",
+                "symbol",
+                "build_id",
+            ];
             if debuginfo.is_some() {
-                cols.extend(["build_id", "virt_offset"]);
+                cols.push("virt_offset");
             }
             // Frames to look up in separate debug files: build ID -> (frame, virtual offset).
             let mut wanted: DebugLookups = HashMap::new();
@@ -183,14 +196,20 @@ impl Stacks {
                 );
                 let (module, symbol) = (strings(&b, "module"), strings(&b, "symbol"));
                 let off = prim::<UInt64Type>(&b, "file_offset");
-                let lookup = debuginfo.is_some().then(|| {
-                    (
-                        strings(&b, "build_id"),
-                        prim::<UInt64Type>(&b, "virt_offset"),
-                    )
-                });
+                let build_id = strings(&b, "build_id");
+                let lookup = debuginfo
+                    .is_some()
+                    .then(|| (build_id.clone(), prim::<UInt64Type>(&b, "virt_offset")));
+                let mut paths: HashMap<&str, Module> = HashMap::new();
                 for i in 0..b.num_rows() {
                     let key = (tgid.value(i), addr.value(i));
+                    if module.is_valid(i) {
+                        let m = paths.entry(module.value(i)).or_insert_with(|| {
+                            let bid = build_id.is_valid(i).then(|| build_id.value(i).into());
+                            (module.value(i).into(), bid)
+                        });
+                        modules.insert(key, m.clone());
+                    }
                     if let (Some((bid, virt)), false) = (&lookup, symbol.is_valid(i)) {
                         if let (true, Some(v)) = (bid.is_valid(i), opt(virt, i)) {
                             wanted
@@ -221,7 +240,20 @@ impl Stacks {
             truncated,
             ksyms,
             usyms,
+            modules,
         })
+    }
+
+    /// Every named user frame of the segment, with the module it is in.
+    pub fn user_frame_modules(&self) -> impl Iterator<Item = (&str, &Module)> {
+        self.modules
+            .iter()
+            .filter_map(|(k, m)| Some((self.usyms.get(k)?.as_str(), m)))
+    }
+
+    /// Every kernel symbol name of the segment.
+    pub fn kernel_names(&self) -> impl Iterator<Item = &str> {
+        self.ksyms.values().map(String::as_str)
     }
 
     /// Why user stack `id` stops short, if it does.

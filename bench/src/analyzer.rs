@@ -1,7 +1,7 @@
 //! Off-CPU analysis speed: a capture with at least `--switches` switch events is recorded from a
 //! pipe ping-pong (kept in target/bench-capture for reuse), then `offcpu --folded` and an off-CPU
 //! flame graph are timed over several rounds, and the same off-CPU sums as SQL over the `offcpu`
-//! view, on the capture and on its lake export.
+//! view, on the capture, on its lake export, and on a two-executor Ballista cluster over the lake.
 use std::{
     path::{Path, PathBuf},
     process::Command,

@@ -1,5 +1,6 @@
 mod broken;
 mod bundle;
+mod convert;
 mod engines;
 mod fuzz;
 mod golden;

@@ -1,0 +1,166 @@
+//! `convert --to pprof` read by the real consumer: `go tool pprof` (Debian `golang-go`) lists the
+//! same per-function flat values and the same total as `profile` and `offcpu` on the fixture, and
+//! sees the modules' build IDs.
+use std::{collections::BTreeMap, process::Command};
+
+use flightrec_analyzer::{
+    capture::Capture, filter::Filter, offcpu, profile, stackagg::StackReport,
+};
+
+use super::*;
+
+/// `go tool pprof ARGS FILE`'s stdout, or None (skipped) without Go.
+fn pprof(args: &[&str], file: &Path) -> Option<String> {
+    let out = match Command::new("go")
+        .args(["tool", "pprof", "-symbolize=none"])
+        .args(args)
+        .arg(file)
+        .env("HOME", std::env::temp_dir())
+        .output()
+    {
+        Ok(out) => out,
+        Err(_) => {
+            flightrec_tests::skip("go (Debian golang-go) is not installed");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "go tool pprof {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// Flat value per leaf function of a report (stacks with a frame below the process name).
+fn leaf_flats(r: &StackReport) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for s in &r.stacks {
+        let frames: Vec<&str> = s.folded.split(';').collect();
+        if frames.len() > 1 {
+            *m.entry(frames[frames.len() - 1].to_string()).or_insert(0) += s.value;
+        }
+    }
+    m
+}
+
+/// (total, nonzero flat per function) from `pprof -top` (values in `unit`-less numbers).
+fn top(text: &str, suffix: &str) -> (u64, BTreeMap<String, u64>) {
+    let num = |t: &str| -> u64 { t.trim_end_matches(suffix).parse().expect("a number") };
+    let total = text
+        .lines()
+        .find_map(|l| l.split("Total samples = ").nth(1))
+        .and_then(|t| t.split_whitespace().next())
+        .map(num)
+        .expect("a total line");
+    let mut flats = BTreeMap::new();
+    let rows = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"));
+    for line in rows.skip(1) {
+        // flat flat% sum% cum cum% name (the name may hold spaces)
+        let mut rest = line.trim_start();
+        let mut cols = Vec::new();
+        for _ in 0..5 {
+            let end = rest.find(' ').expect("five columns");
+            cols.push(&rest[..end]);
+            rest = rest[end..].trim_start();
+        }
+        let flat = num(cols[0]);
+        if flat > 0 {
+            flats.insert(rest.to_string(), flat);
+        }
+    }
+    (total, flats)
+}
+
+fn convert(kind: &str, out: &Path) {
+    let f = fixture("basic");
+    let (ok, _, err) = analyze(&[
+        "convert",
+        f.dir.to_str().unwrap(),
+        "--to",
+        "pprof",
+        "--kind",
+        kind,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "convert --kind {kind}: {err}");
+}
+
+#[test]
+fn go_tool_pprof_reads_the_on_cpu_profile_as_profile_counts_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cpu.pb.gz");
+    convert("cpu", &file);
+    let Some(text) = pprof(&["-top", "-nodefraction=0", "-sample_index=samples"], &file) else {
+        return;
+    };
+    let cap = Capture::open(&fixture("basic").dir).unwrap();
+    let want = profile::profile(&cap, &Filter::default()).unwrap();
+    let (total, flats) = top(&text, "");
+    assert_eq!(total, want.total, "{text}");
+    assert_eq!(flats, leaf_flats(&want), "{text}");
+    assert!(flats.contains_key("flightrec_workload_burn"), "{text}");
+    // CPU time = samples x the sampling period.
+    let cpu = pprof(&["-top", "-sample_index=cpu", "-unit=ns"], &file).unwrap();
+    let period = 1_000_000_000 / cap.manifest.config.freq_hz;
+    assert_eq!(top(&cpu, "ns").0, want.total * period, "{cpu}");
+
+    // Modules and their build IDs, as the recording host read them.
+    let raw = pprof(&["-raw"], &file).unwrap();
+    let mappings: Vec<&str> = raw
+        .lines()
+        .skip_while(|l| *l != "Mappings")
+        .skip(1)
+        .collect();
+    assert!(
+        mappings.iter().any(|m| m.contains("/flightrec-workload ")
+            && m.split_whitespace().last() == Some("[FN]")
+            && m.split_whitespace()
+                .any(|w| w.len() == 40 && w.bytes().all(|b| b.is_ascii_hexdigit()))),
+        "no mapping of flightrec-workload with a build ID:\n{}",
+        mappings.join("\n")
+    );
+    assert!(mappings.iter().any(|m| m.contains("[kernel.kallsyms]")));
+}
+
+#[test]
+fn go_tool_pprof_reads_the_off_cpu_profile_as_offcpu_sums_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("offcpu.pb.gz");
+    convert("offcpu", &file);
+    let Some(text) = pprof(&["-top", "-nodefraction=0", "-unit=ns"], &file) else {
+        return;
+    };
+    let cap = Capture::open(&fixture("basic").dir).unwrap();
+    let want = offcpu::offcpu(&cap, &Filter::default(), &offcpu::Options::default()).unwrap();
+    let (total, flats) = top(&text, "ns");
+    assert_eq!(total, want.total, "{text}");
+    assert_eq!(flats, leaf_flats(&want), "{text}");
+    let events = pprof(&["-top", "-sample_index=events"], &file).unwrap();
+    let intervals: u64 = want.stacks.iter().map(|s| s.count).sum();
+    assert_eq!(top(&events, "").0, intervals, "{events}");
+}
+
+#[test]
+fn convert_refuses_an_empty_selection_in_one_line() {
+    let f = fixture("basic");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x.pb.gz");
+    let (ok, _, err) = analyze(&[
+        "convert",
+        f.dir.to_str().unwrap(),
+        "--to",
+        "pprof",
+        "--comm",
+        "no-such-process",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no stacks"), "{err}");
+    assert!(!out.exists(), "nothing written for nothing");
+}
