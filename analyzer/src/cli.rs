@@ -139,7 +139,7 @@ pub enum Command {
         #[arg(long, value_name = "df://HOST:PORT")]
         cluster: Option<String>,
     },
-    /// The capture's stacks for other tools: pprof (go tool pprof, Pyroscope, Grafana).
+    /// The capture's stacks for other tools: pprof (go tool pprof, Pyroscope, Grafana), speedscope.
     Convert {
         /// Capture directory.
         capture: PathBuf,

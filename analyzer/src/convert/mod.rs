@@ -22,12 +22,15 @@ use crate::{
 };
 
 pub mod pprof;
+pub mod speedscope;
 
 /// Target formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// gzipped pprof `profile.proto` (go tool pprof, Pyroscope, Grafana).
     Pprof,
+    /// speedscope's JSON (one sampled profile per process name).
+    Speedscope,
 }
 
 /// Which stacks.
@@ -37,6 +40,18 @@ pub enum Kind {
     Cpu,
     /// Time blocked off CPU (as `offcpu`).
     Offcpu,
+}
+
+/// What a converted profile covers, for its header.
+pub struct Window {
+    /// Wall-clock start, ns since the epoch.
+    pub start_ns: i64,
+    /// Length, ns.
+    pub duration_ns: i64,
+    /// Profile sampling frequency per CPU (Hz), for on-CPU profiles.
+    pub freq_hz: u64,
+    /// One line said in the profile's comments (host, capture).
+    pub comment: String,
 }
 
 /// Where a frame name comes from: a module of user code, or the kernel.
@@ -111,21 +126,25 @@ pub fn write(
             .max()
             .unwrap_or(start)
     });
-    let window = pprof::Window {
+    let window = Window {
         start_ns: cap.manifest.clock.to_realtime_ns(start),
         duration_ns: end.saturating_sub(start) as i64,
         freq_hz: cap.manifest.config.freq_hz,
         comment: format!(
-            "flightrec capture of {} ({}), {} stacks",
+            "flightrec {} of {} ({})",
+            match kind {
+                Kind::Cpu => "on-CPU profile",
+                Kind::Offcpu => "off-CPU time",
+            },
             cap.manifest.host,
-            cap.root.display(),
-            report.unit
+            cap.root.display()
         ),
     };
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::new(f);
     match format {
         Format::Pprof => pprof::write(report, kind, &frames, &window, &mut w)?,
+        Format::Speedscope => speedscope::write(report, kind, &frames, &window, &mut w)?,
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -12,7 +12,7 @@ use anyhow::Result;
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 
-use super::{Frames, Kind, Origin};
+use super::{Frames, Kind, Origin, Window};
 use crate::stackagg::StackReport;
 
 #[derive(Clone, PartialEq, Message)]
@@ -133,18 +133,6 @@ impl Strings {
         self.index.insert(s.to_string(), i);
         i
     }
-}
-
-/// What the profile covers, for its header.
-pub struct Window {
-    /// Wall-clock start, ns since the epoch.
-    pub start_ns: i64,
-    /// Length, ns.
-    pub duration_ns: i64,
-    /// Profile sampling frequency per CPU (Hz), for on-CPU profiles.
-    pub freq_hz: u64,
-    /// One line said in the profile's comments (host, capture).
-    pub comment: String,
 }
 
 /// The profile of `report` (from `profile` for [`Kind::Cpu`], `offcpu` for [`Kind::Offcpu`]).

@@ -164,3 +164,92 @@ fn convert_refuses_an_empty_selection_in_one_line() {
     assert!(err.contains("no stacks"), "{err}");
     assert!(!out.exists(), "nothing written for nothing");
 }
+
+/// speedscope's own build (the npm package's `dist/release`, FLIGHTREC_SPEEDSCOPE_DIR, which
+/// `.ci/run` unpacks) opens `file` in headless Chromium from disk; returns the DOM it rendered.
+fn speedscope_dom(file: &Path) -> Option<String> {
+    let Ok(dir) = std::env::var("FLIGHTREC_SPEEDSCOPE_DIR") else {
+        flightrec_tests::skip("FLIGHTREC_SPEEDSCOPE_DIR (the speedscope npm package) is not set");
+        return None;
+    };
+    let index = Path::new(&dir).join("dist/release/index.html");
+    assert!(index.is_file(), "{} missing", index.display());
+    // What speedscope's CLI does: a script that hands the file over, named in the URL.
+    let loader = file.with_extension("load.js");
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(file).unwrap());
+    std::fs::write(
+        &loader,
+        format!("speedscope.loadFileFromBase64(\"profile.speedscope.json\", \"{b64}\")"),
+    )
+    .unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "file://{}#localProfilePath={}",
+            index.display(),
+            loader.display()
+        ))
+        .output()
+        .expect("chromium (Debian chromium) runs");
+    assert!(out.status.success(), "chromium failed");
+    Some(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[test]
+fn speedscope_opens_the_converted_profile_with_a_profile_per_process() {
+    let f = fixture("basic");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cpu.speedscope.json");
+    let (ok, _, err) = analyze(&[
+        "convert",
+        f.dir.to_str().unwrap(),
+        "--to",
+        "speedscope",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    // The weights are profile's samples x the period, per process name.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let cap = Capture::open(&f.dir).unwrap();
+    let want = profile::profile(&cap, &Filter::default()).unwrap();
+    let period = 1_000_000_000 / cap.manifest.config.freq_hz;
+    let profiles = doc["profiles"].as_array().unwrap();
+    let weights: u64 = profiles
+        .iter()
+        .flat_map(|p| p["weights"].as_array().unwrap())
+        .map(|w| w.as_u64().unwrap())
+        .sum();
+    assert_eq!(weights, want.total * period);
+    let comms: std::collections::BTreeSet<&str> = want
+        .stacks
+        .iter()
+        .map(|s| s.folded.split(';').next().unwrap())
+        .collect();
+    assert_eq!(profiles.len(), comms.len());
+
+    let Some(dom) = speedscope_dom(&file) else {
+        return;
+    };
+    assert!(
+        dom.contains("<title>flightrec on-CPU profile of vm"),
+        "speedscope did not take the file:\n{dom}"
+    );
+    assert!(!dom.contains("Something went wrong"), "{dom}");
+    assert!(
+        dom.contains(&format!("(1/{})", comms.len())),
+        "one profile per process: {dom}"
+    );
+    let first = profiles[0]["name"].as_str().unwrap();
+    assert_eq!(first, "flightrec-workl (on-CPU)", "the busiest first");
+    assert!(dom.contains(first), "{dom}");
+}
