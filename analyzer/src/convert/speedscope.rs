@@ -63,7 +63,7 @@ fn build(report: &StackReport, kind: Kind, frames: &Frames, window: &Window) -> 
         })
         .collect();
     // The busiest process first: speedscope opens the first profile.
-    profiles.sort_by(|a, b| b.0.cmp(&a.0));
+    profiles.sort_by_key(|p| std::cmp::Reverse(p.0));
     json!({
         "$schema": "https://www.speedscope.app/file-format-schema.json",
         "name": window.comment,
