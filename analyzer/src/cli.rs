@@ -139,7 +139,7 @@ pub enum Command {
         #[arg(long, value_name = "df://HOST:PORT")]
         cluster: Option<String>,
     },
-    /// The capture's stacks for other tools: pprof (go tool pprof, Pyroscope, Grafana), speedscope.
+    /// The capture for other tools: a Perfetto trace, or its stacks for pprof tools and speedscope.
     Convert {
         /// Capture directory.
         capture: PathBuf,
@@ -340,6 +340,18 @@ pub fn run(cli: Cli) -> Result<String> {
                 json: false,
                 debuginfo_dir,
             })?;
+            if format == crate::convert::Format::Perfetto {
+                let stats = crate::convert::write_trace(&cap, &filter, &output)?;
+                eprintln!(
+                    "{}: {} switches and wakings, {} CPU samples, {} block requests",
+                    output.display(),
+                    stats.sched_events,
+                    stats.samples,
+                    stats.block_requests
+                );
+                eprintln!("{}", crate::lost::Lost::in_range(&cap, &filter).banner());
+                return Ok(String::new());
+            }
             let report = match kind {
                 crate::convert::Kind::Cpu => profile::profile(&cap, &filter)?,
                 crate::convert::Kind::Offcpu => offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?,

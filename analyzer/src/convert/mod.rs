@@ -21,6 +21,7 @@ use crate::{
     stackagg::StackReport,
 };
 
+pub mod perfetto;
 pub mod pprof;
 pub mod speedscope;
 
@@ -31,6 +32,8 @@ pub enum Format {
     Pprof,
     /// speedscope's JSON (one sampled profile per process name).
     Speedscope,
+    /// A Perfetto protobuf trace: CPUs, threads, wake-ups, samples with stacks, block I/O.
+    Perfetto,
 }
 
 /// Which stacks.
@@ -105,6 +108,17 @@ impl Frames {
     }
 }
 
+/// Writes the Perfetto trace of the capture (the segments and time range `filter` selects) to
+/// `path`.
+pub fn write_trace(cap: &Capture, filter: &Filter, path: &Path) -> Result<perfetto::Stats> {
+    let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::new(f);
+    let stats = perfetto::write(cap, filter, &mut w)?;
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(stats)
+}
+
 /// Writes `report` (the values of `profile` or `offcpu` over `filter`) as `format` to `path`.
 pub fn write(
     cap: &Capture,
@@ -145,6 +159,7 @@ pub fn write(
     match format {
         Format::Pprof => pprof::write(report, kind, &frames, &window, &mut w)?,
         Format::Speedscope => speedscope::write(report, kind, &frames, &window, &mut w)?,
+        Format::Perfetto => bail!("a Perfetto trace is not made of stacks alone: use write_trace"),
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;

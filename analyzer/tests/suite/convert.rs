@@ -253,3 +253,87 @@ fn speedscope_opens_the_converted_profile_with_a_profile_per_process() {
     assert_eq!(first, "flightrec-workl (on-CPU)", "the busiest first");
     assert!(dom.contains(first), "{dom}");
 }
+
+#[test]
+fn the_perfetto_trace_holds_every_switch_waking_sample_and_request_as_trace_processor_needs() {
+    let f = fixture("basic");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("trace.pftrace");
+    let (ok, _, err) = analyze(&[
+        "convert",
+        f.dir.to_str().unwrap(),
+        "--to",
+        "perfetto",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let Ok(python) = std::env::var("FLIGHTREC_ENGINES_PYTHON") else {
+        flightrec_tests::skip("FLIGHTREC_ENGINES_PYTHON (a python with perfetto) is not set");
+        return;
+    };
+    let out = Command::new(python)
+        .arg(fixtures().join("../tests/viewers/perfetto_check.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the trace breaks what trace_processor needs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cap = Capture::open(&f.dir).unwrap();
+    let rows = |t: &str| -> u64 {
+        cap.segments
+            .iter()
+            .map(|s| s.meta.rows.get(t).copied().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(got["switches"], rows("sched_switch"));
+    assert_eq!(got["wakings"], rows("sched_wakeup"));
+    assert_eq!(got["samples"], rows("profile"));
+    let (_, block, _) = analyze(&[
+        "latency",
+        f.dir.to_str().unwrap(),
+        "--kind",
+        "block",
+        "--json",
+    ]);
+    let block: serde_json::Value = serde_json::from_str(&block).unwrap();
+    assert_eq!(
+        got["slices"], block["groups"][0]["count"],
+        "one slice per request"
+    );
+    let has = |key: &str, name: &str| {
+        got[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str() == Some(name))
+    };
+    assert!(has("threads", "flightrec-workl"), "{got}");
+    assert!(has("functions", "flightrec_workload_burn"), "{got}");
+    assert_eq!(
+        got["cpus"].as_array().unwrap().len(),
+        cap.manifest.cpus as usize
+    );
+}
+
+#[test]
+fn a_perfetto_trace_refuses_a_process_filter_in_one_line() {
+    let f = fixture("basic");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, _, err) = analyze(&[
+        "convert",
+        f.dir.to_str().unwrap(),
+        "--to",
+        "perfetto",
+        "--pid",
+        "1",
+        "-o",
+        tmp.path().join("t.pftrace").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
