@@ -170,6 +170,15 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// One self-contained HTML page for a ticket: findings, timeline, heat map, flame graphs,
+    /// latency distributions, processes. Opens from disk; loads nothing.
+    Report {
+        #[command(flatten)]
+        common: Common,
+        /// Output file, e.g. incident.html.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Interactive SVG flame graph.
     Flamegraph {
         #[command(flatten)]
@@ -358,6 +367,18 @@ pub fn run(cli: Cli) -> Result<String> {
             };
             crate::convert::write(&cap, &filter, &report, format, kind, &output)?;
             eprintln!("{}", report.lost.banner());
+            Ok(String::new())
+        }
+        Command::Report { common, output } => {
+            let (cap, filter) = open(&common)?;
+            let html = crate::report::build(&cap, &filter)?;
+            std::fs::write(&output, &html)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!(
+                "{}: {} KiB; open it in a browser",
+                output.display(),
+                html.len() / 1024
+            );
             Ok(String::new())
         }
         Command::Flamegraph {

@@ -27,6 +27,7 @@ pub mod names;
 pub mod offcpu;
 pub mod parallel;
 pub mod profile;
+pub mod report;
 pub mod sql;
 pub mod stackagg;
 pub mod summary;

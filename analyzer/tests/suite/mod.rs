@@ -5,6 +5,7 @@ mod engines;
 mod fuzz;
 mod golden;
 mod oracle;
+mod report;
 mod sql;
 mod truth;
 

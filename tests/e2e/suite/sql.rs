@@ -121,4 +121,37 @@ fn sql_views_equal_the_analyzer_on_a_recording_and_its_lake() {
     );
     assert_eq!(k["signal"].as_i64(), Some(9), "{k}");
     assert_eq!(k["comm"].as_str(), Some("sleep"), "{k}");
+
+    // The report's findings name both, from the same capture.
+    let html = dir.path().join("incident.html");
+    run_ok(
+        "flightrec-analyze",
+        &[
+            "report",
+            cap.to_str().unwrap(),
+            "-o",
+            html.to_str().unwrap(),
+        ],
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    let findings = page
+        .split("<section id=\"findings\">")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .expect("a findings section");
+    let row = |title: &str| {
+        findings
+            .split("<tr")
+            .find(|r| r.contains(title))
+            .unwrap_or_else(|| panic!("no finding {title}: {findings}"))
+            .to_string()
+    };
+    let killed = row("Processes killed");
+    assert!(killed.contains("sev-warning"), "{killed}");
+    assert!(
+        killed.contains(&format!("sleep ({killed_pid}) by signal 9")),
+        "{killed}"
+    );
+    let failed = row("Processes exiting non-zero");
+    assert!(failed.contains(&format!("({exit_pid}) exit 3")), "{failed}");
 }

@@ -1,0 +1,137 @@
+//! `flightrec-analyze report`: one self-contained HTML file for a ticket.
+//!
+//! Everything the page shows is computed here with the analyzer's own commands (summary, latency,
+//! profile, offcpu, the `processes` view) and embedded as JSON; the page's script
+//! (`report.js`, no library, nothing fetched) draws the timeline, the heat map and the flame
+//! graphs from it. The page is a minijinja template (`report.html`).
+use anyhow::{Context, Result};
+use minijinja::{context, Environment};
+use serde::Serialize;
+
+use crate::{
+    capture::Capture,
+    filter::{capture_start, Filter},
+    latency::{self, By, Kind},
+    offcpu, profile,
+    stackagg::StackReport,
+    summary::summary,
+};
+
+pub mod findings;
+pub mod timeline;
+
+const TEMPLATE: &str = include_str!("report.html");
+const SCRIPT: &str = include_str!("report.js");
+const STYLE: &str = include_str!("report.css");
+const HISTOGRAM: &str = include_str!("hist.html");
+
+/// Folded stacks with their values, for the page's flame graphs.
+#[derive(Serialize)]
+struct Flame {
+    unit: &'static str,
+    stacks: Vec<(String, u64)>,
+}
+
+fn flame(r: &StackReport) -> Flame {
+    Flame {
+        unit: r.unit,
+        stacks: r
+            .stacks
+            .iter()
+            .map(|s| (s.folded.clone(), s.value))
+            .collect(),
+    }
+}
+
+/// Processes that ended badly and every process's lifecycle, from the `processes` view.
+fn processes(cap: &Capture) -> Result<Vec<serde_json::Value>> {
+    use crate::sql::{output, source::Input, Format};
+    let input = Input::Capture(Box::new(cap.clone()));
+    let (schema, batches) = crate::sql::block_on(async move {
+        let ctx = crate::sql::session(&[input]).await?;
+        let df = ctx
+            .sql(
+                "SELECT pid, ppid, comm, exe, CAST(start_time AS VARCHAR) AS start_time, \
+                 CAST(end_time AS VARCHAR) AS end_time, lifetime_ns, status, exit_code, signal \
+                 FROM processes ORDER BY start_time NULLS FIRST, pid",
+            )
+            .await?;
+        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+        Ok((schema, df.collect().await?))
+    })?;
+    let json = output::render(schema, &batches, Format::Json, None)?;
+    serde_json::from_str(&json).context("the processes view as JSON")
+}
+
+/// The report of the segments `filter` selects, as one HTML page.
+pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
+    let sum = summary(cap, filter)?;
+    let runq = latency::latency(cap, Kind::Runq, None, filter)?;
+    let block = latency::latency(cap, Kind::Block, Some(By::Disk), filter)?;
+    let syscalls = latency::latency(cap, Kind::Syscall, Some(By::Syscall), filter)?;
+    let oncpu = profile::profile(cap, filter)?;
+    let off = offcpu::offcpu(cap, filter, &offcpu::Options::default())?;
+    let procs = processes(cap)?;
+    let ended: Vec<findings::Ended> = procs
+        .iter()
+        .filter(|p| {
+            p.get("signal").is_some_and(|s| !s.is_null())
+                || p.get("exit_code").and_then(|c| c.as_i64()).unwrap_or(0) != 0
+        })
+        .filter_map(|p| serde_json::from_value(p.clone()).ok())
+        .collect();
+    let start = filter.from.unwrap_or_else(|| capture_start(cap));
+    let end = filter.to.unwrap_or_else(|| {
+        cap.segments
+            .iter()
+            .map(|s| s.meta.last_event_ns.unwrap_or(s.meta.end_ns))
+            .max()
+            .unwrap_or(start)
+    });
+    let seconds = end.saturating_sub(start) as f64 / 1e9;
+    let possible = cap.manifest.config.freq_hz as f64 * cap.manifest.cpus as f64 * seconds;
+    let found = findings::check(&findings::Evidence {
+        summary: &sum,
+        runq: &runq,
+        block: &block,
+        ended: &ended,
+        samples: (oncpu.total, possible),
+    });
+    let time = timeline::timeline(cap, filter, start, end)?;
+    // The syscalls that took the most time in total.
+    let mut top_syscalls = syscalls.groups.clone();
+    top_syscalls.sort_by_key(|g| std::cmp::Reverse(g.dist.total));
+    top_syscalls.truncate(10);
+    let data = serde_json::json!({
+        "oncpu": flame(&oncpu),
+        "offcpu": flame(&off),
+        "timeline": time,
+        "markers": ended.iter().filter_map(|p| {
+            let proc = procs.iter().find(|q| q["pid"].as_i64() == Some(p.pid))?;
+            Some(serde_json::json!({"time": proc.get("end_time")?, "label": format!("{} ({}) ended", p.comm, p.pid)}))
+        }).collect::<Vec<_>>(),
+        "frozen": sum.frozen,
+    });
+    // Embedded in a <script> element: no "</" may end it early.
+    let data = serde_json::to_string(&data)?.replace("</", "<\\/");
+    let mut env = Environment::new();
+    env.add_template("report", TEMPLATE)?;
+    env.add_template("hist", HISTOGRAM)?;
+    env.add_filter("ns", |ns: u64| crate::hist::fmt_ns(ns));
+    let html = env.get_template("report")?.render(context! {
+        s => sum,
+        findings => found,
+        runq => runq.groups,
+        block => block.groups,
+        syscalls => top_syscalls,
+        processes => procs,
+        oncpu_total => oncpu.total,
+        offcpu_total => off.total,
+        data => data,
+        script => SCRIPT,
+        style => STYLE,
+        generated => chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        version => env!("CARGO_PKG_VERSION"),
+    })?;
+    Ok(html)
+}

@@ -1,0 +1,259 @@
+// flightrec report: draws the timeline, the heat map and the flame graphs from the JSON embedded
+// in the page. No library, nothing fetched.
+"use strict";
+const DATA = JSON.parse(document.getElementById("data").textContent);
+const SVGNS = "http://www.w3.org/2000/svg";
+
+function fmtNs(ns) {
+  if (ns >= 1e9) return (ns / 1e9).toFixed(2) + " s";
+  if (ns >= 1e6) return (ns / 1e6).toFixed(2) + " ms";
+  if (ns >= 1e3) return (ns / 1e3).toFixed(1) + " us";
+  return ns + " ns";
+}
+
+// ---- flame graphs -------------------------------------------------------------------------
+// A tree of frames from folded stacks ("comm;root;...;leaf", value), root at the top.
+function buildTree(stacks) {
+  const root = { name: "all", value: 0, children: new Map() };
+  for (const [folded, value] of stacks) {
+    root.value += value;
+    let node = root;
+    for (const name of folded.split(";")) {
+      let child = node.children.get(name);
+      if (!child) {
+        child = { name, value: 0, children: new Map(), parent: node };
+        node.children.set(name, child);
+      }
+      child.value += value;
+      node = child;
+    }
+  }
+  return root;
+}
+
+function color(name) {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+  if (name.startsWith("[truncated")) return "#bbbbbb";
+  return "hsl(" + (10 + (h % 40)) + ", 80%, " + (55 + (h % 15)) + "%)";
+}
+
+class FlameGraph {
+  constructor(el, unit) {
+    this.el = el;
+    this.unit = unit;
+    this.search = "";
+  }
+  show(stacks) {
+    this.tree = buildTree(stacks);
+    this.focus = this.tree;
+    this.draw();
+  }
+  label(v) {
+    return this.unit === "ns" ? fmtNs(v) : v + " samples";
+  }
+  draw() {
+    const el = this.el;
+    el.textContent = "";
+    const total = this.focus.value;
+    el.dataset.total = String(total);
+    if (!total) {
+      el.textContent = "No stacks in this selection.";
+      el.style.height = "";
+      return;
+    }
+    let depth = 0;
+    let matched = 0;
+    const place = (node, x, d) => {
+      const w = node.value / total;
+      if (w < 0.001) return;
+      depth = Math.max(depth, d);
+      const div = document.createElement("div");
+      div.className = "frame";
+      div.style.left = (100 * x) + "%";
+      div.style.width = (100 * w) + "%";
+      div.style.top = (d * 18) + "px";
+      div.style.background = color(node.name);
+      div.textContent = node.name;
+      div.title = node.name + ": " + this.label(node.value) + " (" + (100 * w).toFixed(1) + "%)";
+      if (this.search && node.name.includes(this.search)) {
+        div.classList.add("match");
+        matched += node.value;
+      }
+      div.onclick = () => {
+        this.focus = node === this.focus && node.parent ? node.parent : node;
+        this.draw();
+      };
+      el.appendChild(div);
+      let cx = x;
+      const kids = [...node.children.values()].sort((a, b) => b.value - a.value);
+      for (const k of kids) {
+        place(k, cx, d + 1);
+        cx += k.value / total;
+      }
+    };
+    // The focused node's ancestors stay on top, full width.
+    const path = [];
+    for (let n = this.focus; n; n = n.parent) path.unshift(n);
+    path.forEach((n, i) => {
+      if (n === this.focus) return;
+      const div = document.createElement("div");
+      div.className = "frame";
+      div.style.left = "0";
+      div.style.width = "100%";
+      div.style.top = (i * 18) + "px";
+      div.style.background = "#eee";
+      div.textContent = n.name;
+      div.onclick = () => { this.focus = n; this.draw(); };
+      el.appendChild(div);
+    });
+    place(this.focus, 0, path.length - 1);
+    el.style.height = ((depth + 1) * 18 + 4) + "px";
+    el.dataset.matched = String(matched);
+  }
+}
+
+// ---- process selection and search -----------------------------------------------------------
+const flames = {
+  oncpu: new FlameGraph(document.getElementById("oncpu-flame"), DATA.oncpu.unit),
+  offcpu: new FlameGraph(document.getElementById("offcpu-flame"), DATA.offcpu.unit),
+  range: new FlameGraph(document.getElementById("range-flame"), "samples"),
+};
+const processSelect = document.getElementById("process");
+const comms = new Set();
+for (const k of ["oncpu", "offcpu"]) for (const [f] of DATA[k].stacks) comms.add(f.split(";")[0]);
+for (const c of [...comms].sort()) {
+  const o = document.createElement("option");
+  o.value = c;
+  o.textContent = c;
+  processSelect.appendChild(o);
+}
+function byProcess(stacks) {
+  const p = processSelect.value;
+  return p ? stacks.filter(([f]) => f.split(";")[0] === p) : stacks;
+}
+function showFlames() {
+  flames.oncpu.show(byProcess(DATA.oncpu.stacks));
+  flames.offcpu.show(byProcess(DATA.offcpu.stacks));
+}
+processSelect.onchange = showFlames;
+document.getElementById("search").oninput = (e) => {
+  let text = [];
+  for (const [k, f] of Object.entries(flames)) {
+    f.search = e.target.value;
+    f.draw();
+    if (e.target.value && k !== "range") {
+      text.push(k + " " + (100 * Number(f.el.dataset.matched) / f.focus.value).toFixed(1) + "%");
+    }
+  }
+  document.getElementById("search-result").textContent = text.length ? "matched: " + text.join(", ") : "";
+};
+
+// ---- heat map -------------------------------------------------------------------------------
+const T = DATA.timeline;
+const canvas = document.getElementById("heatmap");
+const CELL = Math.max(4, Math.min(14, Math.floor(1100 / Math.max(1, T.cols))));
+const CELLH = 6;
+canvas.width = T.cols * CELL;
+canvas.height = T.rows * CELLH;
+canvas.dataset.cols = T.cols;
+canvas.dataset.rows = T.rows;
+const counts = new Map();
+let maxCount = 0;
+for (const [c, r, , n] of T.cells) {
+  const k = c * T.rows + r;
+  const v = (counts.get(k) || 0) + n;
+  counts.set(k, v);
+  maxCount = Math.max(maxCount, v);
+}
+let selection = [];
+function drawHeatmap() {
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#ffffff";
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  for (const [k, v] of counts) {
+    const c = Math.floor(k / T.rows), r = k % T.rows;
+    const a = v / maxCount;
+    g.fillStyle = a > 0.5 ? "rgb(229," + Math.round(9 + 71 * (1 - a) * 2) + ",20)" : "rgb(255," + Math.round(255 - 350 * a) + "," + Math.round(255 - 410 * a) + ")";
+    g.fillRect(c * CELL, r * CELLH, CELL - 1, CELLH - 1);
+  }
+  if (selection.length) {
+    const [a, b] = selection.length === 2 ? selection : [selection[0], selection[0]];
+    g.strokeStyle = "#1565c0";
+    g.lineWidth = 2;
+    for (let k = a; k <= b; k++) {
+      const c = Math.floor(k / T.rows), r = k % T.rows;
+      g.strokeRect(c * CELL, r * CELLH, CELL - 1, CELLH - 1);
+    }
+  }
+}
+// The on-CPU flame graph of the samples in cells a..b (in time order), both included.
+function showRange(a, b, initial) {
+  const sums = new Map();
+  for (const [c, r, s, n] of T.cells) {
+    const k = c * T.rows + r;
+    if (k >= a && k <= b) sums.set(s, (sums.get(s) || 0) + n);
+  }
+  const stacks = [...sums].map(([s, n]) => [T.stacks[s], n]);
+  flames.range.show(stacks);
+  const t = (k) => (Math.floor(k / T.rows) + (k % T.rows) / T.rows).toFixed(2);
+  const total = stacks.reduce((x, [, n]) => x + n, 0);
+  if (initial) return;
+  document.getElementById("range").textContent =
+    "Range " + t(a) + " s to " + (Number(t(b)) + 1 / T.rows).toFixed(2) + " s after " +
+    new Date(T.t0 * 1000).toISOString() + ": " + total + " samples.";
+}
+canvas.onclick = (e) => {
+  const box = canvas.getBoundingClientRect();
+  const c = Math.floor((e.clientX - box.left) / CELL);
+  const r = Math.floor((e.clientY - box.top) / CELLH);
+  const k = Math.max(0, Math.min(T.cols - 1, c)) * T.rows + Math.max(0, Math.min(T.rows - 1, r));
+  selection = selection.length === 1 ? [Math.min(selection[0], k), Math.max(selection[0], k)] : [k];
+  drawHeatmap();
+  if (selection.length === 2) showRange(selection[0], selection[1]);
+};
+
+// ---- timeline -------------------------------------------------------------------------------
+function drawTimeline() {
+  const cpus = Object.keys(T.busy);
+  const W = Math.max(600, T.cols * CELL), ROW = 16, H = (cpus.length + 3) * ROW + 10;
+  const svg = document.createElementNS(SVGNS, "svg");
+  svg.setAttribute("width", W);
+  svg.setAttribute("height", H);
+  const x = (col) => col * W / T.cols;
+  const add = (tag, attrs, title) => {
+    const e = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (title) {
+      const t = document.createElementNS(SVGNS, "title");
+      t.textContent = title;
+      e.appendChild(t);
+    }
+    svg.appendChild(e);
+    return e;
+  };
+  cpus.forEach((cpu, i) => {
+    T.busy[cpu].forEach((b, col) => {
+      const a = Math.min(1, b);
+      add("rect", { x: x(col), y: i * ROW, width: Math.max(1, x(1) - 1), height: ROW - 2,
+        fill: "rgba(198,40,40," + a.toFixed(3) + ")" }, "CPU " + cpu + ", second " + col + ": " + (100 * a).toFixed(0) + "% busy");
+    });
+    add("text", { x: 2, y: i * ROW + 12, "font-size": 10 }).textContent = "CPU " + cpu;
+  });
+  const maxEv = Math.max(1, ...T.events);
+  const y0 = (cpus.length + 3) * ROW;
+  const pts = T.events.map((n, col) => x(col + 0.5) + "," + (y0 - (2.5 * ROW) * n / maxEv)).join(" ");
+  add("polyline", { points: pts, fill: "none", stroke: "#1565c0" }, "events per second (max " + maxEv + ")");
+  add("text", { x: 2, y: y0 - 2, "font-size": 10 }).textContent = "events/s (max " + maxEv + ")";
+  for (const m of DATA.markers) {
+    const t = Date.parse(m.time.replace(" ", "T") + (m.time.endsWith("Z") ? "" : "Z")) / 1000 - T.t0;
+    if (!(t >= 0 && t <= T.cols)) continue;
+    add("line", { x1: x(t), x2: x(t), y1: 0, y2: H, stroke: "#b00020", "stroke-width": 2 }, m.label);
+  }
+  document.getElementById("timeline").appendChild(svg);
+}
+
+drawTimeline();
+drawHeatmap();
+showFlames();
+showRange(0, T.cols * T.rows - 1, true);

@@ -1,0 +1,149 @@
+//! The window over time: CPU busy per CPU and events per second (the overview timeline), and CPU
+//! samples per second and 20 ms slice with their stacks (the FlameScope-style heat map).
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::datatypes::{Int32Type, UInt16Type, UInt32Type, UInt64Type};
+use flightrec_schemas::Table;
+use serde::Serialize;
+
+use crate::{
+    capture::{Capture, Result},
+    columns::{opt, prim},
+    filter::Filter,
+    names::{Stacks, Tasks},
+    parallel::selected,
+};
+
+/// Rows of the heat map: slices of a second.
+pub const ROWS: u32 = 50;
+
+/// What the browser draws.
+#[derive(Debug, Default, Serialize)]
+pub struct Timeline {
+    /// Wall-clock second (Unix) of the first column.
+    pub t0: i64,
+    /// Seconds (columns).
+    pub cols: u32,
+    /// Slices per second (rows).
+    pub rows: u32,
+    /// Busy fraction per CPU and second.
+    pub busy: BTreeMap<u16, Vec<f64>>,
+    /// Events per second (all tables).
+    pub events: Vec<u64>,
+    /// Folded stacks of the samples (`comm;frames`), referenced by index.
+    pub stacks: Vec<String>,
+    /// Samples: [column, row, stack index, count].
+    pub cells: Vec<[u32; 4]>,
+}
+
+/// Builds the timeline of the segments `filter` selects, from `start` (monotonic ns).
+pub fn timeline(cap: &Capture, filter: &Filter, start: u64, end: u64) -> Result<Timeline> {
+    let anchor = &cap.manifest.clock;
+    let offset = anchor.realtime_ns - anchor.monotonic_ns as i64;
+    let wall0 = anchor.to_realtime_ns(start);
+    let t0 = wall0.div_euclid(1_000_000_000);
+    let cols = ((anchor.to_realtime_ns(end).div_euclid(1_000_000_000) - t0) + 1).max(1) as u32;
+    let mut t = Timeline {
+        t0,
+        cols,
+        rows: ROWS,
+        events: vec![0; cols as usize],
+        ..Default::default()
+    };
+    // Column and row of a monotonic timestamp, on wall-clock seconds.
+    let place = |ts: u64| -> Option<(u32, u32)> {
+        let wall = anchor.to_realtime_ns(ts);
+        let col = wall.div_euclid(1_000_000_000) - t0;
+        let frac = wall.rem_euclid(1_000_000_000);
+        (0..cols as i64)
+            .contains(&col)
+            .then(|| (col as u32, (frac * ROWS as i64 / 1_000_000_000) as u32))
+    };
+    let mut stack_index: HashMap<String, u32> = HashMap::new();
+    let mut cells: HashMap<(u32, u32, u32), u32> = HashMap::new();
+    let mut busy_ns: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
+    for seg in selected(cap, filter) {
+        for table in Table::ALL.into_iter().filter(|t| t.is_event_table()) {
+            for b in seg.read(table, &["ts"])? {
+                for &ts in prim::<UInt64Type>(&b, "ts").values() {
+                    if let (true, Some((c, _))) = (filter.in_range(ts), place(ts)) {
+                        t.events[c as usize] += 1;
+                    }
+                }
+            }
+        }
+        // A CPU is busy from a switch to a task until its next switch.
+        let mut running: HashMap<u16, u64> = HashMap::new();
+        let mut rows: Vec<(u64, u16, i32)> = Vec::new();
+        for b in seg.read(Table::SchedSwitch, &["ts", "cpu", "next_tid"])? {
+            let (ts, cpu, next) = (
+                prim::<UInt64Type>(&b, "ts"),
+                prim::<UInt16Type>(&b, "cpu"),
+                prim::<Int32Type>(&b, "next_tid"),
+            );
+            for i in 0..b.num_rows() {
+                rows.push((ts.value(i), cpu.value(i), next.value(i)));
+            }
+        }
+        rows.sort_by_key(|r| r.0);
+        for (ts, cpu, next) in rows {
+            if let Some(from) = running.remove(&cpu) {
+                let bins = busy_ns.entry(cpu).or_insert_with(|| vec![0; cols as usize]);
+                spread(from, ts, offset, t0, bins);
+            }
+            if next != 0 {
+                running.insert(cpu, ts);
+            }
+        }
+        let tasks = Tasks::load(seg)?;
+        let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
+        let cols = ["ts", "tid", "tgid", "kstack", "ustack"];
+        for b in seg.read(Table::Profile, &cols)? {
+            let ts = prim::<UInt64Type>(&b, "ts");
+            let (tid, tgid) = (prim::<Int32Type>(&b, "tid"), prim::<Int32Type>(&b, "tgid"));
+            let (k, u) = (
+                prim::<UInt32Type>(&b, "kstack"),
+                prim::<UInt32Type>(&b, "ustack"),
+            );
+            for i in 0..b.num_rows() {
+                let ok = filter.in_range(ts.value(i))
+                    && filter.task(&tasks, tid.value(i), Some(tgid.value(i)));
+                let Some((c, r)) = place(ts.value(i)).filter(|_| ok) else {
+                    continue;
+                };
+                let folded = stacks.fold(tasks.comm(tid.value(i)), opt(k, i), opt(u, i));
+                let next = stack_index.len() as u32;
+                let s = *stack_index.entry(folded).or_insert(next);
+                *cells.entry((c, r, s)).or_insert(0) += 1;
+            }
+        }
+    }
+    let mut stacks: Vec<(String, u32)> = stack_index.into_iter().collect();
+    stacks.sort_by_key(|s| s.1);
+    t.stacks = stacks.into_iter().map(|s| s.0).collect();
+    let mut cells: Vec<[u32; 4]> = cells
+        .into_iter()
+        .map(|((c, r, s), n)| [c, r, s, n])
+        .collect();
+    cells.sort_unstable();
+    t.cells = cells;
+    t.busy = busy_ns
+        .into_iter()
+        .map(|(cpu, ns)| (cpu, ns.iter().map(|&n| n as f64 / 1e9).collect()))
+        .collect();
+    Ok(t)
+}
+
+/// Adds the busy time from `from` to `to` (monotonic ns) to per-second bins, split at wall-clock
+/// second boundaries; `offset` turns monotonic into wall-clock ns, `t0` is the first bin's second.
+fn spread(from: u64, to: u64, offset: i64, t0: i64, bins: &mut [u64]) {
+    let (mut at, to) = (from as i64 + offset, to as i64 + offset);
+    while at < to {
+        let sec = at.div_euclid(1_000_000_000);
+        let stop = to.min((sec + 1) * 1_000_000_000);
+        if let Some(bin) = usize::try_from(sec - t0).ok().and_then(|i| bins.get_mut(i)) {
+            *bin += (stop - at) as u64;
+        }
+        at = stop;
+    }
+}
