@@ -349,15 +349,18 @@ pub fn run(cli: Cli) -> Result<String> {
                 json: false,
                 debuginfo_dir,
             })?;
-            if format == crate::convert::Format::Perfetto {
-                let stats = crate::convert::write_trace(&cap, &filter, &output)?;
-                eprintln!(
-                    "{}: {} switches and wakings, {} CPU samples, {} block requests",
-                    output.display(),
-                    stats.sched_events,
-                    stats.samples,
-                    stats.block_requests
-                );
+            use crate::convert::Format;
+            if matches!(format, Format::Perfetto | Format::Chrome) {
+                let stats = crate::convert::write_trace(&cap, &filter, format, &output)?;
+                if let Some(stats) = stats {
+                    eprintln!(
+                        "{}: {} switches and wakings, {} CPU samples, {} block requests",
+                        output.display(),
+                        stats.sched_events,
+                        stats.samples,
+                        stats.block_requests
+                    );
+                }
                 eprintln!("{}", crate::lost::Lost::in_range(&cap, &filter).banner());
                 return Ok(String::new());
             }

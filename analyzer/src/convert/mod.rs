@@ -21,6 +21,7 @@ use crate::{
     stackagg::StackReport,
 };
 
+pub mod chrome;
 pub mod perfetto;
 pub mod pprof;
 pub mod speedscope;
@@ -34,6 +35,8 @@ pub enum Format {
     Speedscope,
     /// A Perfetto protobuf trace: CPUs, threads, wake-ups, samples with stacks, block I/O.
     Perfetto,
+    /// Chrome trace-event JSON: threads on CPUs, samples, block I/O.
+    Chrome,
 }
 
 /// Which stacks.
@@ -108,12 +111,23 @@ impl Frames {
     }
 }
 
-/// Writes the Perfetto trace of the capture (the segments and time range `filter` selects) to
+/// Writes the Perfetto or Chrome trace of the capture (the segments and time range `filter` selects) to
 /// `path`.
-pub fn write_trace(cap: &Capture, filter: &Filter, path: &Path) -> Result<perfetto::Stats> {
+pub fn write_trace(
+    cap: &Capture,
+    filter: &Filter,
+    format: Format,
+    path: &Path,
+) -> Result<Option<perfetto::Stats>> {
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::new(f);
-    let stats = perfetto::write(cap, filter, &mut w)?;
+    let stats = match format {
+        Format::Chrome => {
+            chrome::write(cap, filter, &mut w)?;
+            None
+        }
+        _ => Some(perfetto::write(cap, filter, &mut w)?),
+    };
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(stats)
@@ -159,7 +173,9 @@ pub fn write(
     match format {
         Format::Pprof => pprof::write(report, kind, &frames, &window, &mut w)?,
         Format::Speedscope => speedscope::write(report, kind, &frames, &window, &mut w)?,
-        Format::Perfetto => bail!("a Perfetto trace is not made of stacks alone: use write_trace"),
+        Format::Perfetto | Format::Chrome => {
+            bail!("a trace is not made of stacks alone: use write_trace")
+        }
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -63,6 +63,29 @@ fn processes(cap: &Capture) -> Result<Vec<serde_json::Value>> {
     serde_json::from_str(&json).context("the processes view as JSON")
 }
 
+/// Timeline markers: processes that ended badly, and the trigger that froze the capture.
+fn markers(
+    ended: &[findings::Ended],
+    procs: &[serde_json::Value],
+    sum: &crate::summary::Summary,
+) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = ended
+        .iter()
+        .filter_map(|p| {
+            let proc = procs.iter().find(|q| q["pid"].as_i64() == Some(p.pid))?;
+            let label = match p.signal {
+                Some(s) => format!("{} ({}) killed by signal {s}", p.comm, p.pid),
+                None => format!("{} ({}) exit {}", p.comm, p.pid, p.exit_code.unwrap_or(0)),
+            };
+            Some(serde_json::json!({"time": proc.get("end_time")?, "label": label}))
+        })
+        .collect();
+    if let Some((reason, _, cause)) = &sum.frozen {
+        out.push(serde_json::json!({"time": cause, "label": format!("trigger: {reason}")}));
+    }
+    out
+}
+
 /// The report of the segments `filter` selects, as one HTML page.
 pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
     let sum = summary(cap, filter)?;
@@ -106,10 +129,7 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
         "oncpu": flame(&oncpu),
         "offcpu": flame(&off),
         "timeline": time,
-        "markers": ended.iter().filter_map(|p| {
-            let proc = procs.iter().find(|q| q["pid"].as_i64() == Some(p.pid))?;
-            Some(serde_json::json!({"time": proc.get("end_time")?, "label": format!("{} ({}) ended", p.comm, p.pid)}))
-        }).collect::<Vec<_>>(),
+        "markers": markers(&ended, &procs, &sum),
         "frozen": sum.frozen,
     });
     // Embedded in a <script> element: no "</" may end it early.

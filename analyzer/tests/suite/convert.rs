@@ -167,7 +167,7 @@ fn convert_refuses_an_empty_selection_in_one_line() {
 
 /// speedscope's own build (the npm package's `dist/release`, FLIGHTREC_SPEEDSCOPE_DIR, which
 /// `.ci/run` unpacks) opens `file` in headless Chromium from disk; returns the DOM it rendered.
-fn speedscope_dom(file: &Path) -> Option<String> {
+fn speedscope_dom(file: &Path, name: &str) -> Option<String> {
     let Ok(dir) = std::env::var("FLIGHTREC_SPEEDSCOPE_DIR") else {
         flightrec_tests::skip("FLIGHTREC_SPEEDSCOPE_DIR (the speedscope npm package) is not set");
         return None;
@@ -180,7 +180,7 @@ fn speedscope_dom(file: &Path) -> Option<String> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(file).unwrap());
     std::fs::write(
         &loader,
-        format!("speedscope.loadFileFromBase64(\"profile.speedscope.json\", \"{b64}\")"),
+        format!("speedscope.loadFileFromBase64(\"{name}\", \"{b64}\")"),
     )
     .unwrap();
     let out = Command::new("chromium")
@@ -237,7 +237,7 @@ fn speedscope_opens_the_converted_profile_with_a_profile_per_process() {
         .collect();
     assert_eq!(profiles.len(), comms.len());
 
-    let Some(dom) = speedscope_dom(&file) else {
+    let Some(dom) = speedscope_dom(&file, "profile.speedscope.json") else {
         return;
     };
     assert!(
@@ -336,4 +336,77 @@ fn a_perfetto_trace_refuses_a_process_filter_in_one_line() {
     ]);
     assert!(!ok);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn the_chrome_trace_has_each_threads_stretches_on_cpu_apart_and_speedscope_reads_it() {
+    let f = fixture("basic");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("trace.json");
+    let (ok, _, err) = analyze(&[
+        "convert",
+        f.dir.to_str().unwrap(),
+        "--to",
+        "chrome",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    // A thread is on one CPU at a time: its stretches never overlap.
+    let mut by_thread: BTreeMap<(i64, i64), Vec<(f64, f64)>> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "sched")
+    {
+        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+        assert!(dur >= 0.0, "{e}");
+        by_thread
+            .entry((e["pid"].as_i64().unwrap(), e["tid"].as_i64().unwrap()))
+            .or_default()
+            .push((ts, ts + dur));
+    }
+    for (t, mut spans) in by_thread.clone() {
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in spans.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1 - 1e-3,
+                "thread {t:?} on two CPUs at once: {w:?}"
+            );
+        }
+    }
+    let cap = Capture::open(&f.dir).unwrap();
+    let samples = events.iter().filter(|e| e["ph"] == "i").count() as u64;
+    assert_eq!(
+        samples,
+        profile::profile(&cap, &Filter::default()).unwrap().total
+    );
+    let (_, block, _) = analyze(&[
+        "latency",
+        f.dir.to_str().unwrap(),
+        "--kind",
+        "block",
+        "--json",
+    ]);
+    let block: serde_json::Value = serde_json::from_str(&block).unwrap();
+    let requests = events.iter().filter(|e| e["cat"] == "block").count() as u64;
+    assert_eq!(block["groups"][0]["count"], requests);
+
+    let Some(dom) = speedscope_dom(&file, "trace.json") else {
+        return;
+    };
+    assert!(
+        dom.contains("<title>trace.json - speedscope</title>"),
+        "{dom}"
+    );
+    assert!(!dom.contains("Something went wrong"), "{dom}");
+    // One profile per thread with events (threads and disk lanes).
+    let threads: std::collections::BTreeSet<(i64, i64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .map(|e| (e["pid"].as_i64().unwrap(), e["tid"].as_i64().unwrap()))
+        .collect();
+    assert!(dom.contains(&format!("(1/{})", threads.len())), "{dom}");
 }

@@ -15,14 +15,19 @@ use crate::{
 };
 
 /// One completed request.
-struct Request {
-    issue: u64,
-    done: u64,
-    dev: u32,
-    name: String,
+pub struct Request {
+    /// Issue, monotonic ns.
+    pub issue: u64,
+    /// Completion, monotonic ns.
+    pub done: u64,
+    /// Device number.
+    pub dev: u32,
+    /// `RWBS bytes B @sector`.
+    pub name: String,
 }
 
-fn requests(segs: &[&Segment], filter: &Filter) -> Result<Vec<Request>> {
+/// Completed requests of `segs` issued in the range, by issue time.
+pub fn requests(segs: &[&Segment], filter: &Filter) -> Result<Vec<Request>> {
     let mut rows = Vec::new();
     for seg in segs {
         let cols = ["ts", "event", "dev", "sector", "bytes", "rwbs"];

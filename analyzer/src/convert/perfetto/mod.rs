@@ -424,7 +424,7 @@ fn samples(
     Ok(out)
 }
 
-mod block;
+pub mod block;
 
 /// Writes the Perfetto trace of the segments `filter` selects (its time range; the trace holds
 /// every CPU and thread, so `--pid` and `--comm` are refused).
