@@ -5,8 +5,8 @@ Playwright from PyPI; nothing downloads a browser) and checks it the way a reade
   no uncaught exception;
 - the DOM holds the given names (the workload's functions, the findings);
 - a screenshot is not blank (larger than one of an empty page of the same size);
-- two clicks on the heat map select a range, and the range flame graph then holds exactly the
-  samples of that range.
+- two clicks on each heat map (CPU samples, off-CPU time) select a range, and the range flame
+  graph then holds exactly that range's samples or blocked time.
 
 Prints a JSON summary. Usage: report_check.py REPORT SCREENSHOT NAME...
 """
@@ -14,6 +14,34 @@ import json
 import sys
 
 from playwright.sync_api import sync_playwright
+
+
+def select(page, canvas, flame, label, key):
+    """Two clicks on the busiest cell of a heat map, then on its first and last cells."""
+    res = {"whole_total": int(page.get_attribute(flame, "data-total"))}
+    cells = page.evaluate("DATA.timeline." + key)
+    rows = page.evaluate("DATA.timeline.rows")
+    cell_w, cell_h = page.evaluate("[CELL, CELLH]")
+    counts = {}
+    for c, r, _, n in cells:
+        counts[(c, r)] = counts.get((c, r), 0) + n
+    (c, r), n = max(counts.items(), key=lambda kv: (kv[1], -kv[0][0], -kv[0][1]))
+    box = page.locator(canvas).bounding_box()
+
+    def click(c, r):
+        page.mouse.click(box["x"] + c * cell_w + 1, box["y"] + r * cell_h + 1)
+
+    click(c, r)
+    click(c, r)
+    res["cell"] = [c, r]
+    res["cell_total"] = n
+    res["range_total"] = int(page.get_attribute(flame, "data-total"))
+    res["range_text"] = page.text_content(label)
+    keys = [k[0] * rows + k[1] for k in counts]
+    click(*divmod(min(keys), rows))
+    click(*divmod(max(keys), rows))
+    res["all_cells_total"] = int(page.get_attribute(flame, "data-total"))
+    return res
 
 
 def main(report, shot, names):
@@ -43,31 +71,8 @@ def main(report, shot, names):
         out["screenshot_bytes"] = len(open(shot, "rb").read())
         out["blank_bytes"] = len(blank.screenshot(full_page=True))
 
-        whole = int(page.get_attribute("#range-flame", "data-total"))
-        cells = page.evaluate("DATA.timeline.cells")
-        rows = page.evaluate("DATA.timeline.rows")
-        cell_w, cell_h = page.evaluate("[CELL, CELLH]")
-        # The busiest cell alone: first and last click on it.
-        counts = {}
-        for c, r, _, n in cells:
-            counts[(c, r)] = counts.get((c, r), 0) + n
-        (c, r), n = max(counts.items(), key=lambda kv: (kv[1], -kv[0][0], -kv[0][1]))
-        box = page.locator("#heatmap").bounding_box()
-        for _ in range(2):
-            page.mouse.click(box["x"] + c * cell_w + 1, box["y"] + r * cell_h + 1)
-        out["whole_total"] = whole
-        out["cell"] = [c, r]
-        out["cell_samples"] = n
-        out["range_total"] = int(page.get_attribute("#range-flame", "data-total"))
-        out["range_text"] = page.text_content("#range")
-        # A range over every cell gives the whole again.
-        last = max(k[0] * rows + k[1] for k in counts)
-        lc, lr = divmod(last, rows)
-        first = min(k[0] * rows + k[1] for k in counts)
-        fc, fr = divmod(first, rows)
-        page.mouse.click(box["x"] + fc * cell_w + 1, box["y"] + fr * cell_h + 1)
-        page.mouse.click(box["x"] + lc * cell_w + 1, box["y"] + lr * cell_h + 1)
-        out["all_cells_total"] = int(page.get_attribute("#range-flame", "data-total"))
+        out["oncpu"] = select(page, "#heatmap", "#range-flame", "#range", "cells")
+        out["offcpu"] = select(page, "#off-heatmap", "#off-range-flame", "#off-range", "off_cells")
         browser.close()
     print(json.dumps(out))
 

@@ -118,6 +118,7 @@ const flames = {
   oncpu: new FlameGraph(document.getElementById("oncpu-flame"), DATA.oncpu.unit),
   offcpu: new FlameGraph(document.getElementById("offcpu-flame"), DATA.offcpu.unit),
   range: new FlameGraph(document.getElementById("range-flame"), "samples"),
+  offrange: new FlameGraph(document.getElementById("off-range-flame"), "ns"),
 };
 const processSelect = document.getElementById("process");
 const comms = new Set();
@@ -142,75 +143,90 @@ document.getElementById("search").oninput = (e) => {
   for (const [k, f] of Object.entries(flames)) {
     f.search = e.target.value;
     f.draw();
-    if (e.target.value && k !== "range") {
+    if (e.target.value && (k === "oncpu" || k === "offcpu")) {
       text.push(k + " " + (100 * Number(f.el.dataset.matched) / f.focus.value).toFixed(1) + "%");
     }
   }
   document.getElementById("search-result").textContent = text.length ? "matched: " + text.join(", ") : "";
 };
 
-// ---- heat map -------------------------------------------------------------------------------
+// ---- heat maps ------------------------------------------------------------------------------
+// Cells are [column (second), row (20 ms slice), stack index, value]; two clicks select the cells
+// from the first to the last in time order, and the flame graph below shows their stacks.
 const T = DATA.timeline;
-const canvas = document.getElementById("heatmap");
 const CELL = Math.max(4, Math.min(14, Math.floor(1100 / Math.max(1, T.cols))));
 const CELLH = 6;
-canvas.width = T.cols * CELL;
-canvas.height = T.rows * CELLH;
-canvas.dataset.cols = T.cols;
-canvas.dataset.rows = T.rows;
-const counts = new Map();
-let maxCount = 0;
-for (const [c, r, , n] of T.cells) {
-  const k = c * T.rows + r;
-  const v = (counts.get(k) || 0) + n;
-  counts.set(k, v);
-  maxCount = Math.max(maxCount, v);
-}
-let selection = [];
-function drawHeatmap() {
-  const g = canvas.getContext("2d");
-  g.fillStyle = "#ffffff";
-  g.fillRect(0, 0, canvas.width, canvas.height);
-  for (const [k, v] of counts) {
-    const c = Math.floor(k / T.rows), r = k % T.rows;
-    const a = v / maxCount;
-    g.fillStyle = a > 0.5 ? "rgb(229," + Math.round(9 + 71 * (1 - a) * 2) + ",20)" : "rgb(255," + Math.round(255 - 350 * a) + "," + Math.round(255 - 410 * a) + ")";
-    g.fillRect(c * CELL, r * CELLH, CELL - 1, CELLH - 1);
+class HeatMap {
+  constructor(id, cells, stacks, flame, rangeEl, unit) {
+    Object.assign(this, { cells, stacks, flame, rangeEl, unit, selection: [] });
+    const canvas = (this.canvas = document.getElementById(id));
+    canvas.width = T.cols * CELL;
+    canvas.height = T.rows * CELLH;
+    canvas.dataset.cols = T.cols;
+    canvas.dataset.rows = T.rows;
+    this.sums = new Map();
+    this.max = 0;
+    for (const [c, r, , n] of cells) {
+      const k = c * T.rows + r;
+      const v = (this.sums.get(k) || 0) + n;
+      this.sums.set(k, v);
+      this.max = Math.max(this.max, v);
+    }
+    canvas.onclick = (e) => {
+      const box = canvas.getBoundingClientRect();
+      const c = Math.max(0, Math.min(T.cols - 1, Math.floor((e.clientX - box.left) / CELL)));
+      const r = Math.max(0, Math.min(T.rows - 1, Math.floor((e.clientY - box.top) / CELLH)));
+      const k = c * T.rows + r;
+      const s = this.selection;
+      this.selection = s.length === 1 ? [Math.min(s[0], k), Math.max(s[0], k)] : [k];
+      this.draw();
+      if (this.selection.length === 2) this.show(this.selection[0], this.selection[1]);
+    };
+    this.draw();
+    this.show(0, T.cols * T.rows - 1, true);
   }
-  if (selection.length) {
-    const [a, b] = selection.length === 2 ? selection : [selection[0], selection[0]];
-    g.strokeStyle = "#1565c0";
-    g.lineWidth = 2;
-    for (let k = a; k <= b; k++) {
+  draw() {
+    const g = this.canvas.getContext("2d");
+    g.fillStyle = "#ffffff";
+    g.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    for (const [k, v] of this.sums) {
       const c = Math.floor(k / T.rows), r = k % T.rows;
-      g.strokeRect(c * CELL, r * CELLH, CELL - 1, CELLH - 1);
+      const a = v / this.max;
+      g.fillStyle = a > 0.5 ? "rgb(229," + Math.round(9 + 142 * (1 - a)) + ",20)"
+        : "rgb(255," + Math.round(255 - 350 * a) + "," + Math.round(255 - 410 * a) + ")";
+      g.fillRect(c * CELL, r * CELLH, CELL - 1, CELLH - 1);
+    }
+    if (this.selection.length) {
+      const [a, b] = this.selection.length === 2 ? this.selection : [this.selection[0], this.selection[0]];
+      g.strokeStyle = "#1565c0";
+      g.lineWidth = 2;
+      for (let k = a; k <= b; k++) {
+        const c = Math.floor(k / T.rows), r = k % T.rows;
+        g.strokeRect(c * CELL, r * CELLH, CELL - 1, CELLH - 1);
+      }
     }
   }
-}
-// The on-CPU flame graph of the samples in cells a..b (in time order), both included.
-function showRange(a, b, initial) {
-  const sums = new Map();
-  for (const [c, r, s, n] of T.cells) {
-    const k = c * T.rows + r;
-    if (k >= a && k <= b) sums.set(s, (sums.get(s) || 0) + n);
+  // The flame graph of the cells a..b (in time order), both included.
+  show(a, b, initial) {
+    const sums = new Map();
+    for (const [c, r, s, n] of this.cells) {
+      const k = c * T.rows + r;
+      if (k >= a && k <= b) sums.set(s, (sums.get(s) || 0) + n);
+    }
+    const stacks = [...sums].map(([s, n]) => [this.stacks[s], n]);
+    this.flame.show(stacks);
+    if (initial) return;
+    const t = (k) => Math.floor(k / T.rows) + (k % T.rows) / T.rows;
+    const total = stacks.reduce((x, [, n]) => x + n, 0);
+    this.rangeEl.textContent = "Range " + t(a).toFixed(2) + " s to " + (t(b) + 1 / T.rows).toFixed(2) +
+      " s after " + new Date(T.t0 * 1000).toISOString() + ": " +
+      (this.unit === "ns" ? fmtNs(total) + " off CPU" : total + " samples") + ".";
   }
-  const stacks = [...sums].map(([s, n]) => [T.stacks[s], n]);
-  flames.range.show(stacks);
-  const t = (k) => (Math.floor(k / T.rows) + (k % T.rows) / T.rows).toFixed(2);
-  const total = stacks.reduce((x, [, n]) => x + n, 0);
-  if (initial) return;
-  document.getElementById("range").textContent =
-    "Range " + t(a) + " s to " + (Number(t(b)) + 1 / T.rows).toFixed(2) + " s after " +
-    new Date(T.t0 * 1000).toISOString() + ": " + total + " samples.";
 }
-canvas.onclick = (e) => {
-  const box = canvas.getBoundingClientRect();
-  const c = Math.floor((e.clientX - box.left) / CELL);
-  const r = Math.floor((e.clientY - box.top) / CELLH);
-  const k = Math.max(0, Math.min(T.cols - 1, c)) * T.rows + Math.max(0, Math.min(T.rows - 1, r));
-  selection = selection.length === 1 ? [Math.min(selection[0], k), Math.max(selection[0], k)] : [k];
-  drawHeatmap();
-  if (selection.length === 2) showRange(selection[0], selection[1]);
+const heatmaps = {
+  oncpu: new HeatMap("heatmap", T.cells, T.stacks, flames.range, document.getElementById("range"), "samples"),
+  offcpu: new HeatMap("off-heatmap", T.off_cells, T.off_stacks, flames.offrange,
+    document.getElementById("off-range"), "ns"),
 };
 
 // ---- timeline -------------------------------------------------------------------------------
@@ -254,6 +270,4 @@ function drawTimeline() {
 }
 
 drawTimeline();
-drawHeatmap();
 showFlames();
-showRange(0, T.cols * T.rows - 1, true);

@@ -1,10 +1,11 @@
 //! `report`: the page opens from disk in a real browser (Debian's Chromium, driven by Playwright;
 //! `tests/viewers/report_check.py`) without fetching anything or logging an error, shows the
-//! workload's functions and the findings, is not blank, and a heat-map range selected with two
-//! clicks gives the flame graph of exactly that range's samples.
+//! workload's functions and the findings, is not blank, and a range of either heat map selected with
+//! two clicks gives the flame graph of exactly that range's samples or off-CPU time (the whole
+//! window's equal to `profile`'s and `offcpu`'s totals).
 use std::process::Command;
 
-use flightrec_analyzer::{capture::Capture, filter::Filter, profile};
+use flightrec_analyzer::{capture::Capture, filter::Filter, offcpu, profile};
 
 use super::*;
 
@@ -61,12 +62,19 @@ fn the_report_opens_in_chromium_and_its_heat_map_selects_ranges() {
     );
     assert!(shot_bytes > 4 * blank, "a blank-looking screenshot: {got}");
     let cap = Capture::open(&f.dir).unwrap();
-    let samples = profile::profile(&cap, &Filter::default()).unwrap().total;
-    assert_eq!(got["whole_total"], samples, "{got}");
-    assert_eq!(got["range_total"], got["cell_samples"], "{got}");
-    assert!(
-        got["range_total"].as_u64() < got["whole_total"].as_u64(),
-        "{got}"
-    );
-    assert_eq!(got["all_cells_total"], samples, "{got}");
+    let filter = Filter::default();
+    let samples = profile::profile(&cap, &filter).unwrap().total;
+    let blocked = offcpu::offcpu(&cap, &filter, &offcpu::Options::default())
+        .unwrap()
+        .total;
+    for (map, total) in [("oncpu", samples), ("offcpu", blocked)] {
+        let m = &got[map];
+        assert_eq!(m["whole_total"], total, "{map}: {m}");
+        assert_eq!(m["range_total"], m["cell_total"], "{map}: {m}");
+        assert!(
+            m["range_total"].as_u64() < m["whole_total"].as_u64(),
+            "{map}: {m}"
+        );
+        assert_eq!(m["all_cells_total"], total, "{map}: {m}");
+    }
 }
