@@ -66,11 +66,7 @@ pub fn timeline(cap: &Capture, filter: &Filter, start: u64, end: u64) -> Result<
     let mut stack_index: HashMap<String, u32> = HashMap::new();
     let mut cells: HashMap<(u32, u32, u32), u32> = HashMap::new();
     let mut busy_ns: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
-    // Off CPU: threads switched out and not back in yet (ts, stack index); segments follow each
-    // other in time, so an interval can end in the next one.
-    let mut off_index: HashMap<String, u64> = HashMap::new();
-    let mut off_cells: HashMap<(u32, u32, u64), u64> = HashMap::new();
-    let mut off_open: HashMap<i32, (u64, u64)> = HashMap::new();
+    let mut off = OffCpu::default();
     for seg in selected(cap, filter) {
         for table in Table::ALL.into_iter().filter(|t| t.is_event_table()) {
             for b in seg.read(table, &["ts"])? {
@@ -106,14 +102,7 @@ pub fn timeline(cap: &Capture, filter: &Filter, start: u64, end: u64) -> Result<
         }
         let tasks = Tasks::load(seg)?;
         let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
-        off_cpu(
-            seg,
-            filter,
-            (&tasks, &stacks),
-            &place,
-            &mut off_open,
-            (&mut off_index, &mut off_cells),
-        )?;
+        off.add_segment(seg, filter, (&tasks, &stacks), &place)?;
         let cols = ["ts", "tid", "tgid", "kstack", "ustack"];
         for b in seg.read(Table::Profile, &cols)? {
             let ts = prim::<UInt64Type>(&b, "ts");
@@ -144,10 +133,11 @@ pub fn timeline(cap: &Capture, filter: &Filter, start: u64, end: u64) -> Result<
         .collect();
     cells.sort_unstable();
     t.cells = cells;
-    let mut off: Vec<(String, u64)> = off_index.into_iter().collect();
-    off.sort_by_key(|s| s.1);
-    t.off_stacks = off.into_iter().map(|s| s.0).collect();
-    t.off_cells = off_cells
+    let mut off_stacks: Vec<(String, u64)> = off.index.into_iter().collect();
+    off_stacks.sort_by_key(|s| s.1);
+    t.off_stacks = off_stacks.into_iter().map(|s| s.0).collect();
+    t.off_cells = off
+        .cells
         .into_iter()
         .map(|((c, r, s), ns)| [c as u64, r as u64, s, ns])
         .collect();
@@ -173,68 +163,90 @@ fn spread(from: u64, to: u64, offset: i64, t0: i64, bins: &mut [u64]) {
     }
 }
 
-/// Off-CPU intervals of one segment (switch-out of a thread to its next switch-in, as `offcpu`
-/// pairs them), added to the cell of their switch-out by folded stack.
-fn off_cpu(
-    seg: &crate::capture::Segment,
-    filter: &Filter,
-    (tasks, stacks): (&Tasks, &Stacks),
-    place: &impl Fn(u64) -> Option<(u32, u32)>,
-    open: &mut HashMap<i32, (u64, u64)>,
-    (index, cells): (
-        &mut HashMap<String, u64>,
-        &mut HashMap<(u32, u32, u64), u64>,
-    ),
-) -> Result<()> {
-    let cols = [
-        "ts",
-        "prev_tid",
-        "prev_tgid",
-        "next_tid",
-        "kstack",
-        "ustack",
-    ];
-    let mut rows: Vec<(u64, i32, i32, i32, Option<u32>, Option<u32>)> = Vec::new();
-    for b in seg.read(Table::SchedSwitch, &cols)? {
-        let ts = prim::<UInt64Type>(&b, "ts");
-        let (prev, tgid, next) = (
-            prim::<Int32Type>(&b, "prev_tid"),
-            prim::<Int32Type>(&b, "prev_tgid"),
-            prim::<Int32Type>(&b, "next_tid"),
-        );
-        let (k, u) = (
-            prim::<UInt32Type>(&b, "kstack"),
-            prim::<UInt32Type>(&b, "ustack"),
-        );
-        for i in 0..b.num_rows() {
-            rows.push((
-                ts.value(i),
-                prev.value(i),
-                tgid.value(i),
-                next.value(i),
-                opt(k, i),
-                opt(u, i),
-            ));
-        }
-    }
-    rows.sort_by_key(|r| r.0);
-    let mut folded: HashMap<(i32, Option<u32>, Option<u32>), u64> = HashMap::new();
-    for (ts, prev, tgid, next, k, u) in rows {
-        if next != 0 {
-            if let Some((from, s)) = open.remove(&next) {
-                if let Some((c, r)) = place(from) {
-                    *cells.entry((c, r, s)).or_insert(0) += ts.saturating_sub(from);
-                }
+/// Off-CPU intervals (switch-out of a thread to its next switch-in, as `offcpu` pairs them), added
+/// to the cell of their switch-out by folded stack. Segments follow each other in time, so an
+/// interval open at a segment's end can close in the next one.
+#[derive(Default)]
+struct OffCpu {
+    /// Threads switched out and not back in yet: (switch-out ts, stack index).
+    open: HashMap<i32, (u64, u64)>,
+    /// Folded stacks by index.
+    index: HashMap<String, u64>,
+    /// ns per (column, row, stack index).
+    cells: HashMap<(u32, u32, u64), u64>,
+}
+
+/// One `sched_switch` row as the off-CPU pairing reads it.
+struct Switch {
+    ts: u64,
+    prev: i32,
+    tgid: i32,
+    next: i32,
+    kstack: Option<u32>,
+    ustack: Option<u32>,
+}
+
+impl OffCpu {
+    fn add_segment(
+        &mut self,
+        seg: &crate::capture::Segment,
+        filter: &Filter,
+        (tasks, stacks): (&Tasks, &Stacks),
+        place: &impl Fn(u64) -> Option<(u32, u32)>,
+    ) -> Result<()> {
+        let cols = [
+            "ts",
+            "prev_tid",
+            "prev_tgid",
+            "next_tid",
+            "kstack",
+            "ustack",
+        ];
+        let mut rows: Vec<Switch> = Vec::new();
+        for b in seg.read(Table::SchedSwitch, &cols)? {
+            let ts = prim::<UInt64Type>(&b, "ts");
+            let (prev, tgid, next) = (
+                prim::<Int32Type>(&b, "prev_tid"),
+                prim::<Int32Type>(&b, "prev_tgid"),
+                prim::<Int32Type>(&b, "next_tid"),
+            );
+            let (k, u) = (
+                prim::<UInt32Type>(&b, "kstack"),
+                prim::<UInt32Type>(&b, "ustack"),
+            );
+            for i in 0..b.num_rows() {
+                rows.push(Switch {
+                    ts: ts.value(i),
+                    prev: prev.value(i),
+                    tgid: tgid.value(i),
+                    next: next.value(i),
+                    kstack: opt(k, i),
+                    ustack: opt(u, i),
+                });
             }
         }
-        if prev != 0 && filter.in_range(ts) && filter.task(tasks, prev, Some(tgid)) {
-            let s = *folded.entry((prev, k, u)).or_insert_with(|| {
-                let f = stacks.fold(tasks.comm(prev), k, u);
-                let next = index.len() as u64;
-                *index.entry(f).or_insert(next)
-            });
-            open.insert(prev, (ts, s));
+        rows.sort_by_key(|r| r.ts);
+        let mut folded: HashMap<(i32, Option<u32>, Option<u32>), u64> = HashMap::new();
+        for r in rows {
+            if r.next != 0 {
+                if let Some((from, s)) = self.open.remove(&r.next) {
+                    if let Some((c, row)) = place(from) {
+                        *self.cells.entry((c, row, s)).or_insert(0) += r.ts.saturating_sub(from);
+                    }
+                }
+            }
+            if r.prev != 0 && filter.in_range(r.ts) && filter.task(tasks, r.prev, Some(r.tgid)) {
+                let index = &mut self.index;
+                let s = *folded
+                    .entry((r.prev, r.kstack, r.ustack))
+                    .or_insert_with(|| {
+                        let f = stacks.fold(tasks.comm(r.prev), r.kstack, r.ustack);
+                        let next = index.len() as u64;
+                        *index.entry(f).or_insert(next)
+                    });
+                self.open.insert(r.prev, (r.ts, s));
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
