@@ -63,12 +63,14 @@ fn processes(cap: &Capture) -> Result<Vec<serde_json::Value>> {
     serde_json::from_str(&json).context("the processes view as JSON")
 }
 
-/// Timeline markers: processes that ended badly, and the trigger that froze the capture.
+/// Timeline markers: processes that ended badly, the slowest block requests, and the trigger that
+/// froze the capture.
 fn markers(
-    ended: &[findings::Ended],
-    procs: &[serde_json::Value],
+    cap: &Capture,
+    filter: &Filter,
+    (ended, procs): (&[findings::Ended], &[serde_json::Value]),
     sum: &crate::summary::Summary,
-) -> Vec<serde_json::Value> {
+) -> Result<Vec<serde_json::Value>> {
     let mut out: Vec<serde_json::Value> = ended
         .iter()
         .filter_map(|p| {
@@ -80,10 +82,24 @@ fn markers(
             Some(serde_json::json!({"time": proc.get("end_time")?, "label": label}))
         })
         .collect();
+    // The slowest block requests (10 ms or more, at most 20) where they were issued.
+    let segs = crate::parallel::selected(cap, filter);
+    let mut slow: Vec<_> = crate::convert::perfetto::block::requests(&segs, filter)?
+        .into_iter()
+        .filter(|r| r.done - r.issue >= 10_000_000)
+        .collect();
+    slow.sort_by_key(|r| std::cmp::Reverse(r.done - r.issue));
+    for r in slow.iter().take(20) {
+        out.push(serde_json::json!({
+            "time": crate::filter::wall_clock(&cap.manifest.clock, r.issue),
+            "label": format!("slow I/O: {} took {}", r.name, crate::hist::fmt_ns(r.done - r.issue)),
+            "kind": "io",
+        }));
+    }
     if let Some((reason, _, cause)) = &sum.frozen {
         out.push(serde_json::json!({"time": cause, "label": format!("trigger: {reason}")}));
     }
-    out
+    Ok(out)
 }
 
 /// The report of the segments `filter` selects, as one HTML page.
@@ -129,7 +145,7 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
         "oncpu": flame(&oncpu),
         "offcpu": flame(&off),
         "timeline": time,
-        "markers": markers(&ended, &procs, &sum),
+        "markers": markers(cap, filter, (&ended, &procs), &sum)?,
         "frozen": sum.frozen,
     });
     // Embedded in a <script> element: no "</" may end it early.

@@ -264,7 +264,8 @@ function drawTimeline() {
   for (const m of DATA.markers) {
     const t = Date.parse(m.time.replace(" ", "T") + (m.time.endsWith("Z") ? "" : "Z")) / 1000 - T.t0;
     if (!(t >= 0 && t <= T.cols)) continue;
-    add("line", { x1: x(t), x2: x(t), y1: 0, y2: H, stroke: "#b00020", "stroke-width": 2 }, m.label);
+    const stroke = m.kind === "io" ? "#6a1b9a" : "#b00020";
+    add("line", { x1: x(t), x2: x(t), y1: 0, y2: H, stroke, "stroke-width": 2 }, m.label);
   }
   document.getElementById("timeline").appendChild(svg);
 }
