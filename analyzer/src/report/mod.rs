@@ -108,6 +108,7 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
     let runq = latency::latency(cap, Kind::Runq, None, filter)?;
     let block = latency::latency(cap, Kind::Block, Some(By::Disk), filter)?;
     let syscalls = latency::latency(cap, Kind::Syscall, Some(By::Syscall), filter)?;
+    let syscall_all = latency::latency(cap, Kind::Syscall, None, filter)?;
     let oncpu = profile::profile(cap, filter)?;
     let off = offcpu::offcpu(cap, filter, &offcpu::Options::default())?;
     let procs = processes(cap)?;
@@ -160,6 +161,7 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
         runq => runq.groups,
         block => block.groups,
         syscalls => top_syscalls,
+        syscall_all => syscall_all.groups,
         processes => procs,
         oncpu_total => oncpu.total,
         offcpu_total => off.total,
