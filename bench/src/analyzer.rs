@@ -179,6 +179,19 @@ pub fn run(a: Args) -> Result<()> {
             "{analyze} flamegraph {cap} --kind offcpu -o /dev/null 2>/dev/null"
         ))?);
     }
+    // The ticket view and the Perfetto trace, once each: (time, bytes).
+    let report_file = a.capture.with_extension("html");
+    let report = time_sh(&format!(
+        "{analyze} report {cap} -o {} 2>/dev/null",
+        report_file.display()
+    ))?;
+    let report_bytes = std::fs::metadata(&report_file)?.len();
+    let trace_file = a.capture.with_extension("pftrace");
+    let trace = time_sh(&format!(
+        "{analyze} convert {cap} --to perfetto -o {} 2>/dev/null",
+        trace_file.display()
+    ))?;
+    let trace_bytes = std::fs::metadata(&trace_file)?.len();
     let rate = |d: Duration| format!("{:.2} M/s", n as f64 / d.as_secs_f64() / 1e6);
     let (f, g) = (median(folded), median(flame));
     let (sc, sl) = (median(sql_cap), median(sql_lake));
@@ -237,6 +250,19 @@ pub fn run(a: Args) -> Result<()> {
                 "the same on a Ballista cluster (2 executors)".into(),
                 format!("{:.3} s", cr.as_secs_f64()),
                 rate(cr),
+            ],
+            vec![
+                format!("report -o (once; {:.2} MiB)", report_bytes as f64 / 1048576.0),
+                format!("{:.3} s", report.as_secs_f64()),
+                rate(report),
+            ],
+            vec![
+                format!(
+                    "convert --to perfetto (once; {:.1} MiB)",
+                    trace_bytes as f64 / 1048576.0
+                ),
+                format!("{:.3} s", trace.as_secs_f64()),
+                rate(trace),
             ],
             vec![
                 "flightrec export --lake (once)".into(),
