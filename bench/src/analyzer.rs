@@ -252,7 +252,10 @@ pub fn run(a: Args) -> Result<()> {
                 rate(cr),
             ],
             vec![
-                format!("report -o (once; {:.2} MiB)", report_bytes as f64 / 1048576.0),
+                format!(
+                    "report -o (once; {:.2} MiB)",
+                    report_bytes as f64 / 1048576.0
+                ),
                 format!("{:.3} s", report.as_secs_f64()),
                 rate(report),
             ],

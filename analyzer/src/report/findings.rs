@@ -61,8 +61,8 @@ pub struct Evidence<'a> {
     pub block: &'a latency::Report,
     /// Processes that exited non-zero or were killed.
     pub ended: &'a [Ended],
-    /// CPU samples and what the profile's frequency and CPUs allow over the window.
-    pub samples: (u64, f64),
+    /// CPU time used and available over the window, in seconds, and what says so.
+    pub cpu: (f64, f64, &'static str),
 }
 
 /// Runs every check; the worst first.
@@ -138,9 +138,9 @@ pub fn check(e: &Evidence) -> Vec<Finding> {
             "processes",
         ),
     });
-    let (samples, possible) = e.samples;
+    let (used, possible, source) = e.cpu;
     if possible > 0.0 {
-        let busy = samples as f64 / possible;
+        let busy = used / possible;
         let sev = match busy {
             b if b >= 0.9 => Warning,
             b if b >= 0.7 => Info,
@@ -150,7 +150,7 @@ pub fn check(e: &Evidence) -> Vec<Finding> {
             sev,
             "CPU saturation",
             format!(
-                "CPUs busy {:.0}% of the window ({samples} samples of {possible:.0} possible)",
+                "CPUs busy {:.0}% of the window ({used:.1} of {possible:.1} CPU-seconds, from {source})",
                 100.0 * busy
             ),
             "cpu",

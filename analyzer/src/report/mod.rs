@@ -130,14 +130,30 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
     });
     let seconds = end.saturating_sub(start) as f64 / 1e9;
     let possible = cap.manifest.config.freq_hz as f64 * cap.manifest.cpus as f64 * seconds;
+    let time = timeline::timeline(cap, filter, start, end)?;
+    // CPU time from the switches where they were recorded (exact), else from the samples.
+    let switched: f64 = time.busy.values().flatten().sum();
+    let cpu = if !time.busy.is_empty() {
+        (
+            switched,
+            cap.manifest.cpus as f64 * seconds,
+            "the scheduler switches",
+        )
+    } else {
+        let per_sample = 1.0 / cap.manifest.config.freq_hz.max(1) as f64;
+        (
+            oncpu.total as f64 * per_sample,
+            possible * per_sample,
+            "CPU samples",
+        )
+    };
     let found = findings::check(&findings::Evidence {
         summary: &sum,
         runq: &runq,
         block: &block,
         ended: &ended,
-        samples: (oncpu.total, possible),
+        cpu,
     });
-    let time = timeline::timeline(cap, filter, start, end)?;
     // The syscalls that took the most time in total.
     let mut top_syscalls = syscalls.groups.clone();
     top_syscalls.sort_by_key(|g| std::cmp::Reverse(g.dist.total));

@@ -184,6 +184,7 @@ class HeatMap {
     };
     this.draw();
     this.show(0, T.cols * T.rows - 1, true);
+    if (!cells.length) this.rangeEl.textContent = "Nothing recorded for this map in the window.";
   }
   draw() {
     const g = this.canvas.getContext("2d");
