@@ -24,6 +24,22 @@ fn scheduler(url: &str) -> Result<&str> {
     }
 }
 
+/// A query's failure on the cluster in one line: an unreachable scheduler said as such.
+pub fn explain(url: &str, e: &datafusion::error::DataFusionError) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("tcp connect error") || text.contains("transport error") {
+        let why = if text.contains("Connection refused") {
+            "connection refused"
+        } else {
+            "no connection"
+        };
+        return anyhow::anyhow!(
+            "cannot reach the Ballista scheduler at {url} ({why}): start one with `flightrec-cluster scheduler`"
+        );
+    }
+    anyhow::anyhow!(super::one_line(e))
+}
+
 /// `table` where no lake has it: its directory under the first lake, where no file is, read
 /// as a file table like the others. (A view of typed NULLs would be simpler, but the optimizer
 /// folds it into plans that Ballista 55 fails to deserialize.)

@@ -104,10 +104,10 @@ async fn run_async(opts: &Options, inputs: Vec<Input>) -> Result<String> {
         .await
         .map_err(|e| anyhow::anyhow!(one_line(e)))?;
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!(one_line(e)))?;
+    let batches = df.collect().await.map_err(|e| match &opts.cluster {
+        Some(url) => cluster::explain(url, &e),
+        None => anyhow::anyhow!(one_line(e)),
+    })?;
     output::render(schema, &batches, opts.format, opts.output.as_deref())
 }
 

@@ -273,3 +273,36 @@ fn a_lake_of_several_hosts_answers_per_host_like_the_analyzer_on_each() {
     ]);
     assert_eq!(one.lines().nth(1), Some(n.to_string().as_str()));
 }
+
+#[test]
+fn a_cluster_that_does_not_answer_or_a_capture_sent_to_one_is_one_line() {
+    let f = fixture("basic");
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("lake");
+    lake::write::export(&Capture::open(&f.dir).unwrap(), &tree).unwrap();
+    // Port 1 on the loopback: nothing listens there.
+    let (ok, _, err) = analyze(&[
+        "sql",
+        "--cluster",
+        "df://127.0.0.1:1",
+        tree.to_str().unwrap(),
+        "-e",
+        "SELECT COUNT(*) FROM runq_latency",
+    ]);
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        "flightrec-analyze: cannot reach the Ballista scheduler at df://127.0.0.1:1 (connection refused): start one with `flightrec-cluster scheduler`"
+    );
+    let (ok, _, err) = analyze(&[
+        "sql",
+        "--cluster",
+        "df://127.0.0.1:1",
+        f.dir.to_str().unwrap(),
+        "-e",
+        "SELECT 1",
+    ]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("reads lake trees only"), "{err}");
+}
