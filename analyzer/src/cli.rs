@@ -179,6 +179,25 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Every successful exec: time, process, pid, parent, command line (execsnoop).
+    Execsnoop {
+        #[command(flatten)]
+        common: Common,
+        /// Print the executed file only, never the arguments (they can hold secrets).
+        #[arg(long)]
+        redact: bool,
+    },
+    /// Every process exit: time, process, pid, parent, age, exit code or signal (exitsnoop).
+    Exitsnoop {
+        #[command(flatten)]
+        common: Common,
+        /// Thread exits too, not only whole processes (exitsnoop -T).
+        #[arg(long)]
+        threads: bool,
+        /// Only exits with a non-zero code or a signal (exitsnoop -x).
+        #[arg(long)]
+        failed: bool,
+    },
     /// Interactive SVG flame graph.
     Flamegraph {
         #[command(flatten)]
@@ -192,6 +211,17 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// Refuses a capture that did not record `source`, saying how to record it.
+fn require_events(cap: &Capture, source: &str) -> Result<()> {
+    if !cap.manifest.config.events.iter().any(|e| e == source) {
+        bail!(
+            "this capture did not record {source} events (recorded: {}); record with --events ...,{source}",
+            cap.manifest.config.events.join(",")
+        );
+    }
+    Ok(())
 }
 
 fn open(common: &Common) -> Result<(Capture, Filter)> {
@@ -263,9 +293,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 latency::Kind::Block => "block",
                 latency::Kind::Syscall => "syscall",
             };
-            if !cap.manifest.config.events.iter().any(|e| e == needed) {
-                bail!("this capture did not record {needed} events (recorded: {}); record with --events ...,{needed}", cap.manifest.config.events.join(","));
-            }
+            require_events(&cap, needed)?;
             let r = latency::latency(&cap, kind, by, &filter)?;
             if common.json {
                 return json(&r);
@@ -318,6 +346,29 @@ pub fn run(cli: Cli) -> Result<String> {
             let (cap, filter) = open(&common)?;
             let r = offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?;
             stacks_output(&r, &common, folded, top)
+        }
+        Command::Execsnoop { common, redact } => {
+            let (cap, filter) = open(&common)?;
+            require_events(&cap, "process")?;
+            let r = crate::tools::execsnoop::execsnoop(&cap, &filter, redact)?;
+            if common.json {
+                return json(&r);
+            }
+            Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+        }
+        Command::Exitsnoop {
+            common,
+            threads,
+            failed,
+        } => {
+            let (cap, filter) = open(&common)?;
+            require_events(&cap, "process")?;
+            let opts = crate::tools::exitsnoop::Options { threads, failed };
+            let r = crate::tools::exitsnoop::exitsnoop(&cap, &filter, opts)?;
+            if common.json {
+                return json(&r);
+            }
+            Ok(format!("{}\n{}", r.lost.banner(), r.render()))
         }
         Command::Profile {
             common,

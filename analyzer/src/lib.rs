@@ -32,4 +32,5 @@ pub mod sql;
 pub mod stackagg;
 pub mod summary;
 pub mod syscalls;
+pub mod tools;
 pub mod verify;

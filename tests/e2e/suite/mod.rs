@@ -9,6 +9,7 @@ mod record;
 mod reliability;
 mod sql;
 mod stacks;
+mod tools;
 
 use std::{
     collections::BTreeMap,

@@ -17,13 +17,18 @@ use super::*;
 type Buckets = Vec<(u64, u64)>;
 
 /// A libbpf-tools tracer running until SIGINT; lines of its stdout arrive on a channel.
-struct Peer {
+pub(super) struct Peer {
     child: Reaped,
     lines: mpsc::Receiver<String>,
 }
 
 impl Peer {
     fn start(tool: &str, args: &[&str]) -> Peer {
+        Peer::start_when(tool, args, "Tracing")
+    }
+
+    /// Starts `tool` and waits until a line of its output contains `ready` (it has attached).
+    pub(super) fn start_when(tool: &str, args: &[&str], ready: &str) -> Peer {
         let path = ["/usr/sbin", "/usr/bin"]
             .iter()
             .map(|d| format!("{d}/{tool}"))
@@ -54,7 +59,7 @@ impl Peer {
         // Attached once it says it is tracing.
         loop {
             match peer.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) if l.contains("Tracing") => return peer,
+                Ok(l) if l.contains(ready) => return peer,
                 Ok(_) => continue,
                 Err(_) => panic!("{tool} did not start tracing"),
             }
@@ -63,7 +68,12 @@ impl Peer {
 
     /// Stops it; returns its histograms by the label of their `pid = N comm` or `disk = name`
     /// header (`""` for a single histogram without one).
-    fn stop(mut self) -> BTreeMap<String, Buckets> {
+    fn stop(self) -> BTreeMap<String, Buckets> {
+        parse_histograms(&self.stop_lines())
+    }
+
+    /// Stops it; returns the lines it printed after it was ready.
+    pub(super) fn stop_lines(mut self) -> Vec<String> {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.0.id() as i32, libc::SIGINT) };
         self.child.0.wait().unwrap();
@@ -71,7 +81,7 @@ impl Peer {
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
             lines.push(l);
         }
-        parse_histograms(&lines)
+        lines
     }
 }
 

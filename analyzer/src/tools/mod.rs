@@ -1,0 +1,13 @@
+//! The book's other tools, each answered from a capture after the fact: `execsnoop`,
+//! `exitsnoop` (from the process events). Each prints what its BCC/libbpf-tools peer prints, with
+//! the analyzer's filters, `--json`, and the capture's losses.
+pub mod execsnoop;
+pub mod exitsnoop;
+pub mod procs;
+
+use crate::{capture::Capture, filter::wall_clock};
+
+/// A monotonic timestamp as the tools print it: UTC wall clock with milliseconds.
+fn time(cap: &Capture, ts: u64) -> String {
+    wall_clock(&cap.manifest.clock, ts)
+}

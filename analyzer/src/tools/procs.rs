@@ -1,0 +1,162 @@
+//! The process events of a capture (fork, exec, exit) with what the task tables add (parent,
+//! command line), in time order: what `execsnoop` and `exitsnoop` print.
+use std::collections::HashMap;
+
+use arrow::{
+    array::Array,
+    datatypes::{Int32Type, UInt64Type},
+};
+use flightrec_schemas::Table;
+
+use crate::{
+    capture::{Capture, Result},
+    columns::{bools, opt, prim, strings},
+    filter::Filter,
+    parallel::selected,
+};
+
+/// One row of the `process` table.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Monotonic ns.
+    pub ts: u64,
+    /// `fork`, `exec` or `exit`.
+    pub kind: String,
+    /// The thread (for a fork: the child).
+    pub tid: i32,
+    /// Its process, where known.
+    pub tgid: Option<i32>,
+    /// For a fork, the parent thread.
+    pub parent_tid: Option<i32>,
+    /// The name (after an exec: the new one).
+    pub comm: String,
+    /// For an exec, the file.
+    pub filename: Option<String>,
+    /// For an exit, true when the whole process ended.
+    pub group_dead: bool,
+    /// For an exit, the wait status (code << 8, or the signal in the low 7 bits, 0x80 = core).
+    pub status: Option<i32>,
+}
+
+/// What the task tables say about a process.
+#[derive(Clone, Debug, Default)]
+pub struct Proc {
+    /// Its parent.
+    pub ppid: Option<i32>,
+    /// Its command line as the recorder read it from /proc (absent when the process was gone).
+    pub cmdline: Option<String>,
+}
+
+/// The process events of the segments `filter` selects, in time order, and the processes they
+/// name.
+pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, Proc>)> {
+    let mut events = Vec::new();
+    let mut procs: HashMap<i32, Proc> = HashMap::new();
+    for seg in selected(cap, filter) {
+        let cols = [
+            "ts",
+            "event",
+            "tid",
+            "tgid",
+            "parent_tid",
+            "comm",
+            "filename",
+            "group_dead",
+            "exit_code",
+        ];
+        for b in seg.read(Table::Process, &cols)? {
+            let ts = prim::<UInt64Type>(&b, "ts");
+            let (tid, tgid, parent) = (
+                prim::<Int32Type>(&b, "tid"),
+                prim::<Int32Type>(&b, "tgid"),
+                prim::<Int32Type>(&b, "parent_tid"),
+            );
+            let (kind, comm, file) = (
+                strings(&b, "event"),
+                strings(&b, "comm"),
+                strings(&b, "filename"),
+            );
+            let (dead, code) = (bools(&b, "group_dead"), prim::<Int32Type>(&b, "exit_code"));
+            for i in 0..b.num_rows() {
+                if !filter.in_range(ts.value(i)) {
+                    continue;
+                }
+                events.push(Event {
+                    ts: ts.value(i),
+                    kind: kind.value(i).to_string(),
+                    tid: tid.value(i),
+                    tgid: opt(tgid, i),
+                    parent_tid: opt(parent, i),
+                    comm: comm.value(i).to_string(),
+                    filename: file.is_valid(i).then(|| file.value(i).to_string()),
+                    group_dead: dead.is_valid(i) && dead.value(i),
+                    status: opt(code, i),
+                });
+            }
+        }
+        for b in seg.read(Table::Tasks, &["tid", "tgid", "ppid", "cmdline"])? {
+            let (tid, tgid, ppid) = (
+                prim::<Int32Type>(&b, "tid"),
+                prim::<Int32Type>(&b, "tgid"),
+                prim::<Int32Type>(&b, "ppid"),
+            );
+            let cmdline = strings(&b, "cmdline");
+            for i in 0..b.num_rows() {
+                if opt(tgid, i).is_some_and(|g| g != tid.value(i)) {
+                    continue;
+                }
+                let p = procs.entry(tid.value(i)).or_default();
+                p.ppid = p.ppid.or(opt(ppid, i));
+                if cmdline.is_valid(i) && !cmdline.value(i).is_empty() {
+                    // The latest segment's reading: after an exec, the new command line.
+                    p.cmdline = Some(cmdline.value(i).to_string());
+                }
+            }
+        }
+    }
+    events.sort_by_key(|e| e.ts);
+    Ok((events, procs))
+}
+
+/// The exit of a wait status as exitsnoop prints it: `0`, `code N`, `signal N (NAME)`, `+core`.
+pub fn describe_status(status: i32) -> String {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        let code = (status >> 8) & 0xff;
+        return if code == 0 {
+            "0".into()
+        } else {
+            format!("code {code}")
+        };
+    }
+    let core = if status & 0x80 != 0 {
+        ", core dumped"
+    } else {
+        ""
+    };
+    format!("signal {sig} ({}){core}", signal_name(sig))
+}
+
+/// The usual name of a Linux signal.
+pub fn signal_name(sig: i32) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "0", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+        "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+        "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    ];
+    NAMES.get(sig as usize).copied().unwrap_or("RT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_status;
+
+    #[test]
+    fn wait_statuses_read_as_exitsnoop_prints_them() {
+        assert_eq!(describe_status(0), "0");
+        assert_eq!(describe_status(3 << 8), "code 3");
+        assert_eq!(describe_status(9), "signal 9 (KILL)");
+        assert_eq!(describe_status(0x80 | 6), "signal 6 (ABRT), core dumped");
+        assert_eq!(describe_status(40), "signal 40 (RT)");
+    }
+}

@@ -1,0 +1,104 @@
+//! The book's other tools from a capture, against their libbpf-tools peers tracing the same
+//! kernel at the same time: `execsnoop` (pids, parents, command lines) and `exitsnoop` (exit codes
+//! and signals) of processes the test starts, exits with code 3 and kills with SIGKILL.
+use std::{collections::BTreeMap, process::Command, time::Duration};
+
+use super::{peers::Peer, *};
+
+/// A libbpf-tools table by its PID column: the whole line split on whitespace.
+fn by_pid(lines: &[String]) -> BTreeMap<i64, Vec<String>> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let cols: Vec<String> = l.split_whitespace().map(String::from).collect();
+            Some((cols.get(1)?.parse().ok()?, cols))
+        })
+        .collect()
+}
+
+#[test]
+fn execsnoop_and_exitsnoop_agree_with_libbpf_tools() {
+    require_root!();
+    let _quiet = quiet();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("cap");
+    let rec = Recording::start(&cap, &["--events", "process", "--segment", "1s"]);
+    let execs = Peer::start_when("execsnoop", &[], "PCOMM");
+    let exits = Peer::start_when("exitsnoop", &[], "PCOMM");
+    let tag = format!("flightrec-tools-{}", std::process::id());
+    // A shell that runs a child and exits 3, and a sleep killed by SIGKILL; both live long
+    // enough for the recorder to read their command lines.
+    let mut sh = Command::new("/bin/sh")
+        .args(["-c", "/bin/sleep 0.4; exit 3", &tag])
+        .spawn()
+        .unwrap();
+    let mut killed = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    killed.kill().unwrap();
+    assert_eq!(sh.wait().unwrap().code(), Some(3));
+    killed.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let (peer_execs, peer_exits) = (by_pid(&execs.stop_lines()), by_pid(&exits.stop_lines()));
+    rec.stop();
+    let c = cap.to_str().unwrap();
+    let ours_exec = analyze_json(&["execsnoop", c]);
+    let ours_exit = analyze_json(&["exitsnoop", c]);
+    let ours = |list: &serde_json::Value, key: &str, pid: i64| {
+        list[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["pid"].as_i64() == Some(pid))
+            .cloned()
+            .unwrap_or_else(|| panic!("pid {pid} not in our {key}: {list}"))
+    };
+
+    let (sh_pid, killed_pid) = (sh.id() as i64, killed.id() as i64);
+    // The shell's child: the exec whose parent is the shell.
+    let child = peer_execs
+        .iter()
+        .find(|(_, cols)| cols[2] == sh_pid.to_string())
+        .map(|(pid, _)| *pid)
+        .expect("execsnoop saw the shell's child");
+    for pid in [sh_pid, killed_pid, child] {
+        let peer = &peer_execs[&pid];
+        let e = ours(&ours_exec, "execs", pid);
+        report(&format!(
+            "execsnoop: pid {pid}: libbpf-tools {:?}, flightrec {:?}",
+            peer[4..].join(" "),
+            e["args"]
+        ));
+        assert_eq!(e["comm"].as_str(), Some(peer[0].as_str()), "{e}");
+        assert_eq!(
+            e["ppid"].as_i64().map(|p| p.to_string()),
+            Some(peer[2].clone()),
+            "{e}"
+        );
+        // libbpf-tools prints argv from the exec call, flightrec from /proc after it.
+        assert_eq!(
+            e["args"].as_str(),
+            Some(peer[4..].join(" ").as_str()),
+            "{e}"
+        );
+        assert_eq!(e["full_args"], true, "{e}");
+    }
+
+    // exitsnoop prints "code N" or "signal N (NAME)" last.
+    let sh_exit = ours(&ours_exit, "exits", sh_pid);
+    assert_eq!(sh_exit["exit_code"], 3, "{sh_exit}");
+    assert_eq!(peer_exits[&sh_pid].last().map(String::as_str), Some("3"));
+    assert_eq!(sh_exit["exit"], "code 3");
+    let k = ours(&ours_exit, "exits", killed_pid);
+    assert_eq!(k["signal"], 9, "{k}");
+    assert_eq!(k["exit"], "signal 9 (KILL)");
+    let peer_k = peer_exits[&killed_pid].join(" ");
+    assert!(peer_k.contains("signal 9"), "exitsnoop: {peer_k}");
+    // Ages: the sleep lived about 600 ms, the shell about 400 ms.
+    let age = k["age_s"].as_f64().unwrap();
+    assert!((0.55..2.0).contains(&age), "{k}");
+    // Every exec and exit the peers saw of these processes is in the capture.
+    for pid in [sh_pid, killed_pid, child] {
+        assert!(peer_exits.contains_key(&pid), "exitsnoop missed {pid}");
+        ours(&ours_exit, "exits", pid);
+    }
+}
