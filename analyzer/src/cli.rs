@@ -179,6 +179,18 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// How long tasks ran on a CPU each time, as a histogram (cpudist).
+    Cpudist {
+        #[command(flatten)]
+        common: Common,
+        /// One histogram per process (cpudist -P) or thread (cpudist -L).
+        #[arg(long, value_enum)]
+        by: Option<crate::tools::cpudist::By>,
+        /// Only stretches that ended with the task still runnable (preempted), as BCC's and
+        /// libbpf-tools' cpudist count them.
+        #[arg(long)]
+        preempted: bool,
+    },
     /// Every successful exec: time, process, pid, parent, command line (execsnoop).
     Execsnoop {
         #[command(flatten)]
@@ -346,6 +358,29 @@ pub fn run(cli: Cli) -> Result<String> {
             let (cap, filter) = open(&common)?;
             let r = offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?;
             stacks_output(&r, &common, folded, top)
+        }
+        Command::Cpudist {
+            common,
+            by,
+            preempted,
+        } => {
+            let (cap, filter) = open(&common)?;
+            require_events(&cap, "sched")?;
+            let r = crate::tools::cpudist::cpudist(&cap, &filter, by, preempted)?;
+            if common.json {
+                return json(&r);
+            }
+            let mut out = format!("{}\n", r.lost.banner());
+            if r.groups.is_empty() {
+                out.push_str("no matching events in this range\n");
+            }
+            for g in &r.groups {
+                if by.is_some() {
+                    out.push_str(&format!("\n{}\n", g.name));
+                }
+                out.push_str(&g.dist.render());
+            }
+            Ok(out)
         }
         Command::Execsnoop { common, redact } => {
             let (cap, filter) = open(&common)?;

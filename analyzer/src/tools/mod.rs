@@ -1,6 +1,7 @@
-//! The book's other tools, each answered from a capture after the fact: `execsnoop`,
-//! `exitsnoop` (from the process events). Each prints what its BCC/libbpf-tools peer prints, with
+//! The book's other tools, each answered from a capture after the fact: `cpudist` (from the
+//! switches), `execsnoop` and `exitsnoop` (from the process events). Each prints what its BCC/libbpf-tools peer prints, with
 //! the analyzer's filters, `--json`, and the capture's losses.
+pub mod cpudist;
 pub mod execsnoop;
 pub mod exitsnoop;
 pub mod procs;

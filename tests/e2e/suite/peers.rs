@@ -23,7 +23,7 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    fn start(tool: &str, args: &[&str]) -> Peer {
+    pub(super) fn start(tool: &str, args: &[&str]) -> Peer {
         Peer::start_when(tool, args, "Tracing")
     }
 
@@ -68,7 +68,7 @@ impl Peer {
 
     /// Stops it; returns its histograms by the label of their `pid = N comm` or `disk = name`
     /// header (`""` for a single histogram without one).
-    fn stop(self) -> BTreeMap<String, Buckets> {
+    pub(super) fn stop(self) -> BTreeMap<String, Buckets> {
         parse_histograms(&self.stop_lines())
     }
 
@@ -103,7 +103,7 @@ fn parse_histograms(lines: &[String]) -> BTreeMap<String, Buckets> {
 }
 
 /// flightrec's histogram of a latency report's first group, in the peers' microsecond buckets.
-fn ours(report: &serde_json::Value) -> Buckets {
+pub(super) fn ours(report: &serde_json::Value) -> Buckets {
     report["groups"][0]["histogram"]
         .as_array()
         .map(|h| {
@@ -119,12 +119,12 @@ fn ours(report: &serde_json::Value) -> Buckets {
         .unwrap_or_default()
 }
 
-fn total(h: &Buckets) -> u64 {
+pub(super) fn total(h: &Buckets) -> u64 {
     h.iter().map(|b| b.1).sum()
 }
 
 /// Low bound (us) of the bucket holding the median.
-fn median_bucket(h: &Buckets) -> u64 {
+pub(super) fn median_bucket(h: &Buckets) -> u64 {
     let all = total(h);
     let mut seen = 0;
     for (low, n) in h {
@@ -143,7 +143,7 @@ fn bucket_index(low: u64) -> u32 {
 
 /// Share of the events that two histograms place in different buckets: half the sum of the
 /// per-bucket differences over the larger total (0 = identical distributions).
-fn displaced(a: &Buckets, b: &Buckets) -> f64 {
+pub(super) fn displaced(a: &Buckets, b: &Buckets) -> f64 {
     let mut by: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for (low, n) in a {
         by.entry(bucket_index(*low)).or_default().0 += n;
@@ -156,7 +156,7 @@ fn displaced(a: &Buckets, b: &Buckets) -> f64 {
 }
 
 /// A child that is killed and reaped however the test ends.
-struct Reaped(Child);
+pub(super) struct Reaped(pub(super) Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -236,7 +236,7 @@ fn preempted_switch_outs(c: &Capture, pids: &[i32]) -> u64 {
     n
 }
 
-fn wall_now() -> String {
+pub(super) fn wall_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 

@@ -1,9 +1,18 @@
 //! The book's other tools from a capture, against their libbpf-tools peers tracing the same
 //! kernel at the same time: `execsnoop` (pids, parents, command lines) and `exitsnoop` (exit codes
-//! and signals) of processes the test starts, exits with code 3 and kills with SIGKILL.
-use std::{collections::BTreeMap, process::Command, time::Duration};
+//! and signals) of processes the test starts, exits with code 3 and kills with SIGKILL; `cpudist`
+//! (on-CPU stretches) of a pipe ping-pong.
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
-use super::{peers::Peer, *};
+use super::{
+    peers::{displaced, median_bucket, ours as our_buckets, total, wall_now, Peer, Reaped},
+    *,
+};
 
 /// A libbpf-tools table by its PID column: the whole line split on whitespace.
 fn by_pid(lines: &[String]) -> BTreeMap<i64, Vec<String>> {
@@ -101,4 +110,63 @@ fn execsnoop_and_exitsnoop_agree_with_libbpf_tools() {
         assert!(peer_exits.contains_key(&pid), "exitsnoop missed {pid}");
         ours(&ours_exit, "exits", pid);
     }
+}
+
+#[test]
+fn cpudist_agrees_with_libbpf_tools_cpudist() {
+    require_root!();
+    let _quiet = quiet();
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(cap.path(), &["--events", "sched", "--segment", "60s"]);
+    let mut child = Reaped(
+        workload()
+            .args(["--wait", "--pingpong", "3000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id().to_string();
+    let peer = Peer::start("cpudist", &["-p", &pid]);
+    let from = wall_now();
+    child.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(child.0.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    let theirs = peer.stop().remove("").unwrap_or_default();
+    rec.stop();
+    let dir = cap.path().to_str().unwrap();
+    // libbpf-tools counts the stretches that end in a preemption only: --preempted.
+    let ours = our_buckets(&analyze_json(&[
+        "cpudist",
+        dir,
+        "--pid",
+        &pid,
+        "--from",
+        &from,
+        "--preempted",
+    ]));
+    let all = analyze_json(&["cpudist", dir, "--pid", &pid, "--from", &from]);
+    let n_all = total(&our_buckets(&all));
+    let (n_ours, n_theirs) = (total(&ours), total(&theirs));
+    let moved = displaced(&ours, &theirs);
+    report(&format!(
+        "agreement, cpudist (pipe ping-pong): flightrec --preempted {n_ours} stretches on CPU, median bucket {} us; cpudist {n_theirs}, median bucket {} us; {:.1}% in another bucket; every stretch: {n_all}",
+        median_bucket(&ours),
+        median_bucket(&theirs),
+        100.0 * moved
+    ));
+    // 3000 round trips: each of the two threads blocks at least 3000 times.
+    assert!(n_all >= 6000, "{n_all} stretches");
+    assert!(n_theirs > 0 && n_ours > 0);
+    // How many stretches end in a preemption depends on the load: an absolute slack on top of 10%.
+    let diff = n_ours.abs_diff(n_theirs);
+    assert!(
+        diff as f64 <= 0.1 * n_theirs as f64 + 10.0,
+        "preempted stretches: flightrec {n_ours}, cpudist {n_theirs}"
+    );
+    assert!(
+        moved < 0.25,
+        "{:.1}% of the stretches in another bucket",
+        100.0 * moved
+    );
 }
