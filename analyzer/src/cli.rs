@@ -191,6 +191,16 @@ pub enum Command {
         #[arg(long)]
         preempted: bool,
     },
+    /// Every block request: time, process, disk, direction, sector, bytes, latency (biosnoop).
+    Biosnoop {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Block request sizes per process name, as a histogram (bitesize).
+    Bitesize {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Every successful exec: time, process, pid, parent, command line (execsnoop).
     Execsnoop {
         #[command(flatten)]
@@ -379,6 +389,30 @@ pub fn run(cli: Cli) -> Result<String> {
                     out.push_str(&format!("\n{}\n", g.name));
                 }
                 out.push_str(&g.dist.render());
+            }
+            Ok(out)
+        }
+        Command::Biosnoop { common } => {
+            let (cap, filter) = open(&common)?;
+            require_events(&cap, "block")?;
+            let r = crate::tools::biosnoop::biosnoop(&cap, &filter)?;
+            if common.json {
+                return json(&r);
+            }
+            Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+        }
+        Command::Bitesize { common } => {
+            let (cap, filter) = open(&common)?;
+            require_events(&cap, "block")?;
+            let r = crate::tools::biosnoop::biosnoop(&cap, &filter)?;
+            let sizes = r.sizes();
+            if common.json {
+                return json(&serde_json::json!({"processes": sizes, "lost": r.lost}));
+            }
+            let mut out = r.lost.banner();
+            out.push('\n');
+            for s in &sizes {
+                out.push_str(&s.render());
             }
             Ok(out)
         }

@@ -1,6 +1,8 @@
 //! The book's other tools, each answered from a capture after the fact: `cpudist` (from the
-//! switches), `execsnoop` and `exitsnoop` (from the process events). Each prints what its BCC/libbpf-tools peer prints, with
+//! switches), `execsnoop` and `exitsnoop` (from the process events), `biosnoop` and `bitesize`
+//! (from the block requests). Each prints what its BCC/libbpf-tools peer prints, with
 //! the analyzer's filters, `--json`, and the capture's losses.
+pub mod biosnoop;
 pub mod cpudist;
 pub mod execsnoop;
 pub mod exitsnoop;

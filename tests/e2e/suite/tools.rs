@@ -170,3 +170,113 @@ fn cpudist_agrees_with_libbpf_tools_cpudist() {
         100.0 * moved
     );
 }
+
+/// bitesize's histograms by process name: name -> (low KiB -> count).
+fn bitesize_histograms(lines: &[String]) -> BTreeMap<String, BTreeMap<u64, u64>> {
+    let mut out: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+    let mut name = String::new();
+    for l in lines {
+        if let Some(n) = l.trim().strip_prefix("Process Name = ") {
+            name = n.trim().to_string();
+            continue;
+        }
+        let parts: Vec<&str> = l.split_whitespace().collect();
+        if parts.len() >= 5 && parts[1] == "->" && parts[3] == ":" {
+            if let (Ok(low), Ok(n)) = (parts[0].parse::<u64>(), parts[4].parse::<u64>()) {
+                if n > 0 {
+                    out.entry(name.clone()).or_default().insert(low, n);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// libbpf-tools' biosnoop cannot load on this kernel (it attaches a kprobe to
+/// `blk_account_io_start`, and the kernel has no kprobes): `biosnoop` is checked against the
+/// analyzer's own block latency, and the requests' sizes against libbpf-tools' bitesize.
+#[test]
+fn biosnoop_pairs_like_latency_and_bitesize_agrees_with_libbpf_tools() {
+    require_root!();
+    let _quiet = quiet();
+    let cap = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let rec = Recording::start(
+        cap.path(),
+        &["--events", "block,process", "--segment", "60s"],
+    );
+    let mut child = Reaped(
+        workload()
+            .args(["--wait", "--writes", "64"])
+            .arg("--dir")
+            .arg(work.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sizes = Peer::start("bitesize", &[]);
+    // From here on: the workload's start (its binary read in) came before bitesize attached.
+    let from = wall_now();
+    child.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(child.0.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    let sizes = sizes.stop_lines();
+    rec.stop();
+    let dir = cap.path().to_str().unwrap();
+    let ours = analyze_json(&["biosnoop", dir, "--from", &from]);
+    let requests = ours["requests"].as_array().unwrap();
+    let latency = analyze_json(&["latency", dir, "--kind", "block", "--from", &from]);
+    let sum: u64 = requests
+        .iter()
+        .map(|r| r["latency_ns"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        requests.len() as u64,
+        latency["groups"][0]["count"].as_u64().unwrap()
+    );
+    assert_eq!(sum, latency["groups"][0]["total"].as_u64().unwrap());
+    let name = "flightrec-workl";
+    let workload = requests.iter().filter(|r| r["comm"] == name).count();
+    assert!(workload > 0, "no request issued by the workload");
+
+    // bitesize takes the name of the task that issued the request, as flightrec does.
+    let theirs = bitesize_histograms(&sizes);
+    let ours = analyze_json(&["bitesize", dir, "--from", &from]);
+    let mine: BTreeMap<u64, u64> = ours["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["comm"] == name)
+        .map(|p| {
+            p["slots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.as_u64() > Some(0))
+                .map(|(s, n)| (if s == 0 { 0 } else { 1 << s }, n.as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default();
+    report(&format!(
+        "agreement, bitesize ({name}): flightrec {mine:?}, bitesize {:?}; biosnoop: {} requests, {workload} of them the workload's",
+        theirs.get(name),
+        requests.len()
+    ));
+    assert_eq!(mine.values().sum::<u64>(), workload as u64);
+    // The same slots; bitesize can count fewer: the kernel skips a tracing program that fires
+    // while another one (flightrec's) runs on that CPU, and bitesize does not report its skips.
+    let theirs = theirs.get(name).cloned().unwrap_or_default();
+    assert_eq!(
+        mine.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>()
+    );
+    for (slot, n) in &mine {
+        let t = theirs[slot];
+        assert!(
+            t <= *n && n - t <= 1 + n / 50,
+            "slot {slot} KiB: flightrec {n}, bitesize {t}"
+        );
+    }
+}
