@@ -50,6 +50,20 @@ pub struct Report {
     pub lost: Lost,
 }
 
+/// The task that issued a request, when the filter keeps it.
+struct Issuer {
+    pid: i32,
+    comm: String,
+    rwbs: String,
+}
+
+/// A request issued and not completed yet.
+struct Issued {
+    ts: u64,
+    bytes: u32,
+    by: Option<Issuer>,
+}
+
 /// The completed requests issued in the range by tasks `filter` selects.
 pub fn biosnoop(cap: &Capture, filter: &Filter) -> Result<Report> {
     let mut rows = Vec::new();
@@ -69,10 +83,15 @@ pub fn biosnoop(cap: &Capture, filter: &Filter) -> Result<Report> {
             let (event, rwbs) = (strings(&b, "event"), strings(&b, "rwbs"));
             for i in 0..b.num_rows() {
                 let issue = event.value(i) == "issue";
+                // An issue: who, if the filter keeps it; a completion: None.
                 let who = issue.then(|| {
                     let (t, g) = (tid.value(i), tgid.value(i));
                     let ok = filter.in_range(ts.value(i)) && filter.task(&tasks, t, Some(g));
-                    (ok, g, tasks.comm(g).to_string(), rwbs.value(i).to_string())
+                    ok.then(|| Issuer {
+                        pid: g,
+                        comm: tasks.comm(g).to_string(),
+                        rwbs: rwbs.value(i).to_string(),
+                    })
                 });
                 rows.push((
                     ts.value(i),
@@ -86,31 +105,37 @@ pub fn biosnoop(cap: &Capture, filter: &Filter) -> Result<Report> {
     }
     rows.sort_by_key(|r| r.0);
     // Issue -> completion of the same (dev, sector), as `latency --kind block` pairs them.
-    let mut open: HashMap<(u32, u64), (u64, u32, Option<(i32, String, String)>)> = HashMap::new();
+    let mut open: HashMap<(u32, u64), Issued> = HashMap::new();
     let mut requests = Vec::new();
     for (ts, dev, sector, bytes, who) in rows {
         match who {
-            Some((ok, pid, comm, rwbs)) => {
-                open.insert((dev, sector), (ts, bytes, ok.then_some((pid, comm, rwbs))));
+            Some(by) => {
+                open.insert((dev, sector), Issued { ts, bytes, by });
             }
             None => {
-                if let Some((t0, bytes, Some((pid, comm, rwbs)))) = open.remove(&(dev, sector)) {
-                    let mm = format!("{}:{}", dev >> 20, dev & 0xfffff);
-                    requests.push(Request {
-                        time: super::time(cap, t0),
-                        comm,
-                        pid,
-                        disk: cap.manifest.devices.get(&mm).cloned().unwrap_or(mm),
-                        rwbs,
-                        sector,
-                        bytes,
-                        latency_ns: ts.saturating_sub(t0),
-                    });
-                }
+                let Some(Issued {
+                    ts: t0,
+                    bytes,
+                    by: Some(by),
+                }) = open.remove(&(dev, sector))
+                else {
+                    continue;
+                };
+                let mm = format!("{}:{}", dev >> 20, dev & 0xfffff);
+                requests.push(Request {
+                    time: super::time(cap, t0),
+                    comm: by.comm,
+                    pid: by.pid,
+                    disk: cap.manifest.devices.get(&mm).cloned().unwrap_or(mm),
+                    rwbs: by.rwbs,
+                    sector,
+                    bytes,
+                    latency_ns: ts.saturating_sub(t0),
+                });
             }
         }
     }
-    let incomplete = open.values().filter(|o| o.2.is_some()).count() as u64;
+    let incomplete = open.values().filter(|o| o.by.is_some()).count() as u64;
     Ok(Report {
         requests,
         incomplete,
