@@ -201,6 +201,17 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Syscalls counted and timed per syscall or per process, the most frequent first (syscount -L).
+    Syscount {
+        #[command(flatten)]
+        common: Common,
+        /// Per process instead of per syscall (syscount -P).
+        #[arg(long)]
+        per_process: bool,
+        /// Rows to print.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
     /// Every successful exec: time, process, pid, parent, command line (execsnoop).
     Execsnoop {
         #[command(flatten)]
@@ -415,6 +426,19 @@ pub fn run(cli: Cli) -> Result<String> {
                 out.push_str(&s.render());
             }
             Ok(out)
+        }
+        Command::Syscount {
+            common,
+            per_process,
+            top,
+        } => {
+            let (cap, filter) = open(&common)?;
+            require_events(&cap, "syscall")?;
+            let r = crate::tools::syscount::syscount(&cap, &filter, per_process, top)?;
+            if common.json {
+                return json(&r);
+            }
+            Ok(format!("{}\n{}", r.lost.banner(), r.render(per_process)))
         }
         Command::Execsnoop { common, redact } => {
             let (cap, filter) = open(&common)?;

@@ -1,12 +1,13 @@
 //! The book's other tools, each answered from a capture after the fact: `cpudist` (from the
 //! switches), `execsnoop` and `exitsnoop` (from the process events), `biosnoop` and `bitesize`
-//! (from the block requests). Each prints what its BCC/libbpf-tools peer prints, with
+//! (from the block requests), `syscount` (from the syscalls). Each prints what its BCC/libbpf-tools peer prints, with
 //! the analyzer's filters, `--json`, and the capture's losses.
 pub mod biosnoop;
 pub mod cpudist;
 pub mod execsnoop;
 pub mod exitsnoop;
 pub mod procs;
+pub mod syscount;
 
 use crate::{capture::Capture, filter::wall_clock};
 

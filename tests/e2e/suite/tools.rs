@@ -1,7 +1,8 @@
 //! The book's other tools from a capture, against their libbpf-tools peers tracing the same
 //! kernel at the same time: `execsnoop` (pids, parents, command lines) and `exitsnoop` (exit codes
 //! and signals) of processes the test starts, exits with code 3 and kills with SIGKILL; `cpudist`
-//! (on-CPU stretches) of a pipe ping-pong.
+//! (on-CPU stretches) of a pipe ping-pong; `bitesize` of direct writes; `syscount` of sleeps,
+//! writes and fsyncs.
 use std::{
     collections::BTreeMap,
     io::Write,
@@ -277,6 +278,82 @@ fn biosnoop_pairs_like_latency_and_bitesize_agrees_with_libbpf_tools() {
         assert!(
             t <= *n && n - t <= 1 + n / 50,
             "slot {slot} KiB: flightrec {n}, bitesize {t}"
+        );
+    }
+}
+
+#[test]
+fn syscount_agrees_with_libbpf_tools_syscount() {
+    require_root!();
+    let _quiet = quiet();
+    let cap = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    // Every thread of the process, as syscount -p counts them (not only those named like it).
+    let rec = Recording::start(cap.path(), &["--events", "syscall", "--segment", "60s"]);
+    let mut child = Reaped(
+        workload()
+            .args([
+                "--wait",
+                "--sleeps",
+                "20",
+                "--sleep-ms",
+                "2",
+                "--writes",
+                "12",
+            ])
+            .arg("--dir")
+            .arg(work.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id().to_string();
+    let peer = Peer::start("syscount", &["-p", &pid, "-L", "-T", "100"]);
+    let from = wall_now();
+    child.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(child.0.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = peer.stop_lines();
+    rec.stop();
+    // SYSCALL COUNT TIME (us)
+    let theirs: BTreeMap<String, u64> = lines
+        .iter()
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c.len() == 3).then(|| Some((c[0].to_string(), c[1].parse().ok()?)))?
+        })
+        .collect();
+    let dir = cap.path().to_str().unwrap();
+    let ours = analyze_json(&[
+        "syscount", dir, "--pid", &pid, "--from", &from, "--top", "100",
+    ]);
+    let ours: BTreeMap<String, u64> = ours["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    report(&format!(
+        "agreement, syscount: flightrec {ours:?}; syscount {theirs:?}"
+    ));
+    // What the workload was asked to do, exactly, in both.
+    for (name, n) in [("clock_nanosleep", 20), ("pwrite64", 12), ("fsync", 12)] {
+        assert_eq!(ours.get(name), Some(&n), "flightrec {name}");
+        assert_eq!(theirs.get(name), Some(&n), "syscount {name}");
+    }
+    // And every syscall both saw, within what the kernel's skipped runs of syscount's programs
+    // (which it does not report) explain.
+    for (name, t) in &theirs {
+        let o = ours.get(name).copied().unwrap_or(0);
+        assert!(
+            *t <= o && o - t <= 1 + o / 50,
+            "{name}: flightrec {o}, syscount {t}"
         );
     }
 }
