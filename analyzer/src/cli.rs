@@ -179,58 +179,9 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// How long tasks ran on a CPU each time, as a histogram (cpudist).
-    Cpudist {
-        #[command(flatten)]
-        common: Common,
-        /// One histogram per process (cpudist -P) or thread (cpudist -L).
-        #[arg(long, value_enum)]
-        by: Option<crate::tools::cpudist::By>,
-        /// Only stretches that ended with the task still runnable (preempted), as BCC's and
-        /// libbpf-tools' cpudist count them.
-        #[arg(long)]
-        preempted: bool,
-    },
-    /// Every block request: time, process, disk, direction, sector, bytes, latency (biosnoop).
-    Biosnoop {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Block request sizes per process name, as a histogram (bitesize).
-    Bitesize {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Syscalls counted and timed per syscall or per process, the most frequent first (syscount -L).
-    Syscount {
-        #[command(flatten)]
-        common: Common,
-        /// Per process instead of per syscall (syscount -P).
-        #[arg(long)]
-        per_process: bool,
-        /// Rows to print.
-        #[arg(long, default_value_t = 10)]
-        top: usize,
-    },
-    /// Every successful exec: time, process, pid, parent, command line (execsnoop).
-    Execsnoop {
-        #[command(flatten)]
-        common: Common,
-        /// Print the executed file only, never the arguments (they can hold secrets).
-        #[arg(long)]
-        redact: bool,
-    },
-    /// Every process exit: time, process, pid, parent, age, exit code or signal (exitsnoop).
-    Exitsnoop {
-        #[command(flatten)]
-        common: Common,
-        /// Thread exits too, not only whole processes (exitsnoop -T).
-        #[arg(long)]
-        threads: bool,
-        /// Only exits with a non-zero code or a signal (exitsnoop -x).
-        #[arg(long)]
-        failed: bool,
-    },
+    /// The book's other tools (cpudist, execsnoop, exitsnoop, biosnoop, bitesize, syscount).
+    #[command(flatten)]
+    Tool(crate::tools::cli::Tool),
     /// Interactive SVG flame graph.
     Flamegraph {
         #[command(flatten)]
@@ -247,7 +198,7 @@ pub enum Command {
 }
 
 /// Refuses a capture that did not record `source`, saying how to record it.
-fn require_events(cap: &Capture, source: &str) -> Result<()> {
+pub(crate) fn require_events(cap: &Capture, source: &str) -> Result<()> {
     if !cap.manifest.config.events.iter().any(|e| e == source) {
         bail!(
             "this capture did not record {source} events (recorded: {}); record with --events ...,{source}",
@@ -257,7 +208,7 @@ fn require_events(cap: &Capture, source: &str) -> Result<()> {
     Ok(())
 }
 
-fn open(common: &Common) -> Result<(Capture, Filter)> {
+pub(crate) fn open(common: &Common) -> Result<(Capture, Filter)> {
     let cap = Capture::open(&common.capture)?;
     let start = capture_start(&cap);
     let time = |t: &Option<String>| -> Result<Option<u64>> {
@@ -293,7 +244,7 @@ fn offcpu_options(a: &OffcpuArgs) -> offcpu::Options {
     }
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
@@ -380,89 +331,7 @@ pub fn run(cli: Cli) -> Result<String> {
             let r = offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?;
             stacks_output(&r, &common, folded, top)
         }
-        Command::Cpudist {
-            common,
-            by,
-            preempted,
-        } => {
-            let (cap, filter) = open(&common)?;
-            require_events(&cap, "sched")?;
-            let r = crate::tools::cpudist::cpudist(&cap, &filter, by, preempted)?;
-            if common.json {
-                return json(&r);
-            }
-            let mut out = format!("{}\n", r.lost.banner());
-            if r.groups.is_empty() {
-                out.push_str("no matching events in this range\n");
-            }
-            for g in &r.groups {
-                if by.is_some() {
-                    out.push_str(&format!("\n{}\n", g.name));
-                }
-                out.push_str(&g.dist.render());
-            }
-            Ok(out)
-        }
-        Command::Biosnoop { common } => {
-            let (cap, filter) = open(&common)?;
-            require_events(&cap, "block")?;
-            let r = crate::tools::biosnoop::biosnoop(&cap, &filter)?;
-            if common.json {
-                return json(&r);
-            }
-            Ok(format!("{}\n{}", r.lost.banner(), r.render()))
-        }
-        Command::Bitesize { common } => {
-            let (cap, filter) = open(&common)?;
-            require_events(&cap, "block")?;
-            let r = crate::tools::biosnoop::biosnoop(&cap, &filter)?;
-            let sizes = r.sizes();
-            if common.json {
-                return json(&serde_json::json!({"processes": sizes, "lost": r.lost}));
-            }
-            let mut out = r.lost.banner();
-            out.push('\n');
-            for s in &sizes {
-                out.push_str(&s.render());
-            }
-            Ok(out)
-        }
-        Command::Syscount {
-            common,
-            per_process,
-            top,
-        } => {
-            let (cap, filter) = open(&common)?;
-            require_events(&cap, "syscall")?;
-            let r = crate::tools::syscount::syscount(&cap, &filter, per_process, top)?;
-            if common.json {
-                return json(&r);
-            }
-            Ok(format!("{}\n{}", r.lost.banner(), r.render(per_process)))
-        }
-        Command::Execsnoop { common, redact } => {
-            let (cap, filter) = open(&common)?;
-            require_events(&cap, "process")?;
-            let r = crate::tools::execsnoop::execsnoop(&cap, &filter, redact)?;
-            if common.json {
-                return json(&r);
-            }
-            Ok(format!("{}\n{}", r.lost.banner(), r.render()))
-        }
-        Command::Exitsnoop {
-            common,
-            threads,
-            failed,
-        } => {
-            let (cap, filter) = open(&common)?;
-            require_events(&cap, "process")?;
-            let opts = crate::tools::exitsnoop::Options { threads, failed };
-            let r = crate::tools::exitsnoop::exitsnoop(&cap, &filter, opts)?;
-            if common.json {
-                return json(&r);
-            }
-            Ok(format!("{}\n{}", r.lost.banner(), r.render()))
-        }
+        Command::Tool(tool) => tool.run(),
         Command::Profile {
             common,
             folded,

@@ -19,6 +19,20 @@ pub struct Filter {
     pub debuginfo_dir: Option<std::path::PathBuf>,
 }
 
+/// The range `filter` selects in monotonic ns: its `--from`/`--to`, or the capture's first and
+/// last event.
+pub fn window(cap: &Capture, filter: &Filter) -> (u64, u64) {
+    let start = filter.from.unwrap_or_else(|| capture_start(cap));
+    let end = filter.to.unwrap_or_else(|| {
+        cap.segments
+            .iter()
+            .map(|s| s.meta.last_event_ns.unwrap_or(s.meta.end_ns))
+            .max()
+            .unwrap_or(start)
+    });
+    (start, end)
+}
+
 /// Start of the capture's data: the earliest event, or the first segment's start.
 pub fn capture_start(cap: &Capture) -> u64 {
     cap.segments

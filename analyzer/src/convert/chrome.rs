@@ -30,36 +30,19 @@ pub fn write(cap: &Capture, filter: &Filter, out: impl Write) -> Result<()> {
     }
     let mut events: Vec<Value> = Vec::new();
     let mut names: BTreeMap<(i32, i32), String> = BTreeMap::new();
-    // Segments follow each other in time: a stretch running at a segment's end goes on.
-    let mut running: HashMap<u16, (u64, i32, String, i32)> = HashMap::new();
+    let mut stretches = crate::tools::stretches::Stretches::default();
     for seg in selected(cap, filter) {
         let tasks = Tasks::load(seg)?;
         let pid_of = |tid: i32| tasks.tgid(tid).unwrap_or(tid);
-        // A thread runs on a CPU from the switch to it until the next switch there.
-        let mut rows: Vec<(u64, u16, i32)> = Vec::new();
-        for b in seg.read(Table::SchedSwitch, &["ts", "cpu", "next_tid"])? {
-            let (ts, cpu, next) = (
-                prim::<UInt64Type>(&b, "ts"),
-                prim::<UInt16Type>(&b, "cpu"),
-                prim::<Int32Type>(&b, "next_tid"),
-            );
-            for i in 0..b.num_rows() {
-                rows.push((ts.value(i), cpu.value(i), next.value(i)));
+        stretches.add_segment(seg, |st| {
+            if filter.in_range(st.from) {
+                let (comm, pid) = (tasks.comm(st.tid).to_string(), pid_of(st.tid));
+                names.insert((pid, st.tid), comm.clone());
+                events.push(json!({"ph": "X", "cat": "sched", "name": comm, "pid": pid,
+                    "tid": st.tid, "ts": us(st.from), "dur": us(st.to - st.from),
+                    "args": {"cpu": st.cpu}}));
             }
-        }
-        rows.sort_by_key(|r| r.0);
-        for (ts, cpu, next) in rows {
-            if let Some((from, tid, comm, pid)) = running.remove(&cpu) {
-                if filter.in_range(from) {
-                    names.insert((pid, tid), comm.clone());
-                    events.push(json!({"ph": "X", "cat": "sched", "name": comm, "pid": pid,
-                        "tid": tid, "ts": us(from), "dur": us(ts - from), "args": {"cpu": cpu}}));
-                }
-            }
-            if next != 0 {
-                running.insert(cpu, (ts, next, tasks.comm(next).to_string(), pid_of(next)));
-            }
-        }
+        })?;
         let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
         for b in seg.read(Table::Profile, &["ts", "cpu", "tid", "kstack", "ustack"])? {
             let (ts, cpu, tid) = (

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     capture::Capture,
-    filter::{capture_start, Filter},
+    filter::Filter,
     names::{Module, Stacks},
     parallel::selected,
     stackagg::StackReport,
@@ -146,14 +146,7 @@ pub fn write(
         bail!("no stacks in this range to convert (check --pid, --comm, --from and --to)");
     }
     let frames = Frames::load(cap, filter)?;
-    let start = filter.from.unwrap_or_else(|| capture_start(cap));
-    let end = filter.to.unwrap_or_else(|| {
-        cap.segments
-            .iter()
-            .map(|s| s.meta.last_event_ns.unwrap_or(s.meta.end_ns))
-            .max()
-            .unwrap_or(start)
-    });
+    let (start, end) = crate::filter::window(cap, filter);
     let window = Window {
         start_ns: cap.manifest.clock.to_realtime_ns(start),
         duration_ns: end.saturating_sub(start) as i64,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     capture::Capture,
-    filter::{capture_start, Filter},
+    filter::Filter,
     latency::{self, By, Kind},
     offcpu, profile,
     stackagg::StackReport,
@@ -120,14 +120,7 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
         })
         .filter_map(|p| serde_json::from_value(p.clone()).ok())
         .collect();
-    let start = filter.from.unwrap_or_else(|| capture_start(cap));
-    let end = filter.to.unwrap_or_else(|| {
-        cap.segments
-            .iter()
-            .map(|s| s.meta.last_event_ns.unwrap_or(s.meta.end_ns))
-            .max()
-            .unwrap_or(start)
-    });
+    let (start, end) = crate::filter::window(cap, filter);
     let seconds = end.saturating_sub(start) as f64 / 1e9;
     let possible = cap.manifest.config.freq_hz as f64 * cap.manifest.cpus as f64 * seconds;
     let time = timeline::timeline(cap, filter, start, end)?;

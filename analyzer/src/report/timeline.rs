@@ -2,7 +2,7 @@
 //! samples per second and 20 ms slice with their stacks (the FlameScope-style heat map).
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::datatypes::{Int32Type, UInt16Type, UInt32Type, UInt64Type};
+use arrow::datatypes::{Int32Type, UInt32Type, UInt64Type};
 use flightrec_schemas::Table;
 use serde::Serialize;
 
@@ -67,6 +67,7 @@ pub fn timeline(cap: &Capture, filter: &Filter, start: u64, end: u64) -> Result<
     let mut cells: HashMap<(u32, u32, u32), u32> = HashMap::new();
     let mut busy_ns: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
     let mut off = OffCpu::default();
+    let mut stretches = crate::tools::stretches::Stretches::default();
     for seg in selected(cap, filter) {
         for table in Table::ALL.into_iter().filter(|t| t.is_event_table()) {
             for b in seg.read(table, &["ts"])? {
@@ -77,29 +78,13 @@ pub fn timeline(cap: &Capture, filter: &Filter, start: u64, end: u64) -> Result<
                 }
             }
         }
-        // A CPU is busy from a switch to a task until its next switch.
-        let mut running: HashMap<u16, u64> = HashMap::new();
-        let mut rows: Vec<(u64, u16, i32)> = Vec::new();
-        for b in seg.read(Table::SchedSwitch, &["ts", "cpu", "next_tid"])? {
-            let (ts, cpu, next) = (
-                prim::<UInt64Type>(&b, "ts"),
-                prim::<UInt16Type>(&b, "cpu"),
-                prim::<Int32Type>(&b, "next_tid"),
-            );
-            for i in 0..b.num_rows() {
-                rows.push((ts.value(i), cpu.value(i), next.value(i)));
-            }
-        }
-        rows.sort_by_key(|r| r.0);
-        for (ts, cpu, next) in rows {
-            if let Some(from) = running.remove(&cpu) {
-                let bins = busy_ns.entry(cpu).or_insert_with(|| vec![0; cols as usize]);
-                spread(from, ts, offset, t0, bins);
-            }
-            if next != 0 {
-                running.insert(cpu, ts);
-            }
-        }
+        // A CPU is busy while a task runs on it.
+        stretches.add_segment(seg, |st| {
+            let bins = busy_ns
+                .entry(st.cpu)
+                .or_insert_with(|| vec![0; cols as usize]);
+            spread(st.from, st.to, offset, t0, bins);
+        })?;
         let tasks = Tasks::load(seg)?;
         let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
         off.add_segment(seg, filter, (&tasks, &stacks), &place)?;

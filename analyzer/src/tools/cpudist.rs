@@ -7,13 +7,11 @@
 //! blocks; `--preempted` gives exactly that, the default every stretch.
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::datatypes::{Int32Type, Int64Type, UInt16Type, UInt64Type};
-use flightrec_schemas::{task_state, Table};
+use flightrec_schemas::task_state;
 use serde::Serialize;
 
 use crate::{
     capture::{Capture, Result},
-    columns::prim,
     filter::Filter,
     hist::Distribution,
     latency::Group,
@@ -49,52 +47,25 @@ pub struct Report {
 /// those that ended with the task still runnable.
 pub fn cpudist(cap: &Capture, filter: &Filter, by: Option<By>, preempted: bool) -> Result<Report> {
     let mut groups: HashMap<(i32, String), Vec<u64>> = HashMap::new();
-    // Per CPU: who runs since when; segments follow each other in time.
-    let mut running: HashMap<u16, (u64, i32)> = HashMap::new();
-    let mut unpaired = 0;
+    let mut stretches = super::stretches::Stretches::default();
     for seg in selected(cap, filter) {
         let tasks = Tasks::load(seg)?;
-        let mut rows: Vec<(u64, u16, i32, i64, i32)> = Vec::new();
-        let cols = ["ts", "cpu", "prev_tid", "prev_state", "next_tid"];
-        for b in seg.read(Table::SchedSwitch, &cols)? {
-            let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
-            let (prev, state, next) = (
-                prim::<Int32Type>(&b, "prev_tid"),
-                prim::<Int64Type>(&b, "prev_state"),
-                prim::<Int32Type>(&b, "next_tid"),
-            );
-            for i in 0..b.num_rows() {
-                rows.push((
-                    ts.value(i),
-                    cpu.value(i),
-                    prev.value(i),
-                    state.value(i),
-                    next.value(i),
-                ));
+        stretches.add_segment(seg, |st| {
+            let counted = !preempted || task_state::is_runnable(st.end_state);
+            if !(counted && filter.in_range(st.from) && filter.task(&tasks, st.tid, None)) {
+                return;
             }
-        }
-        rows.sort_by_key(|r| r.0);
-        for (ts, cpu, prev, state, next) in rows {
-            if let Some((from, tid)) = running.remove(&cpu) {
-                let counted = !preempted || task_state::is_runnable(state);
-                if tid != prev {
-                    unpaired += 1;
-                } else if counted && filter.in_range(from) && filter.task(&tasks, tid, None) {
-                    let key = match by {
-                        None => (0, "all".to_string()),
-                        Some(By::Pid) => {
-                            let pid = tasks.tgid(tid).unwrap_or(tid);
-                            (pid, format!("{} ({pid})", tasks.comm(pid)))
-                        }
-                        Some(By::Tid) => (tid, format!("{} ({tid})", tasks.comm(tid))),
-                    };
-                    groups.entry(key).or_default().push(ts - from);
+            let tid = st.tid;
+            let key = match by {
+                None => (0, "all".to_string()),
+                Some(By::Pid) => {
+                    let pid = tasks.tgid(tid).unwrap_or(tid);
+                    (pid, format!("{} ({pid})", tasks.comm(pid)))
                 }
-            }
-            if next != 0 {
-                running.insert(cpu, (ts, next));
-            }
-        }
+                Some(By::Tid) => (tid, format!("{} ({tid})", tasks.comm(tid))),
+            };
+            groups.entry(key).or_default().push(st.to - st.from);
+        })?;
     }
     let mut groups: Vec<Group> = groups
         .into_iter()
@@ -109,7 +80,7 @@ pub fn cpudist(cap: &Capture, filter: &Filter, by: Option<By>, preempted: bool) 
     Ok(Report {
         by,
         groups,
-        unpaired,
+        unpaired: stretches.unpaired,
         lost: Lost::in_range(cap, filter),
     })
 }

@@ -3,10 +3,12 @@
 //! (from the block requests), `syscount` (from the syscalls). Each prints what its BCC/libbpf-tools peer prints, with
 //! the analyzer's filters, `--json`, and the capture's losses.
 pub mod biosnoop;
+pub mod cli;
 pub mod cpudist;
 pub mod execsnoop;
 pub mod exitsnoop;
 pub mod procs;
+pub mod stretches;
 pub mod syscount;
 
 use crate::{capture::Capture, filter::wall_clock};

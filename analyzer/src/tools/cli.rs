@@ -1,0 +1,154 @@
+//! The command line of the book's other tools: one subcommand each, flattened into
+//! `flightrec-analyze`'s, with the same filters (`Common`), `--json` and loss reporting.
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::cli::{json, open, require_events, Common};
+
+/// The tools' subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Tool {
+    /// How long tasks ran on a CPU each time, as a histogram (cpudist).
+    Cpudist {
+        #[command(flatten)]
+        common: Common,
+        /// One histogram per process (cpudist -P) or thread (cpudist -L).
+        #[arg(long, value_enum)]
+        by: Option<super::cpudist::By>,
+        /// Only stretches that ended with the task still runnable (preempted), as BCC's and
+        /// libbpf-tools' cpudist count them.
+        #[arg(long)]
+        preempted: bool,
+    },
+    /// Every block request: time, process, disk, direction, sector, bytes, latency (biosnoop).
+    Biosnoop {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Block request sizes per process name, as a histogram (bitesize).
+    Bitesize {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Syscalls counted and timed per syscall or per process, the most frequent first (syscount -L).
+    Syscount {
+        #[command(flatten)]
+        common: Common,
+        /// Per process instead of per syscall (syscount -P).
+        #[arg(long)]
+        per_process: bool,
+        /// Rows to print.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Every successful exec: time, process, pid, parent, command line (execsnoop).
+    Execsnoop {
+        #[command(flatten)]
+        common: Common,
+        /// Print the executed file only, never the arguments (they can hold secrets).
+        #[arg(long)]
+        redact: bool,
+    },
+    /// Every process exit: time, process, pid, parent, age, exit code or signal (exitsnoop).
+    Exitsnoop {
+        #[command(flatten)]
+        common: Common,
+        /// Thread exits too, not only whole processes (exitsnoop -T).
+        #[arg(long)]
+        threads: bool,
+        /// Only exits with a non-zero code or a signal (exitsnoop -x).
+        #[arg(long)]
+        failed: bool,
+    },
+}
+
+impl Tool {
+    /// Runs the tool; its output as text (or JSON with `--json`).
+    pub fn run(self) -> Result<String> {
+        match self {
+            Tool::Cpudist {
+                common,
+                by,
+                preempted,
+            } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "sched")?;
+                let r = super::cpudist::cpudist(&cap, &filter, by, preempted)?;
+                if common.json {
+                    return json(&r);
+                }
+                let mut out = format!("{}\n", r.lost.banner());
+                if r.groups.is_empty() {
+                    out.push_str("no matching events in this range\n");
+                }
+                for g in &r.groups {
+                    if by.is_some() {
+                        out.push_str(&format!("\n{}\n", g.name));
+                    }
+                    out.push_str(&g.dist.render());
+                }
+                Ok(out)
+            }
+            Tool::Biosnoop { common } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "block")?;
+                let r = super::biosnoop::biosnoop(&cap, &filter)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+            }
+            Tool::Bitesize { common } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "block")?;
+                let r = super::biosnoop::biosnoop(&cap, &filter)?;
+                let sizes = r.sizes();
+                if common.json {
+                    return json(&serde_json::json!({"processes": sizes, "lost": r.lost}));
+                }
+                let mut out = r.lost.banner();
+                out.push('\n');
+                for s in &sizes {
+                    out.push_str(&s.render());
+                }
+                Ok(out)
+            }
+            Tool::Syscount {
+                common,
+                per_process,
+                top,
+            } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "syscall")?;
+                let r = super::syscount::syscount(&cap, &filter, per_process, top)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render(per_process)))
+            }
+            Tool::Execsnoop { common, redact } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "process")?;
+                let r = super::execsnoop::execsnoop(&cap, &filter, redact)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+            }
+            Tool::Exitsnoop {
+                common,
+                threads,
+                failed,
+            } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "process")?;
+                let opts = super::exitsnoop::Options { threads, failed };
+                let r = super::exitsnoop::exitsnoop(&cap, &filter, opts)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+            }
+        }
+    }
+}
