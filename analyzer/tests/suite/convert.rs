@@ -74,18 +74,24 @@ fn top(text: &str, suffix: &str) -> (u64, BTreeMap<String, u64>) {
     (total, flats)
 }
 
-fn convert(kind: &str, out: &Path) {
+/// `convert` of the fixture: (success, stderr).
+fn convert_to(format: &str, extra: &[&str], out: &Path) -> (bool, String) {
     let f = fixture("basic");
-    let (ok, _, err) = analyze(&[
+    let mut args = vec![
         "convert",
         f.dir.to_str().unwrap(),
         "--to",
-        "pprof",
-        "--kind",
-        kind,
+        format,
         "-o",
         out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(extra);
+    let (ok, _, err) = analyze(&args);
+    (ok, err)
+}
+
+fn convert(kind: &str, out: &Path) {
+    let (ok, err) = convert_to("pprof", &["--kind", kind], out);
     assert!(ok, "convert --kind {kind}: {err}");
 }
 
@@ -146,19 +152,9 @@ fn go_tool_pprof_reads_the_off_cpu_profile_as_offcpu_sums_it() {
 
 #[test]
 fn convert_refuses_an_empty_selection_in_one_line() {
-    let f = fixture("basic");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x.pb.gz");
-    let (ok, _, err) = analyze(&[
-        "convert",
-        f.dir.to_str().unwrap(),
-        "--to",
-        "pprof",
-        "--comm",
-        "no-such-process",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, err) = convert_to("pprof", &["--comm", "no-such-process"], &out);
     assert!(!ok);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no stacks"), "{err}");
@@ -208,14 +204,7 @@ fn speedscope_opens_the_converted_profile_with_a_profile_per_process() {
     let f = fixture("basic");
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("cpu.speedscope.json");
-    let (ok, _, err) = analyze(&[
-        "convert",
-        f.dir.to_str().unwrap(),
-        "--to",
-        "speedscope",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
+    let (ok, err) = convert_to("speedscope", &[], &file);
     assert!(ok, "{err}");
     // The weights are profile's samples x the period, per process name.
     let doc: serde_json::Value =
@@ -259,14 +248,7 @@ fn the_perfetto_trace_holds_every_switch_waking_sample_and_request_as_trace_proc
     let f = fixture("basic");
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("trace.pftrace");
-    let (ok, _, err) = analyze(&[
-        "convert",
-        f.dir.to_str().unwrap(),
-        "--to",
-        "perfetto",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
+    let (ok, err) = convert_to("perfetto", &[], &file);
     assert!(ok, "{err}");
     let Ok(python) = std::env::var("FLIGHTREC_ENGINES_PYTHON") else {
         flightrec_tests::skip("FLIGHTREC_ENGINES_PYTHON (a python with perfetto) is not set");
@@ -322,18 +304,8 @@ fn the_perfetto_trace_holds_every_switch_waking_sample_and_request_as_trace_proc
 
 #[test]
 fn a_perfetto_trace_refuses_a_process_filter_in_one_line() {
-    let f = fixture("basic");
     let tmp = tempfile::tempdir().unwrap();
-    let (ok, _, err) = analyze(&[
-        "convert",
-        f.dir.to_str().unwrap(),
-        "--to",
-        "perfetto",
-        "--pid",
-        "1",
-        "-o",
-        tmp.path().join("t.pftrace").to_str().unwrap(),
-    ]);
+    let (ok, err) = convert_to("perfetto", &["--pid", "1"], &tmp.path().join("t.pftrace"));
     assert!(!ok);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
@@ -343,14 +315,7 @@ fn the_chrome_trace_has_each_threads_stretches_on_cpu_apart_and_speedscope_reads
     let f = fixture("basic");
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("trace.json");
-    let (ok, _, err) = analyze(&[
-        "convert",
-        f.dir.to_str().unwrap(),
-        "--to",
-        "chrome",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
+    let (ok, err) = convert_to("chrome", &[], &file);
     assert!(ok, "{err}");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
