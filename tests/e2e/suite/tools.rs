@@ -29,7 +29,8 @@ fn by_pid(lines: &[String]) -> BTreeMap<i64, Vec<String>> {
 #[test]
 fn execsnoop_and_exitsnoop_agree_with_libbpf_tools() {
     require_root!();
-    let _quiet = quiet();
+    // Exact counts against a peer: alone, since other tests' tracers make the kernel skip runs.
+    let _exclusive = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("cap");
     let rec = Recording::start(&cap, &["--events", "process", "--segment", "1s"]);
@@ -116,7 +117,8 @@ fn execsnoop_and_exitsnoop_agree_with_libbpf_tools() {
 #[test]
 fn cpudist_agrees_with_libbpf_tools_cpudist() {
     require_root!();
-    let _quiet = quiet();
+    // Exact counts against a peer: alone, since other tests' tracers make the kernel skip runs.
+    let _exclusive = exclusive();
     let cap = tempfile::tempdir().unwrap();
     let rec = Recording::start(cap.path(), &["--events", "sched", "--segment", "60s"]);
     let mut child = Reaped(
@@ -199,7 +201,8 @@ fn bitesize_histograms(lines: &[String]) -> BTreeMap<String, BTreeMap<u64, u64>>
 #[test]
 fn biosnoop_pairs_like_latency_and_bitesize_agrees_with_libbpf_tools() {
     require_root!();
-    let _quiet = quiet();
+    // Exact counts against a peer: alone, since other tests' tracers make the kernel skip runs.
+    let _exclusive = exclusive();
     let cap = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let rec = Recording::start(
@@ -285,7 +288,8 @@ fn biosnoop_pairs_like_latency_and_bitesize_agrees_with_libbpf_tools() {
 #[test]
 fn syscount_agrees_with_libbpf_tools_syscount() {
     require_root!();
-    let _quiet = quiet();
+    // Exact counts against a peer: alone, since other tests' tracers make the kernel skip runs.
+    let _exclusive = exclusive();
     let cap = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     // Every thread of the process, as syscount -p counts them (not only those named like it).
