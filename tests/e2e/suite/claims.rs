@@ -23,6 +23,8 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn sigusr1_freezes_the_window_into_a_snapshot() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let rec = Recording::start(cap.path(), &["--events", "sched", "--segment", "1s"]);
@@ -79,6 +81,8 @@ fn wrong_modes(dir: &Path) -> Vec<String> {
 
 #[test]
 fn capture_directories_files_and_control_socket_are_private() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("cap");
@@ -272,6 +276,8 @@ fn tcp_transitions(c: &Capture) -> (Transitions, Vec<(u16, u16, i32)>) {
 
 #[test]
 fn tcp_source_records_the_state_sequence_of_loopback_connections_and_a_retransmit() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let rec = Recording::start(cap.path(), &["--events", "tcp", "--segment", "1s"]);
@@ -351,6 +357,8 @@ fn tcp_source_records_the_state_sequence_of_loopback_connections_and_a_retransmi
 
 #[test]
 fn syscall_filters_run_in_the_kernel_and_keep_only_their_process() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     // Two processes making syscalls all the time, under a name no other test uses (the workload
     // copied), and a shell loop; each filter keeps exactly its processes.
@@ -478,6 +486,8 @@ int main(void) { char line[8]; if (!fgets(line, sizeof line, stdin)) return 1; f
 
 #[test]
 fn perf_still_sees_the_tracepoints_the_recorder_uses() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     // A BPF program attached to a tracepoint that returns 0 hides the event from every other perf
     // user of it (aya's #[tracepoint] does): an operator's perf record beside an always-on

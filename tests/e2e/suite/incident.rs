@@ -309,6 +309,8 @@ fn debuginfo_dir_names_the_frames_of_a_stripped_binary() {
 
 #[test]
 fn a_process_killed_by_a_signal_fires_the_exit_trigger() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let rec = Recording::start(
@@ -368,6 +370,8 @@ fn a_process_killed_by_a_signal_fires_the_exit_trigger() {
 
 #[test]
 fn a_slow_block_request_of_the_watched_program_fires_the_block_trigger() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
@@ -448,6 +452,8 @@ fn a_slow_block_request_of_the_watched_program_fires_the_block_trigger() {
 
 #[test]
 fn a_program_exiting_with_the_watched_code_fires_the_exit_trigger() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let rec = Recording::start(

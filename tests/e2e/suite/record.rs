@@ -350,6 +350,8 @@ fn window_rotates_segments_and_evicts_the_oldest() {
 
 #[test]
 fn size_cap_keeps_only_what_fits_and_a_restart_continues_the_window() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let args = [
@@ -408,6 +410,8 @@ fn size_cap_keeps_only_what_fits_and_a_restart_continues_the_window() {
 
 #[test]
 fn redact_leaves_command_lines_and_paths_out() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let cap = tempfile::tempdir().unwrap();
     let rec = Recording::start(

@@ -315,6 +315,8 @@ fn in_order(label: &str, frames: &[String], want: &[&str]) {
 
 #[test]
 fn debian_programs_without_frame_pointers_show_their_own_functions_in_order() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
     require_root!();
     let redis = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
         .into_iter()
