@@ -91,6 +91,12 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// A block device's name on the recording host (`vda`), or its `major:minor`.
+    pub fn disk_name(&self, dev: u32) -> String {
+        let mm = format!("{}:{}", dev >> 20, dev & 0xfffff);
+        self.manifest.devices.get(&mm).cloned().unwrap_or(mm)
+    }
+
     /// Opens a capture directory, or a bundle written by `flightrec export`.
     pub fn open(path: &Path) -> Result<Capture> {
         if !path.is_file() {

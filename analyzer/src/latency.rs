@@ -103,10 +103,7 @@ fn label(cap: &Capture, tasks: &Tasks, key: &Key) -> String {
         Key::All => "all".into(),
         Key::Pid(p) => format!("{} ({p})", tasks.comm(*p)),
         Key::Comm(c) => c.to_string(),
-        Key::Disk(dev) => {
-            let mm = format!("{}:{}", dev >> 20, dev & 0xfffff);
-            cap.manifest.devices.get(&mm).cloned().unwrap_or(mm)
-        }
+        Key::Disk(dev) => cap.disk_name(*dev),
         Key::Syscall(id) => crate::syscalls::name(&cap.manifest.arch, *id),
     }
 }

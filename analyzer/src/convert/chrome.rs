@@ -97,7 +97,8 @@ fn block_events(
 ) -> Result<()> {
     let segs = selected(cap, filter);
     let mut lanes: HashMap<u32, Vec<u64>> = HashMap::new();
-    for r in super::perfetto::block::requests(&segs, filter)? {
+    let (requests, _) = crate::tools::biosnoop::completed(&segs, filter)?;
+    for r in &requests {
         let lanes = lanes.entry(r.dev).or_default();
         let lane = lanes
             .iter()
@@ -107,12 +108,11 @@ fn block_events(
                 lanes.len() - 1
             });
         lanes[lane] = r.done;
-        let mm = format!("{}:{}", r.dev >> 20, r.dev & 0xfffff);
-        let disk = cap.manifest.devices.get(&mm).cloned().unwrap_or(mm);
+        let disk = cap.disk_name(r.dev);
         let tid = (r.dev as i32 & 0xffff) * 64 + lane as i32 + 1;
         names.insert((0, tid), format!("{disk} lane {}", lane + 1));
         events.push(
-            json!({"ph": "X", "cat": "block", "name": r.name, "pid": 0, "tid": tid,
+            json!({"ph": "X", "cat": "block", "name": super::perfetto::block::label(r), "pid": 0, "tid": tid,
             "ts": us(r.issue), "dur": us(r.done - r.issue)}),
         );
     }

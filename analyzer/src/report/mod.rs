@@ -84,7 +84,13 @@ fn markers(
         .collect();
     // The slowest block requests (10 ms or more, at most 20) where they were issued.
     let segs = crate::parallel::selected(cap, filter);
-    let mut slow: Vec<_> = crate::convert::perfetto::block::requests(&segs, filter)?
+    let in_range = Filter {
+        pid: None,
+        comm: None,
+        ..filter.clone()
+    };
+    let (requests, _) = crate::tools::biosnoop::completed(&segs, &in_range)?;
+    let mut slow: Vec<_> = requests
         .into_iter()
         .filter(|r| r.done - r.issue >= 10_000_000)
         .collect();
@@ -92,7 +98,11 @@ fn markers(
     for r in slow.iter().take(20) {
         out.push(serde_json::json!({
             "time": crate::filter::wall_clock(&cap.manifest.clock, r.issue),
-            "label": format!("slow I/O: {} took {}", r.name, crate::hist::fmt_ns(r.done - r.issue)),
+            "label": format!(
+                "slow I/O: {} took {}",
+                crate::convert::perfetto::block::label(r),
+                crate::hist::fmt_ns(r.done - r.issue)
+            ),
             "kind": "io",
         }));
     }

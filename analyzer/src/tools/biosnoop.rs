@@ -9,7 +9,7 @@ use flightrec_schemas::Table;
 use serde::Serialize;
 
 use crate::{
-    capture::{Capture, Result},
+    capture::{Capture, Result, Segment},
     columns::{opt, prim, strings},
     filter::Filter,
     hist::fmt_ns,
@@ -50,6 +50,27 @@ pub struct Report {
     pub lost: Lost,
 }
 
+/// One completed request, as the capture holds it.
+#[derive(Clone, Debug)]
+pub struct Completed {
+    /// Issue, monotonic ns.
+    pub issue: u64,
+    /// Completion, monotonic ns.
+    pub done: u64,
+    /// Device number.
+    pub dev: u32,
+    /// First sector.
+    pub sector: u64,
+    /// Bytes.
+    pub bytes: u32,
+    /// R, W, ... (the kernel's rwbs).
+    pub rwbs: String,
+    /// Process of the issuing task.
+    pub pid: i32,
+    /// Its name.
+    pub comm: String,
+}
+
 /// The task that issued a request, when the filter keeps it.
 struct Issuer {
     pid: i32,
@@ -64,10 +85,13 @@ struct Issued {
     by: Option<Issuer>,
 }
 
-/// The completed requests issued in the range by tasks `filter` selects.
-pub fn biosnoop(cap: &Capture, filter: &Filter) -> Result<Report> {
+/// The requests of `segs` issued in `filter`'s range by tasks it selects and completed in the
+/// capture, by issue time, paired issue -> completion of the same (dev, sector) as `latency --kind
+/// block` pairs them; and how many such requests never completed. One pairing for biosnoop,
+/// bitesize, the report and the Perfetto and Chrome traces.
+pub fn completed(segs: &[&Segment], filter: &Filter) -> Result<(Vec<Completed>, u64)> {
     let mut rows = Vec::new();
-    for seg in selected(cap, filter) {
+    for seg in segs {
         let tasks = Tasks::load(seg)?;
         let cols = [
             "ts", "tid", "tgid", "event", "dev", "sector", "bytes", "rwbs",
@@ -104,9 +128,8 @@ pub fn biosnoop(cap: &Capture, filter: &Filter) -> Result<Report> {
         }
     }
     rows.sort_by_key(|r| r.0);
-    // Issue -> completion of the same (dev, sector), as `latency --kind block` pairs them.
     let mut open: HashMap<(u32, u64), Issued> = HashMap::new();
-    let mut requests = Vec::new();
+    let mut out = Vec::new();
     for (ts, dev, sector, bytes, who) in rows {
         match who {
             Some(by) => {
@@ -114,28 +137,47 @@ pub fn biosnoop(cap: &Capture, filter: &Filter) -> Result<Report> {
             }
             None => {
                 let Some(Issued {
-                    ts: t0,
+                    ts: issue,
                     bytes,
                     by: Some(by),
                 }) = open.remove(&(dev, sector))
                 else {
                     continue;
                 };
-                let mm = format!("{}:{}", dev >> 20, dev & 0xfffff);
-                requests.push(Request {
-                    time: super::time(cap, t0),
-                    comm: by.comm,
-                    pid: by.pid,
-                    disk: cap.manifest.devices.get(&mm).cloned().unwrap_or(mm),
-                    rwbs: by.rwbs,
+                out.push(Completed {
+                    issue,
+                    done: ts.max(issue),
+                    dev,
                     sector,
                     bytes,
-                    latency_ns: ts.saturating_sub(t0),
+                    rwbs: by.rwbs,
+                    pid: by.pid,
+                    comm: by.comm,
                 });
             }
         }
     }
+    out.sort_by_key(|r| (r.issue, r.done));
     let incomplete = open.values().filter(|o| o.by.is_some()).count() as u64;
+    Ok((out, incomplete))
+}
+
+/// The completed requests issued in the range by tasks `filter` selects.
+pub fn biosnoop(cap: &Capture, filter: &Filter) -> Result<Report> {
+    let (done, incomplete) = completed(&selected(cap, filter), filter)?;
+    let requests = done
+        .into_iter()
+        .map(|r| Request {
+            time: super::time(cap, r.issue),
+            comm: r.comm,
+            pid: r.pid,
+            disk: cap.disk_name(r.dev),
+            rwbs: r.rwbs,
+            sector: r.sector,
+            bytes: r.bytes,
+            latency_ns: r.done - r.issue,
+        })
+        .collect();
     Ok(Report {
         requests,
         incomplete,

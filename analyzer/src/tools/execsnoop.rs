@@ -42,6 +42,7 @@ pub struct Report {
 /// The execs of the range; `redact` keeps only the executed file (no arguments).
 pub fn execsnoop(cap: &Capture, filter: &Filter, redact: bool) -> Result<Report> {
     let (events, procs) = procs::load(cap, filter)?;
+    let forks = procs::forks(&events);
     let mut execs = Vec::new();
     for e in events.iter().filter(|e| e.kind == "exec") {
         let pid = e.tgid.unwrap_or(e.tid);
@@ -52,10 +53,7 @@ pub fn execsnoop(cap: &Capture, filter: &Filter, redact: bool) -> Result<Report>
         }
         let p = procs.get(&pid).cloned().unwrap_or_default();
         // A fork of this process in the capture names its parent too.
-        let forked = events
-            .iter()
-            .find(|f| f.kind == "fork" && f.tid == pid)
-            .and_then(|f| f.parent_tid);
+        let forked = forks.get(&pid).and_then(|f| f.parent_tid);
         let filename = e.filename.clone().unwrap_or_default();
         let (args, full_args) = match (&p.cmdline, redact) {
             (Some(c), false) => (c.clone(), true),

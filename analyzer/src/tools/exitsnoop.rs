@@ -57,6 +57,7 @@ pub struct Options {
 /// The exits of the range.
 pub fn exitsnoop(cap: &Capture, filter: &Filter, opts: Options) -> Result<Report> {
     let (events, procs) = procs::load(cap, filter)?;
+    let forks = procs::forks(&events);
     let mut exits = Vec::new();
     for e in events.iter().filter(|e| e.kind == "exit") {
         if !(e.group_dead || opts.threads) {
@@ -70,7 +71,7 @@ pub fn exitsnoop(cap: &Capture, filter: &Filter, opts: Options) -> Result<Report
         {
             continue;
         }
-        let fork = events.iter().find(|f| f.kind == "fork" && f.tid == e.tid);
+        let fork = forks.get(&e.tid);
         let sig = status & 0x7f;
         exits.push(Exit {
             time: super::time(cap, e.ts),

@@ -118,6 +118,15 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
     Ok((events, procs))
 }
 
+/// The first fork of each thread among `events`, by the child's tid.
+pub fn forks(events: &[Event]) -> HashMap<i32, &Event> {
+    let mut out = HashMap::new();
+    for e in events.iter().filter(|e| e.kind == "fork") {
+        out.entry(e.tid).or_insert(e);
+    }
+    out
+}
+
 /// The exit of a wait status as exitsnoop prints it: `0`, `code N`, `signal N (NAME)`, `+core`.
 pub fn describe_status(status: i32) -> String {
     let sig = status & 0x7f;

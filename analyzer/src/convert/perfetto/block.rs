@@ -1,81 +1,20 @@
 //! Block I/O as slices: one track per disk, each request a slice from issue to completion on the
 //! first lane of the disk that is free (slices on one track must nest; overlapping requests do
 //! not), so concurrent requests show side by side.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::Result;
-use arrow::datatypes::{UInt32Type, UInt64Type};
-use flightrec_schemas::Table;
 
 use super::proto::*;
 use crate::{
     capture::{Capture, Segment},
-    columns::{opt, prim, strings},
     filter::Filter,
+    tools::biosnoop::{completed, Completed},
 };
 
-/// One completed request.
-pub struct Request {
-    /// Issue, monotonic ns.
-    pub issue: u64,
-    /// Completion, monotonic ns.
-    pub done: u64,
-    /// Device number.
-    pub dev: u32,
-    /// `RWBS bytes B @sector`.
-    pub name: String,
-}
-
-/// Completed requests of `segs` issued in the range, by issue time.
-pub fn requests(segs: &[&Segment], filter: &Filter) -> Result<Vec<Request>> {
-    let mut rows = Vec::new();
-    for seg in segs {
-        let cols = ["ts", "event", "dev", "sector", "bytes", "rwbs"];
-        for b in seg.read(Table::Block, &cols)? {
-            let (ts, dev, sector) = (
-                prim::<UInt64Type>(&b, "ts"),
-                prim::<UInt32Type>(&b, "dev"),
-                prim::<UInt64Type>(&b, "sector"),
-            );
-            let (event, rwbs) = (strings(&b, "event"), strings(&b, "rwbs"));
-            let bytes = prim::<UInt32Type>(&b, "bytes");
-            for i in 0..b.num_rows() {
-                let label = format!(
-                    "{} {} B @{}",
-                    rwbs.value(i),
-                    opt(bytes, i).unwrap_or(0),
-                    sector.value(i)
-                );
-                rows.push((
-                    ts.value(i),
-                    event.value(i) == "issue",
-                    dev.value(i),
-                    sector.value(i),
-                    label,
-                ));
-            }
-        }
-    }
-    rows.sort_by_key(|r| r.0);
-    // Issue -> completion of the same (dev, sector), as `latency --kind block` pairs them.
-    let mut open: HashMap<(u32, u64), (u64, String)> = HashMap::new();
-    let mut out = Vec::new();
-    for (ts, issue, dev, sector, label) in rows {
-        if issue {
-            if filter.in_range(ts) {
-                open.insert((dev, sector), (ts, label));
-            }
-        } else if let Some((t0, name)) = open.remove(&(dev, sector)) {
-            out.push(Request {
-                issue: t0,
-                done: ts.max(t0),
-                dev,
-                name,
-            });
-        }
-    }
-    out.sort_by_key(|r| (r.issue, r.done));
-    Ok(out)
+/// A request's slice name: `RWBS bytes B @sector`.
+pub fn label(r: &Completed) -> String {
+    format!("{} {} B @{}", r.rwbs, r.bytes, r.sector)
 }
 
 /// Track descriptors and slice events of the block requests, on sequence `seq`.
@@ -85,7 +24,7 @@ pub fn packets(
     filter: &Filter,
     seq: u32,
 ) -> Result<Vec<TracePacket>> {
-    let reqs = requests(segs, filter)?;
+    let (reqs, _) = completed(segs, filter)?;
     let mut out = Vec::new();
     // Per disk: its track and its lanes' end times.
     let mut disks: BTreeMap<u32, (u64, Vec<u64>)> = BTreeMap::new();
@@ -102,8 +41,7 @@ pub fn packets(
     for r in &reqs {
         let (disk_uuid, lanes) = disks.entry(r.dev).or_insert_with(|| {
             let uuid = 0xb10c_0000_0000 | ((r.dev as u64) << 8);
-            let mm = format!("{}:{}", r.dev >> 20, r.dev & 0xfffff);
-            let name = cap.manifest.devices.get(&mm).cloned().unwrap_or(mm);
+            let name = cap.disk_name(r.dev);
             out.push(descriptor(uuid, format!("block I/O {name}"), None));
             (uuid, Vec::new())
         });
@@ -127,7 +65,7 @@ pub fn packets(
             TrackEvent {
                 r#type: Some(TYPE_SLICE_BEGIN),
                 track_uuid: Some(track),
-                name: Some(r.name.clone()),
+                name: Some(label(r)),
             },
         ));
         events.push((
