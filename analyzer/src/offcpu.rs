@@ -71,6 +71,27 @@ struct Switch {
 
 /// Off-CPU time per folded stack, for threads passing `filter`.
 pub fn offcpu(cap: &Capture, filter: &Filter, opts: &Options) -> Result<StackReport> {
+    Ok(offcpu_placed(cap, filter, opts, |_| None::<()>)?.report)
+}
+
+/// Off-CPU time per folded stack, and also per place of its switch-out (e.g. a heat-map cell) where
+/// `place` gives one: one pass for both.
+pub struct Placed<P> {
+    pub report: StackReport,
+    /// ns per (place, folded stack).
+    pub places: HashMap<(P, String), u64>,
+}
+
+/// [`offcpu`], with the time also summed by `place(switch-out ts)`.
+pub fn offcpu_placed<P>(
+    cap: &Capture,
+    filter: &Filter,
+    opts: &Options,
+    place: impl Fn(u64) -> Option<P> + Sync,
+) -> Result<Placed<P>>
+where
+    P: Copy + Eq + std::hash::Hash + Send,
+{
     let segs = selected(cap, filter);
     let keep = |d: u64| d >= opts.min_ns && opts.max_ns.is_none_or(|m| d <= m);
     let parts = map_segments(&segs, "off-CPU", |seg| {
@@ -115,14 +136,18 @@ pub fn offcpu(cap: &Capture, filter: &Filter, opts: &Options) -> Result<StackRep
         // Stable sort: rows are nearly in time order already, which it sorts in near-linear time.
         rows.sort_by_key(|r| r.ts);
         let mut done: rustc_hash::FxHashMap<Open, (u64, u64)> = Default::default();
-        let mut open: Intervals<i32, Open> = Intervals::default();
+        let mut placed: rustc_hash::FxHashMap<(P, Open), u64> = Default::default();
+        let mut open: Intervals<i32, (Open, Option<P>)> = Intervals::default();
         for r in rows {
             if r.next != 0 {
-                if let Some((key, d)) = open.close(&r.next, r.ts) {
+                if let Some(((key, at), d)) = open.close(&r.next, r.ts) {
                     if keep(d) {
                         let e = done.entry(key).or_insert((0, 0));
                         e.0 += d;
                         e.1 += 1;
+                        if let Some(p) = at {
+                            *placed.entry((p, key)).or_insert(0) += d;
+                        }
                     }
                 }
             }
@@ -131,29 +156,50 @@ pub fn offcpu(cap: &Capture, filter: &Filter, opts: &Options) -> Result<StackRep
                 && filter.in_range(r.ts)
                 && filter.task(&tasks, r.prev, Some(r.tgid))
             {
-                open.open(r.prev, r.ts, (r.prev, r.kstack, r.ustack));
+                let key = (r.prev, r.kstack, r.ustack);
+                open.open(r.prev, r.ts, (key, place(r.ts)));
             }
         }
         let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
-        let fold = |(tid, k, u): Open| stacks.fold(tasks.comm(tid), k, u);
+        let mut names: HashMap<Open, String> = HashMap::new();
+        let mut fold = |key: Open| {
+            names
+                .entry(key)
+                .or_insert_with(|| stacks.fold(tasks.comm(key.0), key.1, key.2))
+                .clone()
+        };
         let mut agg = HashMap::new();
         for (key, (total, count)) in done {
             merge(&mut agg, fold(key), total, count);
         }
-        Ok((agg, open.map(|_, v| fold(v))))
+        let mut places: HashMap<(P, String), u64> = HashMap::new();
+        for ((p, key), d) in placed {
+            *places.entry((p, fold(key))).or_insert(0) += d;
+        }
+        Ok((agg, places, open.map(|_, (k, at)| (fold(k), at))))
     })?;
     let mut agg = HashMap::new();
+    let mut places: HashMap<(P, String), u64> = HashMap::new();
     let mut opens = Vec::with_capacity(parts.len());
-    for (a, o) in parts {
+    for (a, p, o) in parts {
         for (k, (v, c)) in a {
             merge(&mut agg, k, v, c);
         }
+        for (k, d) in p {
+            *places.entry(k).or_insert(0) += d;
+        }
         opens.push(o);
     }
-    stitch(opens, |folded, d| {
+    stitch(opens, |(folded, at), d| {
         if keep(d) {
+            if let Some(p) = at {
+                *places.entry((p, folded.clone())).or_insert(0) += d;
+            }
             merge(&mut agg, folded, d, 1);
         }
     });
-    Ok(StackReport::new("ns", agg, Lost::in_range(cap, filter)))
+    Ok(Placed {
+        report: StackReport::new("ns", agg, Lost::in_range(cap, filter)),
+        places,
+    })
 }

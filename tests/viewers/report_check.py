@@ -19,7 +19,8 @@ from playwright.sync_api import sync_playwright
 def select(page, canvas, flame, label, key):
     """Two clicks on the busiest cell of a heat map, then on its first and last cells."""
     res = {"whole_total": int(page.get_attribute(flame, "data-total"))}
-    cells = page.evaluate("DATA.timeline." + key)
+    cells = page.evaluate("(() => { const c = DATA.timeline." + key + "; "
+                          "return c.col.map((x, i) => [x, c.row[i], c.stack[i], c.value[i]]); })()")
     rows = page.evaluate("DATA.timeline.rows")
     cell_w, cell_h = page.evaluate("[CELL, CELLH]")
     counts = {}
@@ -63,6 +64,8 @@ def main(report, shot, names):
         page.on("pageerror", lambda e: out["page_errors"].append(str(e)))
         page.goto("file://" + report)
         page.wait_for_load_state("load")
+        page.wait_for_selector("body[data-ready]", state="attached")
+        out["ready"] = page.get_attribute("body", "data-ready")
         text = page.content()
         out["missing"] = [n for n in names if n not in text]
         page.screenshot(path=shot, full_page=True)

@@ -6,17 +6,16 @@
 //! graphs from it. The page is a minijinja template (`report.html`).
 use anyhow::{Context, Result};
 use minijinja::{context, Environment};
-use serde::Serialize;
 
 use crate::{
     capture::Capture,
     filter::Filter,
     latency::{self, By, Kind},
     offcpu, profile,
-    stackagg::StackReport,
     summary::summary,
 };
 
+pub mod data;
 pub mod findings;
 pub mod timeline;
 
@@ -24,24 +23,6 @@ const TEMPLATE: &str = include_str!("report.html");
 const SCRIPT: &str = include_str!("report.js");
 const STYLE: &str = include_str!("report.css");
 const HISTOGRAM: &str = include_str!("hist.html");
-
-/// Folded stacks with their values, for the page's flame graphs.
-#[derive(Serialize)]
-struct Flame {
-    unit: &'static str,
-    stacks: Vec<(String, u64)>,
-}
-
-fn flame(r: &StackReport) -> Flame {
-    Flame {
-        unit: r.unit,
-        stacks: r
-            .stacks
-            .iter()
-            .map(|s| (s.folded.clone(), s.value))
-            .collect(),
-    }
-}
 
 /// Processes that ended badly and every process's lifecycle, from the `processes` view.
 fn processes(cap: &Capture) -> Result<Vec<serde_json::Value>> {
@@ -120,7 +101,6 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
     let syscalls = latency::latency(cap, Kind::Syscall, Some(By::Syscall), filter)?;
     let syscall_all = latency::latency(cap, Kind::Syscall, None, filter)?;
     let oncpu = profile::profile(cap, filter)?;
-    let off = offcpu::offcpu(cap, filter, &offcpu::Options::default())?;
     let procs = processes(cap)?;
     let ended: Vec<findings::Ended> = procs
         .iter()
@@ -133,7 +113,12 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
     let (start, end) = crate::filter::window(cap, filter);
     let seconds = end.saturating_sub(start) as f64 / 1e9;
     let possible = cap.manifest.config.freq_hz as f64 * cap.manifest.cpus as f64 * seconds;
-    let time = timeline::timeline(cap, filter, start, end)?;
+    // Off-CPU time for the flame graph and, by the cell of its switch-out, for the heat map.
+    let grid = timeline::Grid::new(cap, (start, end));
+    let off = offcpu::offcpu_placed(cap, filter, &Default::default(), |ts| grid.place(ts))?;
+    let mut table = data::StackTable::default();
+    let time = timeline::timeline(cap, filter, &grid, &mut table, off.places)?;
+    let off = off.report;
     // CPU time from the switches where they were recorded (exact), else from the samples.
     let switched: f64 = time.busy.values().flatten().sum();
     let cpu = if !time.busy.is_empty() {
@@ -162,14 +147,15 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
     top_syscalls.sort_by_key(|g| std::cmp::Reverse(g.dist.total));
     top_syscalls.truncate(10);
     let data = serde_json::json!({
-        "oncpu": flame(&oncpu),
-        "offcpu": flame(&off),
+        "oncpu": table.weighted(&oncpu),
+        "offcpu": table.weighted(&off),
         "timeline": time,
         "markers": markers(cap, filter, (&ended, &procs), &sum)?,
         "frozen": sum.frozen,
+        "frames": table.frames,
+        "stacks": table.stacks,
     });
-    // Embedded in a <script> element: no "</" may end it early.
-    let data = serde_json::to_string(&data)?.replace("</", "<\\/");
+    let data = data::encode(&data)?;
     let mut env = Environment::new();
     env.add_template("report", TEMPLATE)?;
     env.add_template("hist", HISTOGRAM)?;

@@ -1,7 +1,10 @@
-// flightrec report: draws the timeline, the heat map and the flame graphs from the JSON embedded
-// in the page. No library, nothing fetched.
+// flightrec report: draws the timeline, the heat map and the flame graphs from the data embedded
+// in the page (JSON, gzip-compressed and base64-encoded; opened with the browser's own
+// DecompressionStream). No library, nothing fetched. When everything is drawn, <body> gets
+// data-ready="1".
 "use strict";
-const DATA = JSON.parse(document.getElementById("data").textContent);
+let DATA, STACKS, T, CELL, flames, heatmaps;
+const CELLH = 6;
 const SVGNS = "http://www.w3.org/2000/svg";
 
 function fmtNs(ns) {
@@ -12,13 +15,13 @@ function fmtNs(ns) {
 }
 
 // ---- flame graphs -------------------------------------------------------------------------
-// A tree of frames from folded stacks ("comm;root;...;leaf", value), root at the top.
+// A tree of frames from stacks ([comm, root, ..., leaf], value), root at the top.
 function buildTree(stacks) {
   const root = { name: "all", value: 0, children: new Map() };
-  for (const [folded, value] of stacks) {
+  for (const [frames, value] of stacks) {
     root.value += value;
     let node = root;
-    for (const name of folded.split(";")) {
+    for (const name of frames) {
       let child = node.children.get(name);
       if (!child) {
         child = { name, value: 0, children: new Map(), parent: node };
@@ -114,28 +117,34 @@ class FlameGraph {
 }
 
 // ---- process selection and search -----------------------------------------------------------
-const flames = {
-  oncpu: new FlameGraph(document.getElementById("oncpu-flame"), DATA.oncpu.unit),
-  offcpu: new FlameGraph(document.getElementById("offcpu-flame"), DATA.offcpu.unit),
-  range: new FlameGraph(document.getElementById("range-flame"), "samples"),
-  offrange: new FlameGraph(document.getElementById("off-range-flame"), "ns"),
-};
 const processSelect = document.getElementById("process");
-const comms = new Set();
-for (const k of ["oncpu", "offcpu"]) for (const [f] of DATA[k].stacks) comms.add(f.split(";")[0]);
-for (const c of [...comms].sort()) {
-  const o = document.createElement("option");
-  o.value = c;
-  o.textContent = c;
-  processSelect.appendChild(o);
+// A flame graph's stacks ({stack: [index], value: [n]}) as [frames, value] pairs.
+function pairs(w) {
+  return w.stack.map((s, i) => [STACKS[s], w.value[i]]);
 }
 function byProcess(stacks) {
   const p = processSelect.value;
-  return p ? stacks.filter(([f]) => f.split(";")[0] === p) : stacks;
+  return p ? stacks.filter(([f]) => f[0] === p) : stacks;
 }
 function showFlames() {
-  flames.oncpu.show(byProcess(DATA.oncpu.stacks));
-  flames.offcpu.show(byProcess(DATA.offcpu.stacks));
+  flames.oncpu.show(byProcess(pairs(DATA.oncpu)));
+  flames.offcpu.show(byProcess(pairs(DATA.offcpu)));
+}
+function setupFlames() {
+  flames = {
+    oncpu: new FlameGraph(document.getElementById("oncpu-flame"), DATA.oncpu.unit),
+    offcpu: new FlameGraph(document.getElementById("offcpu-flame"), DATA.offcpu.unit),
+    range: new FlameGraph(document.getElementById("range-flame"), "samples"),
+    offrange: new FlameGraph(document.getElementById("off-range-flame"), "ns"),
+  };
+  const comms = new Set();
+  for (const k of ["oncpu", "offcpu"]) for (const s of DATA[k].stack) comms.add(STACKS[s][0]);
+  for (const c of [...comms].sort()) {
+    const o = document.createElement("option");
+    o.value = c;
+    o.textContent = c;
+    processSelect.appendChild(o);
+  }
 }
 processSelect.onchange = showFlames;
 document.getElementById("search").oninput = (e) => {
@@ -151,14 +160,11 @@ document.getElementById("search").oninput = (e) => {
 };
 
 // ---- heat maps ------------------------------------------------------------------------------
-// Cells are [column (second), row (20 ms slice), stack index, value]; two clicks select the cells
-// from the first to the last in time order, and the flame graph below shows their stacks.
-const T = DATA.timeline;
-const CELL = Math.max(4, Math.min(14, Math.floor(1100 / Math.max(1, T.cols))));
-const CELLH = 6;
+// Cells are columns: col (second), row (20 ms slice), stack index, value; two clicks select the
+// cells from the first to the last in time order, and the flame graph below shows their stacks.
 class HeatMap {
-  constructor(id, cells, stacks, flame, rangeEl, unit) {
-    Object.assign(this, { cells, stacks, flame, rangeEl, unit, selection: [] });
+  constructor(id, cells, flame, rangeEl, unit) {
+    Object.assign(this, { cells, flame, rangeEl, unit, selection: [] });
     const canvas = (this.canvas = document.getElementById(id));
     canvas.width = T.cols * CELL;
     canvas.height = T.rows * CELLH;
@@ -166,9 +172,9 @@ class HeatMap {
     canvas.dataset.rows = T.rows;
     this.sums = new Map();
     this.max = 0;
-    for (const [c, r, , n] of cells) {
-      const k = c * T.rows + r;
-      const v = (this.sums.get(k) || 0) + n;
+    for (let i = 0; i < cells.col.length; i++) {
+      const k = cells.col[i] * T.rows + cells.row[i];
+      const v = (this.sums.get(k) || 0) + cells.value[i];
       this.sums.set(k, v);
       this.max = Math.max(this.max, v);
     }
@@ -184,7 +190,7 @@ class HeatMap {
     };
     this.draw();
     this.show(0, T.cols * T.rows - 1, true);
-    if (!cells.length) this.rangeEl.textContent = "Nothing recorded for this map in the window.";
+    if (!cells.col.length) this.rangeEl.textContent = "Nothing recorded for this map in the window.";
   }
   draw() {
     const g = this.canvas.getContext("2d");
@@ -210,11 +216,12 @@ class HeatMap {
   // The flame graph of the cells a..b (in time order), both included.
   show(a, b, initial) {
     const sums = new Map();
-    for (const [c, r, s, n] of this.cells) {
-      const k = c * T.rows + r;
-      if (k >= a && k <= b) sums.set(s, (sums.get(s) || 0) + n);
+    const { col, row, stack, value } = this.cells;
+    for (let i = 0; i < col.length; i++) {
+      const k = col[i] * T.rows + row[i];
+      if (k >= a && k <= b) sums.set(stack[i], (sums.get(stack[i]) || 0) + value[i]);
     }
-    const stacks = [...sums].map(([s, n]) => [this.stacks[s], n]);
+    const stacks = [...sums].map(([s, n]) => [STACKS[s], n]);
     this.flame.show(stacks);
     if (initial) return;
     const t = (k) => Math.floor(k / T.rows) + (k % T.rows) / T.rows;
@@ -224,11 +231,13 @@ class HeatMap {
       (this.unit === "ns" ? fmtNs(total) + " off CPU" : total + " samples") + ".";
   }
 }
-const heatmaps = {
-  oncpu: new HeatMap("heatmap", T.cells, T.stacks, flames.range, document.getElementById("range"), "samples"),
-  offcpu: new HeatMap("off-heatmap", T.off_cells, T.off_stacks, flames.offrange,
-    document.getElementById("off-range"), "ns"),
-};
+function setupHeatmaps() {
+  heatmaps = {
+    oncpu: new HeatMap("heatmap", T.cells, flames.range, document.getElementById("range"), "samples"),
+    offcpu: new HeatMap("off-heatmap", T.off_cells, flames.offrange,
+      document.getElementById("off-range"), "ns"),
+  };
+}
 
 // ---- timeline -------------------------------------------------------------------------------
 function drawTimeline() {
@@ -271,5 +280,21 @@ function drawTimeline() {
   document.getElementById("timeline").appendChild(svg);
 }
 
-drawTimeline();
-showFlames();
+async function load() {
+  const text = document.getElementById("data").textContent.trim();
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const json = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  DATA = JSON.parse(await new Response(json).text());
+  STACKS = DATA.stacks.map((s) => s.map((f) => DATA.frames[f]));
+  T = DATA.timeline;
+  CELL = Math.max(4, Math.min(14, Math.floor(1100 / Math.max(1, T.cols))));
+  setupFlames();
+  setupHeatmaps();
+  drawTimeline();
+  showFlames();
+  document.body.dataset.ready = "1";
+}
+load().catch((e) => {
+  console.error("flightrec report: " + e);
+  document.body.dataset.ready = "error";
+});
