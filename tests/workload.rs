@@ -1,11 +1,12 @@
 //! A workload with known behaviour, for recording tests:
 //!   flightrec-workload [--wait] [--sleeps N] [--sleep-ms MS] [--writes N --dir DIR] [--burn-ms MS]
-//!                      [--pingpong N] [--tcp N] [--tcp-retransmit]
+//!                      [--pingpong N] [--tcp N [--tcp-to ADDR]] [--tcp-retransmit]
 //! With --wait it first reads one line from stdin (so tracers can attach to its pid). Then it sleeps
 //! N times for MS each (off-CPU, interruptible), does N 4 KiB O_DIRECT writes each followed by fsync
 //! (block I/O), burns CPU in `flightrec_workload_burn` (on-CPU samples), bounces a byte N times
 //! between two threads over pipes (wake-ups and run-queue latency), and opens N TCP connections to
-//! itself on 127.0.0.1 (TCP state changes). With --tcp-retransmit it connects twice to a listener
+//! itself on 127.0.0.1 (TCP state changes); with --tcp-to, to ADDR instead (a listener of another
+//! process, which must echo one byte per connection). With --tcp-retransmit it connects twice to a listener
 //! that never accepts and has no room for a second connection: the kernel drops the second SYN and
 //! the client retransmits it (`tcp_retransmit_skb`); it prints `retransmit PORT` (the listener's).
 use std::{
@@ -29,6 +30,7 @@ struct Args {
     wait: bool,
     pingpong: u32,
     tcp: u32,
+    tcp_to: Option<std::net::SocketAddr>,
     tcp_retransmit: bool,
     syscall_rate: u64,
     syscall_secs: u64,
@@ -54,6 +56,7 @@ fn parse() -> Result<Args, String> {
                 a.pingpong = value()?.parse().map_err(|e| format!("--pingpong: {e}"))?
             }
             "--tcp" => a.tcp = value()?.parse().map_err(|e| format!("--tcp: {e}"))?,
+            "--tcp-to" => a.tcp_to = Some(value()?.parse().map_err(|e| format!("--tcp-to: {e}"))?),
             "--wait" => a.wait = true,
             "--tcp-retransmit" => a.tcp_retransmit = true,
             "--syscall-rate" => {
@@ -167,26 +170,34 @@ pub fn flightrec_workload_pingpong(n: u32) -> std::io::Result<()> {
 /// Opens `n` TCP connections to a listener of its own on 127.0.0.1 and echoes a byte on each.
 #[inline(never)]
 #[no_mangle]
-pub fn flightrec_workload_tcp(n: u32) -> std::io::Result<()> {
+pub fn flightrec_workload_tcp(n: u32, to: Option<std::net::SocketAddr>) -> std::io::Result<()> {
     use std::io::Read;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let server = std::thread::spawn(move || -> std::io::Result<()> {
-        for _ in 0..n {
-            let (mut s, _) = listener.accept()?;
-            let mut b = [0u8];
-            s.read_exact(&mut b)?;
-            s.write_all(&b)?;
+    let (addr, server) = match to {
+        Some(addr) => (addr, None),
+        None => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let server = std::thread::spawn(move || -> std::io::Result<()> {
+                for _ in 0..n {
+                    let (mut s, _) = listener.accept()?;
+                    let mut b = [0u8];
+                    s.read_exact(&mut b)?;
+                    s.write_all(&b)?;
+                }
+                Ok(())
+            });
+            (addr, Some(server))
         }
-        Ok(())
-    });
+    };
     for _ in 0..n {
         let mut c = std::net::TcpStream::connect(addr)?;
         c.write_all(b"x")?;
         let mut b = [0u8];
         c.read_exact(&mut b)?;
     }
-    server.join().expect("server thread")?;
+    if let Some(server) = server {
+        server.join().expect("server thread")?;
+    }
     Ok(())
 }
 
@@ -267,7 +278,7 @@ fn main() -> ExitCode {
         let calls = flightrec_workload_syscalls(a.syscall_rate, a.syscall_secs);
         let _ = writeln!(std::io::stdout(), "syscalls {calls}");
     }
-    if let Err(e) = flightrec_workload_tcp(a.tcp) {
+    if let Err(e) = flightrec_workload_tcp(a.tcp, a.tcp_to) {
         eprintln!("flightrec-workload: tcp: {e}");
         return ExitCode::FAILURE;
     }

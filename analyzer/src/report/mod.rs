@@ -93,15 +93,58 @@ fn markers(
     Ok(out)
 }
 
+/// What the page shows beside the timeline, each from the analyzer's own command.
+struct Views {
+    sum: crate::summary::Summary,
+    runq: latency::Report,
+    block: latency::Report,
+    syscalls: latency::Report,
+    syscall_all: latency::Report,
+    oncpu: crate::stackagg::StackReport,
+    off: offcpu::Placed<(u32, u32)>,
+    procs: Vec<serde_json::Value>,
+}
+
+impl Views {
+    fn compute(cap: &Capture, filter: &Filter, grid: &timeline::Grid) -> Result<Views> {
+        Ok(Views {
+            sum: summary(cap, filter)?,
+            runq: latency::latency(cap, Kind::Runq, None, filter)?,
+            block: latency::latency(cap, Kind::Block, Some(By::Disk), filter)?,
+            syscalls: latency::latency(cap, Kind::Syscall, Some(By::Syscall), filter)?,
+            syscall_all: latency::latency(cap, Kind::Syscall, None, filter)?,
+            oncpu: profile::profile(cap, filter)?,
+            // Off-CPU time for the flame graph and, by the cell of its switch-out, the heat map.
+            off: offcpu::offcpu_placed(cap, filter, &Default::default(), |ts| grid.place(ts))?,
+            procs: processes(cap)?,
+        })
+    }
+}
+
 /// The report of the segments `filter` selects, as one HTML page.
 pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
-    let sum = summary(cap, filter)?;
-    let runq = latency::latency(cap, Kind::Runq, None, filter)?;
-    let block = latency::latency(cap, Kind::Block, Some(By::Disk), filter)?;
-    let syscalls = latency::latency(cap, Kind::Syscall, Some(By::Syscall), filter)?;
-    let syscall_all = latency::latency(cap, Kind::Syscall, None, filter)?;
-    let oncpu = profile::profile(cap, filter)?;
-    let procs = processes(cap)?;
+    let (start, end) = crate::filter::window(cap, filter);
+    let grid = timeline::Grid::new(cap, (start, end));
+    let mut table = data::StackTable::default();
+    // The timeline reads its segments one after another; the other views run beside it (each is
+    // parallel over segments itself).
+    let (time, views) = rayon::join(
+        || timeline::timeline(cap, filter, &grid, &mut table),
+        || Views::compute(cap, filter, &grid),
+    );
+    let (mut time, views) = (time?, views?);
+    time.off_cells = timeline::off_cells(views.off.places, &mut table);
+    let Views {
+        sum,
+        runq,
+        block,
+        syscalls,
+        syscall_all,
+        oncpu,
+        procs,
+        ..
+    } = views;
+    let off = views.off.report;
     let ended: Vec<findings::Ended> = procs
         .iter()
         .filter(|p| {
@@ -110,15 +153,8 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
         })
         .filter_map(|p| serde_json::from_value(p.clone()).ok())
         .collect();
-    let (start, end) = crate::filter::window(cap, filter);
     let seconds = end.saturating_sub(start) as f64 / 1e9;
     let possible = cap.manifest.config.freq_hz as f64 * cap.manifest.cpus as f64 * seconds;
-    // Off-CPU time for the flame graph and, by the cell of its switch-out, for the heat map.
-    let grid = timeline::Grid::new(cap, (start, end));
-    let off = offcpu::offcpu_placed(cap, filter, &Default::default(), |ts| grid.place(ts))?;
-    let mut table = data::StackTable::default();
-    let time = timeline::timeline(cap, filter, &grid, &mut table, off.places)?;
-    let off = off.report;
     // CPU time from the switches where they were recorded (exact), else from the samples.
     let switched: f64 = time.busy.values().flatten().sum();
     let cpu = if !time.busy.is_empty() {

@@ -69,14 +69,23 @@ impl Grid {
     }
 }
 
-/// Builds the timeline of the segments `filter` selects on `grid`; the heat maps' stacks go into
-/// `table`. `off` is the off-CPU time by cell and folded stack (`offcpu::offcpu_placed`).
+/// The off-CPU heat map's cells from the off-CPU time by cell and folded stack
+/// (`offcpu::offcpu_placed`), the stacks into `table`.
+pub fn off_cells(off: HashMap<((u32, u32), String), u64>, table: &mut StackTable) -> Cells {
+    Cells::from_map(
+        off.into_iter()
+            .map(|(((c, r), folded), ns)| ((c, r, table.intern(&folded)), ns))
+            .collect(),
+    )
+}
+
+/// Builds the timeline of the segments `filter` selects on `grid` (all but the off-CPU cells:
+/// [`off_cells`]); the heat map's stacks go into `table`.
 pub fn timeline(
     cap: &Capture,
     filter: &Filter,
     grid: &Grid,
     table: &mut StackTable,
-    off: HashMap<((u32, u32), String), u64>,
 ) -> Result<Timeline> {
     let (offset, t0, cols) = (grid.offset, grid.t0, grid.cols);
     let mut t = Timeline {
@@ -134,11 +143,6 @@ pub fn timeline(
         }
     }
     t.cells = Cells::from_map(cells);
-    t.off_cells = Cells::from_map(
-        off.into_iter()
-            .map(|(((c, r), folded), ns)| ((c, r, table.intern(&folded)), ns))
-            .collect(),
-    );
     t.busy = busy_ns
         .into_iter()
         .map(|(cpu, ns)| (cpu, ns.iter().map(|&n| n as f64 / 1e9).collect()))

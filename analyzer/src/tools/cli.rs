@@ -60,6 +60,46 @@ pub enum Tool {
         #[arg(long)]
         failed: bool,
     },
+    /// One line per TCP connection that closed: owner, addresses, ports, lifetime (tcplife).
+    Tcplife {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Active TCP opens (connect): time, owner, addresses, port (tcpconnect).
+    Tcpconnect {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Passive TCP opens (accept): time, owner, remote and local address and port (tcpaccept).
+    Tcpaccept {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// TCP connect latency, SYN_SENT to ESTABLISHED, per active open (tcpconnlat).
+    Tcpconnlat {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Every retransmitted TCP segment: time, owner, addresses, state (tcpretrans).
+    Tcpretrans {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// A TCP tool's output.
+fn tcp(common: Common, tool: super::tcp::report::Tool) -> Result<String> {
+    let (cap, filter) = open(&common)?;
+    require_events(&cap, "tcp")?;
+    let r = super::tcp::report::report(&cap, &filter, tool)?;
+    if common.json {
+        return json(&r);
+    }
+    Ok(format!(
+        "{}\n{}",
+        r.lost.banner(),
+        r.render(&cap, &filter, tool)
+    ))
 }
 
 impl Tool {
@@ -149,6 +189,11 @@ impl Tool {
                 }
                 Ok(format!("{}\n{}", r.lost.banner(), r.render()))
             }
+            Tool::Tcplife { common } => tcp(common, super::tcp::report::Tool::Life),
+            Tool::Tcpconnect { common } => tcp(common, super::tcp::report::Tool::Connect),
+            Tool::Tcpaccept { common } => tcp(common, super::tcp::report::Tool::Accept),
+            Tool::Tcpconnlat { common } => tcp(common, super::tcp::report::Tool::Connlat),
+            Tool::Tcpretrans { common } => tcp(common, super::tcp::report::Tool::Retrans),
         }
     }
 }

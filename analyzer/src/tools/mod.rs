@@ -1,6 +1,7 @@
 //! The book's other tools, each answered from a capture after the fact: `cpudist` (from the
 //! switches), `execsnoop` and `exitsnoop` (from the process events), `biosnoop` and `bitesize`
-//! (from the block requests), `syscount` (from the syscalls). Each prints what its BCC/libbpf-tools peer prints, with
+//! (from the block requests), `syscount` (from the syscalls), `tcplife`, `tcpconnect`,
+//! `tcpaccept`, `tcpconnlat` and `tcpretrans` (from the TCP state changes). Each prints what its BCC/libbpf-tools peer prints, with
 //! the analyzer's filters, `--json`, and the capture's losses.
 pub mod biosnoop;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod exitsnoop;
 pub mod procs;
 pub mod stretches;
 pub mod syscount;
+pub mod tcp;
 
 use crate::{capture::Capture, filter::wall_clock};
 

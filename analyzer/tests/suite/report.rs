@@ -48,7 +48,10 @@ fn the_report_opens_in_chromium_and_its_heat_map_selects_ranges() {
         String::from_utf8_lossy(&out.stderr)
     );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(got["ready"], "1", "the page's script did not finish drawing: {got}");
+    assert_eq!(
+        got["ready"], "1",
+        "the page's script did not finish drawing: {got}"
+    );
     for key in [
         "requests_refused",
         "console_errors",

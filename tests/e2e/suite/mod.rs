@@ -9,6 +9,7 @@ mod record;
 mod reliability;
 mod sql;
 mod stacks;
+mod tcp;
 mod tools;
 
 use std::{

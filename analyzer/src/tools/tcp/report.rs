@@ -1,0 +1,196 @@
+//! The TCP tools' views of the connections: `tcplife` (one line per connection), `tcpconnect` and
+//! `tcpaccept` (active and passive opens), `tcpconnlat` (`SYN_SENT` to `ESTABLISHED`) and
+//! `tcpretrans` (each retransmitted segment), with the analyzer's filters on the owner.
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::{connections, events, state, Conn, Side};
+use crate::{
+    capture::{Capture, Result},
+    filter::Filter,
+    lost::Lost,
+};
+
+/// Which tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Life,
+    Connect,
+    Accept,
+    Connlat,
+    Retrans,
+}
+
+/// A tool's connections (retransmits: the connections that had any) and the capture's losses.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub connections: Vec<Row>,
+    pub lost: Lost,
+}
+
+/// A connection with its times as the tools print them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    #[serde(flatten)]
+    pub conn: Conn,
+    /// Wall clock (UTC) of the start.
+    pub time: String,
+    /// From the first state change to `CLOSE`, when both are in the capture.
+    pub lifetime_ns: Option<u64>,
+    /// From `SYN_SENT` to `ESTABLISHED` (active opens).
+    pub connect_latency_ns: Option<u64>,
+}
+
+/// The connections `tool` reports in the range of `filter`, owned by tasks it passes.
+pub fn report(cap: &Capture, filter: &Filter, tool: Tool) -> Result<Report> {
+    let conns = connections(&events(cap, filter)?);
+    let rows = conns
+        .into_iter()
+        .filter(|c| {
+            filter.pid.is_none_or(|p| p == c.pid)
+                && filter.comm.as_deref().is_none_or(|n| n == c.comm)
+        })
+        .filter(|c| match tool {
+            // tcplife reports a connection when it closes.
+            Tool::Life => c.end.is_some_and(|t| filter.in_range(t)),
+            Tool::Connect => c.side == Side::Active && filter.in_range(c.start),
+            Tool::Accept => {
+                c.side == Side::Passive && c.established.is_some_and(|t| filter.in_range(t))
+            }
+            Tool::Connlat => {
+                c.side == Side::Active && c.established.is_some_and(|t| filter.in_range(t))
+            }
+            Tool::Retrans => c.retransmits.iter().any(|(t, _)| filter.in_range(*t)),
+        })
+        .map(|conn| Row {
+            time: super::super::time(cap, conn.start),
+            lifetime_ns: conn.end.map(|e| e - conn.start),
+            connect_latency_ns: (conn.side == Side::Active)
+                .then_some(conn.established)
+                .flatten()
+                .map(|e| e - conn.start),
+            conn,
+        })
+        .collect();
+    Ok(Report {
+        connections: rows,
+        lost: Lost::in_range(cap, filter),
+    })
+}
+
+fn ip(family: u16) -> u8 {
+    if family == 10 {
+        6
+    } else {
+        4
+    }
+}
+
+impl Report {
+    /// The text table of `tool`, in the columns of its libbpf-tools peer.
+    pub fn render(&self, cap: &Capture, filter: &Filter, tool: Tool) -> String {
+        let mut out = String::new();
+        match tool {
+            Tool::Life => {
+                out.push_str(
+                    "PID     COMM             LADDR           LPORT RADDR           RPORT        MS\n",
+                );
+                for r in &self.connections {
+                    let c = &r.conn;
+                    let ms = r.lifetime_ns.unwrap_or(0) as f64 / 1e6;
+                    let _ = writeln!(
+                        out,
+                        "{:<7} {:<16} {:<15} {:<5} {:<15} {:<5} {ms:>9.2}",
+                        c.pid, c.comm, c.laddr, c.lport, c.raddr, c.rport
+                    );
+                }
+                out.push_str("(bytes sent and received are not recorded)\n");
+            }
+            Tool::Connect => {
+                out.push_str(&format!(
+                    "{:<24} {:<7} {:<16} {:<2} {:<15} {:<15} {:>5}\n",
+                    "TIME", "PID", "COMM", "IP", "SADDR", "DADDR", "DPORT"
+                ));
+                for r in &self.connections {
+                    let c = &r.conn;
+                    let _ = writeln!(
+                        out,
+                        "{:<24} {:<7} {:<16} {:<2} {:<15} {:<15} {:>5}",
+                        r.time,
+                        c.pid,
+                        c.comm,
+                        ip(c.family),
+                        c.laddr,
+                        c.raddr,
+                        c.rport
+                    );
+                }
+            }
+            Tool::Accept => {
+                out.push_str(&format!(
+                    "{:<24} {:<7} {:<16} {:<2} {:<15} {:>5} {:<15} {:>5}\n",
+                    "TIME", "PID", "COMM", "IP", "RADDR", "RPORT", "LADDR", "LPORT"
+                ));
+                for r in &self.connections {
+                    let c = &r.conn;
+                    let t = c.established.unwrap_or(c.start);
+                    let _ = writeln!(
+                        out,
+                        "{:<24} {:<7} {:<16} {:<2} {:<15} {:>5} {:<15} {:>5}",
+                        super::super::time(cap, t),
+                        c.pid,
+                        c.comm,
+                        ip(c.family),
+                        c.raddr,
+                        c.rport,
+                        c.laddr,
+                        c.lport
+                    );
+                }
+            }
+            Tool::Connlat => {
+                out.push_str(&format!(
+                    "{:<7} {:<16} {:<2} {:<15} {:<15} {:>5} {:>9}\n",
+                    "PID", "COMM", "IP", "SADDR", "DADDR", "DPORT", "LAT(ms)"
+                ));
+                for r in &self.connections {
+                    let c = &r.conn;
+                    let ms = r.connect_latency_ns.unwrap_or(0) as f64 / 1e6;
+                    let _ = writeln!(
+                        out,
+                        "{:<7} {:<16} {:<2} {:<15} {:<15} {:>5} {ms:>9.3}",
+                        c.pid,
+                        c.comm,
+                        ip(c.family),
+                        c.laddr,
+                        c.raddr,
+                        c.rport
+                    );
+                }
+            }
+            Tool::Retrans => {
+                out.push_str(&format!(
+                    "{:<24} {:<7} {:<2} {:>21}    {:<21} {}\n",
+                    "TIME", "PID", "IP", "LADDR:LPORT", "RADDR:RPORT", "STATE"
+                ));
+                for r in &self.connections {
+                    let c = &r.conn;
+                    for (t, st) in c.retransmits.iter().filter(|(t, _)| filter.in_range(*t)) {
+                        let _ = writeln!(
+                            out,
+                            "{:<24} {:<7} {:<2} {:>21} R> {:<21} {}",
+                            super::super::time(cap, *t),
+                            c.pid,
+                            ip(c.family),
+                            format!("{}:{}", c.laddr, c.lport),
+                            format!("{}:{}", c.raddr, c.rport),
+                            state::name(*st)
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+}
