@@ -60,6 +60,15 @@ pub enum Tool {
         #[arg(long)]
         failed: bool,
     },
+    /// Run-queue length: the share of time each CPU's queue had 0, 1, 2, ... tasks waiting
+    /// (runqlen; exact from the switches and wake-ups, not sampled).
+    Runqlen {
+        #[command(flatten)]
+        common: Common,
+        /// One histogram per CPU (runqlen -C).
+        #[arg(long)]
+        per_cpu: bool,
+    },
     /// One line per TCP connection that closed: owner, addresses, ports, lifetime (tcplife).
     Tcplife {
         #[command(flatten)]
@@ -188,6 +197,23 @@ impl Tool {
                     return json(&r);
                 }
                 Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+            }
+            Tool::Runqlen { common, per_cpu } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "sched")?;
+                let r = super::runqlen::runqlen(&cap, &filter)?;
+                if common.json {
+                    return json(&r);
+                }
+                let mut out = format!("{}\n", r.lost.banner());
+                if per_cpu {
+                    for q in &r.cpus {
+                        out.push_str(&format!("\ncpu = {}\n{}", q.cpu.unwrap_or(0), q.render()));
+                    }
+                } else {
+                    out.push_str(&r.all.render());
+                }
+                Ok(out)
             }
             Tool::Tcplife { common } => tcp(common, super::tcp::report::Tool::Life),
             Tool::Tcpconnect { common } => tcp(common, super::tcp::report::Tool::Connect),

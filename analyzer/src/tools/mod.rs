@@ -1,14 +1,16 @@
-//! The book's other tools, each answered from a capture after the fact: `cpudist` (from the
-//! switches), `execsnoop` and `exitsnoop` (from the process events), `biosnoop` and `bitesize`
-//! (from the block requests), `syscount` (from the syscalls), `tcplife`, `tcpconnect`,
-//! `tcpaccept`, `tcpconnlat` and `tcpretrans` (from the TCP state changes). Each prints what its BCC/libbpf-tools peer prints, with
-//! the analyzer's filters, `--json`, and the capture's losses.
+//! The book's other tools, each answered from a capture after the fact: `cpudist` and `runqlen`
+//! (from the switches and wake-ups), `execsnoop` and `exitsnoop` (from the process events),
+//! `biosnoop` and `bitesize` (from the block requests), `syscount` (from the syscalls), `tcplife`,
+//! `tcpconnect`, `tcpaccept`, `tcpconnlat` and `tcpretrans` (from the TCP state changes). Each
+//! prints what its BCC/libbpf-tools peer prints, with the analyzer's filters, `--json`, and the
+//! capture's losses.
 pub mod biosnoop;
 pub mod cli;
 pub mod cpudist;
 pub mod execsnoop;
 pub mod exitsnoop;
 pub mod procs;
+pub mod runqlen;
 pub mod stretches;
 pub mod syscount;
 pub mod tcp;

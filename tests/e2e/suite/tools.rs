@@ -379,3 +379,60 @@ fn syscount_agrees_with_libbpf_tools_syscount() {
         );
     }
 }
+
+#[test]
+fn runqlen_finds_a_known_pile_up_on_one_cpu() {
+    require_root!();
+    let _quiet = quiet();
+    let cap = tempfile::tempdir().unwrap();
+    let rec = Recording::start(cap.path(), &["--events", "sched", "--segment", "60s"]);
+    // Four tasks that each burn 1 s of CPU, all pinned to CPU 0: for about 4 s, one runs and
+    // three wait there.
+    let from = wall_now();
+    let burners: Vec<_> = (0..4)
+        .map(|_| {
+            Reaped(
+                Command::new("taskset")
+                    .args(["-c", "0"])
+                    .arg(env!("CARGO_BIN_EXE_flightrec-workload"))
+                    .args(["--burn-ms", "1000"])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for mut b in burners {
+        assert!(b.0.wait().unwrap().success());
+    }
+    let to = wall_now();
+    rec.stop();
+    let dir = cap.path().to_str().unwrap();
+    let r = analyze_json(&["runqlen", dir, "--from", &from, "--to", &to]);
+    let waiting = |cpu: u64, at_least: usize| -> f64 {
+        let q = r["cpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["cpu"] == cpu)
+            .unwrap_or_else(|| panic!("no cpu {cpu}: {r}"));
+        let ns: Vec<u64> = q["ns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect();
+        ns.iter().skip(at_least).sum::<u64>() as f64 / 1e9
+    };
+    let (cpu0, cpu1) = (waiting(0, 3), waiting(1, 3));
+    report(&format!(
+        "runqlen: CPU 0 had 3 or more tasks waiting for {cpu0:.2} s of the 4 s pile-up, CPU 1 for {cpu1:.2} s"
+    ));
+    assert!((3.0..5.0).contains(&cpu0), "{r}");
+    assert!(cpu1 < 0.5, "{r}");
+    let text = run_ok("flightrec-analyze", &["runqlen", dir, "--per-cpu"]);
+    assert!(
+        text.contains("cpu = 0") && text.contains("runqocc"),
+        "{text}"
+    );
+}
