@@ -69,6 +69,19 @@ pub enum Tool {
         #[arg(long)]
         per_cpu: bool,
     },
+    /// Everything that happened to a process (--pid, --comm) or on a CPU (--cpu) in a range, one
+    /// event per line across the tables: switches, wake-ups, process events, syscalls, block I/O,
+    /// samples, TCP.
+    Timeline {
+        #[command(flatten)]
+        common: Common,
+        /// Only events on this CPU.
+        #[arg(long)]
+        cpu: Option<u16>,
+        /// Print at most this many events (the first ones).
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+    },
     /// One line per TCP connection that closed: owner, addresses, ports, lifetime (tcplife).
     Tcplife {
         #[command(flatten)]
@@ -214,6 +227,18 @@ impl Tool {
                     out.push_str(&r.all.render());
                 }
                 Ok(out)
+            }
+            Tool::Timeline { common, cpu, limit } => {
+                let (cap, filter) = open(&common)?;
+                let sel = super::timeline::Select {
+                    filter: &filter,
+                    cpu,
+                };
+                let r = super::timeline::timeline(&cap, &sel, limit)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
             }
             Tool::Tcplife { common } => tcp(common, super::tcp::report::Tool::Life),
             Tool::Tcpconnect { common } => tcp(common, super::tcp::report::Tool::Connect),

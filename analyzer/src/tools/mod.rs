@@ -1,7 +1,8 @@
 //! The book's other tools, each answered from a capture after the fact: `cpudist` and `runqlen`
 //! (from the switches and wake-ups), `execsnoop` and `exitsnoop` (from the process events),
 //! `biosnoop` and `bitesize` (from the block requests), `syscount` (from the syscalls), `tcplife`,
-//! `tcpconnect`, `tcpaccept`, `tcpconnlat` and `tcpretrans` (from the TCP state changes). Each
+//! `tcpconnect`, `tcpaccept`, `tcpconnlat` and `tcpretrans` (from the TCP state changes), and
+//! `timeline` (all of them, for one process or CPU, merged in time order). Each
 //! prints what its BCC/libbpf-tools peer prints, with the analyzer's filters, `--json`, and the
 //! capture's losses.
 pub mod biosnoop;
@@ -14,6 +15,7 @@ pub mod runqlen;
 pub mod stretches;
 pub mod syscount;
 pub mod tcp;
+pub mod timeline;
 
 use crate::{capture::Capture, filter::wall_clock};
 

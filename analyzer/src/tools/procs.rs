@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use arrow::{
     array::Array,
-    datatypes::{Int32Type, UInt64Type},
+    datatypes::{Int32Type, UInt16Type, UInt64Type},
 };
 use flightrec_schemas::Table;
 
@@ -20,6 +20,8 @@ use crate::{
 pub struct Event {
     /// Monotonic ns.
     pub ts: u64,
+    /// The CPU it happened on.
+    pub cpu: u16,
     /// `fork`, `exec` or `exit`.
     pub kind: String,
     /// The thread (for a fork: the child).
@@ -55,6 +57,7 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
     for seg in selected(cap, filter) {
         let cols = [
             "ts",
+            "cpu",
             "event",
             "tid",
             "tgid",
@@ -65,7 +68,7 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
             "exit_code",
         ];
         for b in seg.read(Table::Process, &cols)? {
-            let ts = prim::<UInt64Type>(&b, "ts");
+            let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
             let (tid, tgid, parent) = (
                 prim::<Int32Type>(&b, "tid"),
                 prim::<Int32Type>(&b, "tgid"),
@@ -83,6 +86,7 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
                 }
                 events.push(Event {
                     ts: ts.value(i),
+                    cpu: cpu.value(i),
                     kind: kind.value(i).to_string(),
                     tid: tid.value(i),
                     tgid: opt(tgid, i),

@@ -10,6 +10,7 @@ mod reliability;
 mod sql;
 mod stacks;
 mod tcp;
+mod timeline;
 mod tools;
 
 use std::{

@@ -61,6 +61,7 @@ pub mod state {
 #[derive(Clone, Debug)]
 pub struct Event {
     pub ts: u64,
+    pub cpu: u16,
     pub retransmit: bool,
     pub skaddr: u64,
     pub old: i32,
@@ -123,13 +124,13 @@ struct Listener {
 pub fn events(cap: &Capture, filter: &Filter) -> Result<Vec<Event>> {
     let mut out = Vec::new();
     let cols = [
-        "ts", "tid", "tgid", "event", "skaddr", "oldstate", "newstate", "family", "saddr", "sport",
-        "daddr", "dport",
+        "ts", "cpu", "tid", "tgid", "event", "skaddr", "oldstate", "newstate", "family", "saddr",
+        "sport", "daddr", "dport",
     ];
     for seg in selected(cap, filter) {
         let tasks = Tasks::load(seg)?;
         for b in seg.read(Table::Tcp, &cols)? {
-            let ts = prim::<UInt64Type>(&b, "ts");
+            let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
             let (tid, tgid) = (prim::<Int32Type>(&b, "tid"), prim::<Int32Type>(&b, "tgid"));
             let (old, new) = (
                 prim::<Int32Type>(&b, "oldstate"),
@@ -149,6 +150,7 @@ pub fn events(cap: &Capture, filter: &Filter) -> Result<Vec<Event>> {
             for i in 0..b.num_rows() {
                 out.push(Event {
                     ts: ts.value(i),
+                    cpu: cpu.value(i),
                     retransmit: event.value(i) == "retransmit",
                     skaddr: skaddr.value(i),
                     old: old.value(i),
