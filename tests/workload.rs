@@ -1,10 +1,11 @@
 //! A workload with known behaviour, for recording tests:
 //!   flightrec-workload [--wait] [--sleeps N] [--sleep-ms MS] [--writes N --dir DIR] [--burn-ms MS]
-//!                      [--pingpong N] [--tcp N [--tcp-to ADDR]] [--tcp-retransmit]
+//!                      [--pingpong N [--pin]] [--tcp N [--tcp-to ADDR]] [--tcp-retransmit]
 //! With --wait it first reads one line from stdin (so tracers can attach to its pid). Then it sleeps
 //! N times for MS each (off-CPU, interruptible), does N 4 KiB O_DIRECT writes each followed by fsync
 //! (block I/O), burns CPU in `flightrec_workload_burn` (on-CPU samples), bounces a byte N times
-//! between two threads over pipes (wake-ups and run-queue latency), and opens N TCP connections to
+//! between two threads over pipes (wake-ups and run-queue latency; with --pin the threads are pinned
+//! to CPUs 0 and 1, so each wakes the other on another, idle CPU), and opens N TCP connections to
 //! itself on 127.0.0.1 (TCP state changes); with --tcp-to, to ADDR instead (a listener of another
 //! process, which must echo one byte per connection). With --tcp-retransmit it connects twice to a listener
 //! that never accepts and has no room for a second connection: the kernel drops the second SYN and
@@ -29,6 +30,7 @@ struct Args {
     burn_ms: u64,
     wait: bool,
     pingpong: u32,
+    pin: bool,
     tcp: u32,
     tcp_to: Option<std::net::SocketAddr>,
     tcp_retransmit: bool,
@@ -58,6 +60,7 @@ fn parse() -> Result<Args, String> {
             "--tcp" => a.tcp = value()?.parse().map_err(|e| format!("--tcp: {e}"))?,
             "--tcp-to" => a.tcp_to = Some(value()?.parse().map_err(|e| format!("--tcp-to: {e}"))?),
             "--wait" => a.wait = true,
+            "--pin" => a.pin = true,
             "--tcp-retransmit" => a.tcp_retransmit = true,
             "--syscall-rate" => {
                 a.syscall_rate = value()?
@@ -143,14 +146,20 @@ fn direct_writes(dir: &std::path::Path, n: u32) -> std::io::Result<()> {
 /// Bounces one byte `n` times between this thread and a second one over two pipes.
 #[inline(never)]
 #[no_mangle]
-pub fn flightrec_workload_pingpong(n: u32) -> std::io::Result<()> {
+pub fn flightrec_workload_pingpong(n: u32, pin: bool) -> std::io::Result<()> {
     use std::io::Read;
+    if pin {
+        pin_to(0)?;
+    }
     let (mut a_read, mut a_write) = std::io::pipe()?;
     let (mut b_read, mut b_write) = std::io::pipe()?;
     let pong =
         std::thread::Builder::new()
             .name("pong".into())
             .spawn(move || -> std::io::Result<()> {
+                if pin {
+                    pin_to(1)?;
+                }
                 let mut byte = [0u8];
                 for _ in 0..n {
                     a_read.read_exact(&mut byte)?;
@@ -164,6 +173,18 @@ pub fn flightrec_workload_pingpong(n: u32) -> std::io::Result<()> {
         b_read.read_exact(&mut byte)?;
     }
     pong.join().expect("pong thread")?;
+    Ok(())
+}
+
+/// Pins the calling thread to one CPU.
+fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -270,7 +291,7 @@ fn main() -> ExitCode {
         }
     }
     let x = flightrec_workload_burn(a.burn_ms);
-    if let Err(e) = flightrec_workload_pingpong(a.pingpong) {
+    if let Err(e) = flightrec_workload_pingpong(a.pingpong, a.pin) {
         eprintln!("flightrec-workload: ping-pong: {e}");
         return ExitCode::FAILURE;
     }

@@ -25,6 +25,7 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/flightrec.bpf.o")
 /// Tracepoint programs of each source: (program name, group, event).
 const TRACEPOINTS: &[(Source, &str, &str, &str)] = &[
     (Source::Sched, "sched_switch", "sched", "sched_switch"),
+    (Source::Sched, "sched_waking", "sched", "sched_waking"),
     (Source::Sched, "sched_wakeup", "sched", "sched_wakeup"),
     (
         Source::Sched,
@@ -180,6 +181,7 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
                 c.wakeup = tracefs::wakeup_offsets(
                     &fmt("sched", "sched_wakeup")?,
                     &fmt("sched", "sched_wakeup_new")?,
+                    &fmt("sched", "sched_waking")?,
                 )?;
             }
             Source::Process => {

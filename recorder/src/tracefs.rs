@@ -271,8 +271,13 @@ fn const_expr(text: &str) -> Option<i64> {
     (pos == tokens.len()).then_some(v)
 }
 
-/// Offsets of `sched:sched_wakeup`; `sched_wakeup_new` must have the same layout.
-pub fn wakeup_offsets(wakeup: &Format, wakeup_new: &Format) -> Result<WakeupOffsets> {
+/// Offsets of `sched:sched_wakeup`; `sched_wakeup_new` and `sched_waking` (the waker is taken
+/// there: it runs in the waker's context) must have the same layout.
+pub fn wakeup_offsets(
+    wakeup: &Format,
+    wakeup_new: &Format,
+    waking: &Format,
+) -> Result<WakeupOffsets> {
     let get = |f: &Format| -> Result<WakeupOffsets> {
         Ok(WakeupOffsets {
             record_len: f.record_len()?,
@@ -282,9 +287,10 @@ pub fn wakeup_offsets(wakeup: &Format, wakeup_new: &Format) -> Result<WakeupOffs
             target_cpu: f.offset("target_cpu", &[4])?,
         })
     };
-    let (a, b) = (get(wakeup)?, get(wakeup_new)?);
-    if (a.comm, a.pid, a.prio, a.target_cpu) != (b.comm, b.pid, b.prio, b.target_cpu) {
-        bail!("sched_wakeup and sched_wakeup_new differ in layout on this kernel: not supported");
+    let (a, b, c) = (get(wakeup)?, get(wakeup_new)?, get(waking)?);
+    let layout = |o: &WakeupOffsets| (o.comm, o.pid, o.prio, o.target_cpu);
+    if layout(&a) != layout(&b) || layout(&a) != layout(&c) {
+        bail!("sched_wakeup, sched_wakeup_new and sched_waking differ in layout on this kernel: not supported");
     }
     Ok(a)
 }

@@ -37,6 +37,7 @@ macro_rules! tracepoint {
 }
 
 tracepoint!(sched_switch, |ctx| sched::switch(ctx));
+tracepoint!(sched_waking, |ctx| sched::waking(ctx));
 tracepoint!(sched_wakeup, |ctx| sched::wakeup(ctx, false));
 tracepoint!(sched_wakeup_new, |ctx| sched::wakeup(ctx, true));
 tracepoint!(sched_process_exec, |ctx| process::exec(ctx));

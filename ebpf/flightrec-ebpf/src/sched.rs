@@ -1,10 +1,28 @@
-//! `sched_switch` with the stacks of the task leaving the CPU, and wake-ups.
-use aya_ebpf::programs::TracePointContext;
+//! `sched_switch` with the stacks of the task leaving the CPU, and wake-ups with their waker.
+use aya_ebpf::{macros::map, maps::LruHashMap, programs::TracePointContext};
 use flightrec_common::{EventKind, Source, SwitchEvent, UserRegs, WakeupEvent};
 
 use crate::emit::{
-    conf, current, emit, emit_value, header, is_own, scratch, walk_stacks, Raw, SLOT_TRACEPOINT,
+    conf, current, emit, emit_value, field, header, is_own, scratch, walk_stacks, Raw,
+    SLOT_TRACEPOINT,
 };
+
+/// The waker of each task being woken, by the woken tid: `sched_waking` runs in the waker's
+/// context, `sched_wakeup` may run on the woken task's CPU after an IPI, where `current` is
+/// whatever runs there (often the idle task). Entries are taken by `sched_wakeup`; LRU so that a
+/// waking whose wake-up never comes cannot fill the map.
+#[map]
+static WAKERS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(WAKERS_ENTRIES, 0);
+
+const WAKERS_ENTRIES: u32 = 8192;
+
+/// `sched_waking`: remembers who wakes the task (`current`, as its pid_tgid).
+pub fn waking(ctx: &TracePointContext) {
+    let pid: i32 = field(ctx, conf!(wakeup.pid));
+    let (tid, tgid) = current();
+    let waker = ((tgid as u64) << 32) | tid as u64;
+    let _ = WAKERS.insert(&(pid as u32), &waker, 0);
+}
 
 pub fn switch(ctx: &TracePointContext) {
     // Current is prev: the stacks walked here are where prev goes off-CPU. A switch away from the
@@ -55,11 +73,20 @@ pub fn switch(ctx: &TracePointContext) {
 }
 
 pub fn wakeup(ctx: &TracePointContext, new: bool) {
-    let (tid, tgid) = current();
     let Some(buf) = scratch(SLOT_TRACEPOINT) else {
         return;
     };
     let raw = Raw::copy(ctx, buf, conf!(wakeup.record_len));
+    let pid: i32 = raw.get(conf!(wakeup.pid));
+    // The waker `sched_waking` saw; `current` when it did not run (a new task: wake_up_new_task
+    // has no waking; or the entry was evicted).
+    let (tid, tgid) = match unsafe { WAKERS.get(&(pid as u32)) } {
+        Some(&w) => {
+            let _ = WAKERS.remove(&(pid as u32));
+            (w as u32, (w >> 32) as u32)
+        }
+        None => current(),
+    };
     let kind = if new {
         EventKind::WakeupNew
     } else {
@@ -67,7 +94,7 @@ pub fn wakeup(ctx: &TracePointContext, new: bool) {
     };
     let ev = WakeupEvent {
         hdr: header(tid, tgid, kind),
-        pid: raw.get(conf!(wakeup.pid)),
+        pid,
         prio: raw.get(conf!(wakeup.prio)),
         target_cpu: raw.get(conf!(wakeup.target_cpu)),
         _pad: 0,

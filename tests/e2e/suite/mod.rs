@@ -12,6 +12,7 @@ mod stacks;
 mod tcp;
 mod timeline;
 mod tools;
+mod wakeups;
 
 use std::{
     collections::BTreeMap,
