@@ -1,13 +1,11 @@
-//! Accumulates one segment's decoded records into Arrow columns, one builder set per table.
-use std::{collections::HashSet, net::IpAddr, sync::Arc};
+//! Accumulates one segment's decoded records into Arrow columns: one module of row builders per
+//! event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`), each behind [`Rows`];
+//! the lookup tables (stacks, tasks, kernel symbols) are made here when the segment is cut.
+use std::collections::HashSet;
 
 use arrow::{
-    array::{
-        ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, StringBuilder,
-        StringDictionaryBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
-    },
+    array::{Int32Builder, StringBuilder},
     compute::concat_batches,
-    datatypes::UInt16Type,
     record_batch::RecordBatch,
 };
 use flightrec_common::{EventHeader, Source, EXIT_CODE_UNKNOWN, SOURCE_COUNT};
@@ -22,140 +20,16 @@ use crate::{
     usersyms::{Frame, UserMaps},
 };
 
-type Dict = StringDictionaryBuilder<UInt16Type>;
+mod block;
+mod process;
+mod profile;
+mod rows;
+mod sched;
+mod syscall;
+mod tcp;
 
-fn arc<A: arrow::array::Array + 'static>(a: A) -> ArrayRef {
-    Arc::new(a)
-}
-
-#[derive(Default)]
-struct Header {
-    ts: UInt64Builder,
-    cpu: UInt16Builder,
-}
-
-impl Header {
-    fn push(&mut self, h: &EventHeader) {
-        self.ts.append_value(h.ts);
-        self.cpu.append_value(h.cpu as u16);
-    }
-    fn finish(&mut self) -> [ArrayRef; 2] {
-        [arc(self.ts.finish()), arc(self.cpu.finish())]
-    }
-    fn len(&self) -> usize {
-        self.ts.len()
-    }
-}
-
-#[derive(Default)]
-struct Current {
-    tid: Int32Builder,
-    tgid: Int32Builder,
-}
-
-impl Current {
-    fn push(&mut self, h: &EventHeader) {
-        self.tid.append_value(h.tid as i32);
-        self.tgid.append_value(h.tgid as i32);
-    }
-    fn finish(&mut self) -> [ArrayRef; 2] {
-        [arc(self.tid.finish()), arc(self.tgid.finish())]
-    }
-}
-
-#[derive(Default)]
-struct Switches {
-    h: Header,
-    prev_tid: Int32Builder,
-    prev_tgid: Int32Builder,
-    prev_prio: Int32Builder,
-    prev_state: Int64Builder,
-    next_tid: Int32Builder,
-    next_prio: Int32Builder,
-    kstack: UInt32Builder,
-    ustack: UInt32Builder,
-}
-
-#[derive(Default)]
-struct Wakeups {
-    h: Header,
-    tid: Int32Builder,
-    prio: Int32Builder,
-    target_cpu: Int32Builder,
-    waker_tid: Int32Builder,
-    waker_tgid: Int32Builder,
-    new: BooleanBuilder,
-}
-
-#[derive(Default)]
-struct Processes {
-    h: Header,
-    event: Dict,
-    tid: Int32Builder,
-    tgid: Int32Builder,
-    parent_tid: Int32Builder,
-    comm: StringBuilder,
-    filename: StringBuilder,
-    group_dead: BooleanBuilder,
-    exit_code: Int32Builder,
-}
-
-#[derive(Default)]
-struct Samples {
-    h: Header,
-    cur: Current,
-    kstack: UInt32Builder,
-    ustack: UInt32Builder,
-}
-
-#[derive(Default)]
-struct Blocks {
-    h: Header,
-    cur: Current,
-    event: Dict,
-    dev: UInt32Builder,
-    sector: UInt64Builder,
-    nr_sector: UInt32Builder,
-    bytes: UInt32Builder,
-    rwbs: Dict,
-    error: Int32Builder,
-}
-
-#[derive(Default)]
-struct Syscalls {
-    h: Header,
-    cur: Current,
-    enter: BooleanBuilder,
-    id: Int32Builder,
-    ret: Int64Builder,
-}
-
-#[derive(Default)]
-struct Tcps {
-    h: Header,
-    cur: Current,
-    event: Dict,
-    skaddr: UInt64Builder,
-    oldstate: Int32Builder,
-    newstate: Int32Builder,
-    family: UInt16Builder,
-    saddr: StringBuilder,
-    sport: UInt16Builder,
-    daddr: StringBuilder,
-    dport: UInt16Builder,
-}
-
-/// The values of one process-table row.
-struct ProcessRow<'a> {
-    event: &'static str,
-    tid: i32,
-    tgid: Option<i32>,
-    parent: Option<i32>,
-    comm: &'a [u8; 16],
-    filename: Option<&'a str>,
-    group_dead: Option<bool>,
-    exit_code: Option<i32>,
-}
+use process::ProcessRow;
+use rows::{arc, Rows};
 
 /// Counts kept per segment beside the rows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -175,13 +49,13 @@ pub struct BatchCounts {
 /// One segment's tables under construction.
 #[derive(Default)]
 pub struct SegmentBatch {
-    switch: Switches,
-    wakeup: Wakeups,
-    process: Processes,
-    profile: Samples,
-    block: Blocks,
-    syscall: Syscalls,
-    tcp: Tcps,
+    switch: sched::Switches,
+    wakeup: sched::Wakeups,
+    process: process::Processes,
+    profile: profile::Samples,
+    block: block::Blocks,
+    syscall: syscall::Syscalls,
+    tcp: tcp::Tcps,
     stacks: StackTable,
     /// User frames placed in their modules when their stacks were first seen.
     placed: std::collections::HashMap<(i32, u64), Frame>,
@@ -194,14 +68,6 @@ pub struct SegmentBatch {
     redact: bool,
     /// Counts beside the rows.
     pub counts: BatchCounts,
-}
-
-fn ip(family: u16, raw: &[u8; 16]) -> String {
-    match family {
-        2 => IpAddr::from([raw[0], raw[1], raw[2], raw[3]]).to_string(),
-        10 => IpAddr::from(*raw).to_string(),
-        _ => String::new(),
-    }
 }
 
 impl SegmentBatch {
@@ -269,29 +135,13 @@ impl SegmentBatch {
             Record::Switch(e, k, _) => {
                 let kid = self.kernel_stack(k, Source::Sched);
                 let uid = self.user_stack(h.tgid, user, Source::Sched);
-                let t = &mut self.switch;
-                t.h.push(&h);
-                t.prev_tid.append_value(e.prev_pid);
-                t.prev_tgid.append_value(h.tgid as i32);
-                t.prev_prio.append_value(e.prev_prio);
-                t.prev_state.append_value(e.prev_state);
-                t.next_tid.append_value(e.next_pid);
-                t.next_prio.append_value(e.next_prio);
-                t.kstack.append_option(kid);
-                t.ustack.append_option(uid);
+                self.switch.push(&h, e, kid, uid);
                 tasks.set_comm(e.prev_pid, &e.prev_comm);
                 tasks.set_comm(e.next_pid, &e.next_comm);
                 self.tids.insert(e.next_pid);
             }
             Record::Wakeup(e, new) => {
-                let t = &mut self.wakeup;
-                t.h.push(&h);
-                t.tid.append_value(e.pid);
-                t.prio.append_value(e.prio);
-                t.target_cpu.append_value(e.target_cpu);
-                t.waker_tid.append_value(h.tid as i32);
-                t.waker_tgid.append_value(h.tgid as i32);
-                t.new.append_value(*new);
+                self.wakeup.push(&h, e, *new);
                 tasks.set_comm(e.pid, &e.comm);
                 self.tids.insert(e.pid);
             }
@@ -353,64 +203,18 @@ impl SegmentBatch {
                 let kid = self.kernel_stack(k, Source::Profile);
                 let uid = self.user_stack(h.tgid, user, Source::Profile);
                 tasks.set_comm(h.tid as i32, &e.comm);
-                let t = &mut self.profile;
-                t.h.push(&h);
-                t.cur.push(&h);
-                t.kstack.append_option(kid);
-                t.ustack.append_option(uid);
+                self.profile.push(&h, kid, uid);
             }
-            Record::Block(e, complete) => {
-                let t = &mut self.block;
-                t.h.push(&h);
-                t.cur.push(&h);
-                t.event
-                    .append_value(if *complete { "complete" } else { "issue" });
-                t.dev.append_value(e.dev);
-                t.sector.append_value(e.sector);
-                t.nr_sector.append_value(e.nr_sector);
-                t.bytes.append_option((!complete).then_some(e.bytes));
-                t.rwbs.append_value(c_str(&e.rwbs));
-                t.error.append_option(complete.then_some(e.error));
-            }
-            Record::Syscall(e, exit) => {
-                let t = &mut self.syscall;
-                t.h.push(&h);
-                t.cur.push(&h);
-                t.enter.append_value(!exit);
-                t.id.append_value(e.id as i32);
-                t.ret.append_option(exit.then_some(e.ret));
-            }
-            Record::Tcp(e, retransmit) => {
-                let t = &mut self.tcp;
-                t.h.push(&h);
-                t.cur.push(&h);
-                t.event
-                    .append_value(if *retransmit { "retransmit" } else { "state" });
-                t.skaddr.append_value(e.skaddr);
-                t.oldstate.append_value(e.oldstate);
-                t.newstate.append_value(e.newstate);
-                t.family.append_value(e.family);
-                t.saddr.append_value(ip(e.family, &e.saddr));
-                t.sport.append_value(e.sport);
-                t.daddr.append_value(ip(e.family, &e.daddr));
-                t.dport.append_value(e.dport);
-            }
+            Record::Block(e, complete) => self.block.push(&h, e, *complete),
+            Record::Syscall(e, exit) => self.syscall.push(&h, e, *exit),
+            Record::Tcp(e, retransmit) => self.tcp.push(&h, e, *retransmit),
         }
     }
 
     /// Appends one row to every column of the process table.
     fn process_row(&mut self, h: &EventHeader, r: ProcessRow<'_>) {
-        let t = &mut self.process;
-        t.h.push(h);
-        t.event.append_value(r.event);
-        t.tid.append_value(r.tid);
-        t.tgid.append_option(r.tgid);
-        t.parent_tid.append_option(r.parent);
-        t.comm.append_value(c_str(r.comm));
-        t.filename.append_option(r.filename);
-        t.group_dead.append_option(r.group_dead);
-        t.exit_code.append_option(r.exit_code);
         self.tids.insert(r.tid);
+        self.process.push(h, r);
     }
 
     /// User stacks first seen since the last call, as (tgid, frames).
@@ -523,94 +327,15 @@ impl SegmentBatch {
 
     /// The event tables of the rows in the builders, which are left empty.
     fn finish_events(&mut self) -> Vec<(Table, RecordBatch)> {
-        let mk = |t: Table, cols: Vec<ArrayRef>| {
-            (
-                t,
-                RecordBatch::try_new(t.schema(), cols).expect("builder matches schema"),
-            )
-        };
-        let mut out = Vec::with_capacity(Table::ALL.len());
-        let s = &mut self.switch;
-        debug_assert_eq!(s.h.len(), s.prev_tid.len());
-        let mut cols = s.h.finish().to_vec();
-        cols.extend([
-            arc(s.prev_tid.finish()),
-            arc(s.prev_tgid.finish()),
-            arc(s.prev_prio.finish()),
-            arc(s.prev_state.finish()),
-            arc(s.next_tid.finish()),
-            arc(s.next_prio.finish()),
-            arc(s.kstack.finish()),
-            arc(s.ustack.finish()),
-        ]);
-        out.push(mk(Table::SchedSwitch, cols));
-        let w = &mut self.wakeup;
-        let mut cols = w.h.finish().to_vec();
-        cols.extend([
-            arc(w.tid.finish()),
-            arc(w.prio.finish()),
-            arc(w.target_cpu.finish()),
-            arc(w.waker_tid.finish()),
-            arc(w.waker_tgid.finish()),
-            arc(w.new.finish()),
-        ]);
-        out.push(mk(Table::SchedWakeup, cols));
-        let p = &mut self.process;
-        let mut cols = p.h.finish().to_vec();
-        cols.extend([
-            arc(p.event.finish()),
-            arc(p.tid.finish()),
-            arc(p.tgid.finish()),
-            arc(p.parent_tid.finish()),
-            arc(p.comm.finish()),
-            arc(p.filename.finish()),
-            arc(p.group_dead.finish()),
-            arc(p.exit_code.finish()),
-        ]);
-        out.push(mk(Table::Process, cols));
-        let pr = &mut self.profile;
-        let mut cols = pr.h.finish().to_vec();
-        cols.extend(pr.cur.finish());
-        cols.extend([arc(pr.kstack.finish()), arc(pr.ustack.finish())]);
-        out.push(mk(Table::Profile, cols));
-        let b = &mut self.block;
-        let mut cols = b.h.finish().to_vec();
-        cols.extend(b.cur.finish());
-        cols.extend([
-            arc(b.event.finish()),
-            arc(b.dev.finish()),
-            arc(b.sector.finish()),
-            arc(b.nr_sector.finish()),
-            arc(b.bytes.finish()),
-            arc(b.rwbs.finish()),
-            arc(b.error.finish()),
-        ]);
-        out.push(mk(Table::Block, cols));
-        let sc = &mut self.syscall;
-        let mut cols = sc.h.finish().to_vec();
-        cols.extend(sc.cur.finish());
-        cols.extend([
-            arc(sc.enter.finish()),
-            arc(sc.id.finish()),
-            arc(sc.ret.finish()),
-        ]);
-        out.push(mk(Table::Syscall, cols));
-        let t = &mut self.tcp;
-        let mut cols = t.h.finish().to_vec();
-        cols.extend(t.cur.finish());
-        cols.extend([
-            arc(t.event.finish()),
-            arc(t.skaddr.finish()),
-            arc(t.oldstate.finish()),
-            arc(t.newstate.finish()),
-            arc(t.family.finish()),
-            arc(t.saddr.finish()),
-            arc(t.sport.finish()),
-            arc(t.daddr.finish()),
-            arc(t.dport.finish()),
-        ]);
-        out.push(mk(Table::Tcp, cols));
-        out
+        vec![
+            self.switch.finish(),
+            self.wakeup.finish(),
+            self.process.finish(),
+            self.profile.finish(),
+            self.block.finish(),
+            self.syscall.finish(),
+            self.tcp.finish(),
+        ]
     }
 }
 
