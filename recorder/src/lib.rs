@@ -22,6 +22,7 @@ pub mod procmaps;
 pub mod record;
 pub mod segment;
 pub mod snapshot;
+pub mod sources;
 pub mod stacks;
 pub mod status;
 pub mod tasks;

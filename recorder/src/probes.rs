@@ -13,66 +13,14 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use flightrec_common::{
-    counter_index, Config, Counter, RegsLayout, Source, COMM_LEN, COUNTER_ENTRIES, GLOBAL_CONFIG,
+    counter_index, Config, Counter, RegsLayout, Source, COUNTER_ENTRIES, GLOBAL_CONFIG,
     MAP_COUNTERS, MAP_EVENTS, MAP_EXECS, MAP_STACK_TOPS, MAX_WINDOW, SOURCE_COUNT,
 };
 
-use crate::tracefs;
+use crate::{sources, tracefs};
 
 /// The compiled eBPF programs, built by `ebpf/build.sh`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/flightrec.bpf.o");
-
-/// Tracepoint programs of each source: (program name, group, event).
-const TRACEPOINTS: &[(Source, &str, &str, &str)] = &[
-    (Source::Sched, "sched_switch", "sched", "sched_switch"),
-    (Source::Sched, "sched_waking", "sched", "sched_waking"),
-    (Source::Sched, "sched_wakeup", "sched", "sched_wakeup"),
-    (
-        Source::Sched,
-        "sched_wakeup_new",
-        "sched",
-        "sched_wakeup_new",
-    ),
-    (
-        Source::Process,
-        "sched_process_exec",
-        "sched",
-        "sched_process_exec",
-    ),
-    (
-        Source::Process,
-        "sched_process_fork",
-        "sched",
-        "sched_process_fork",
-    ),
-    (
-        Source::Process,
-        "sched_process_exit",
-        "sched",
-        "sched_process_exit",
-    ),
-    (Source::Block, "block_rq_issue", "block", "block_rq_issue"),
-    (
-        Source::Block,
-        "block_rq_complete",
-        "block",
-        "block_rq_complete",
-    ),
-    (Source::Syscall, "sys_enter", "raw_syscalls", "sys_enter"),
-    (Source::Syscall, "sys_exit", "raw_syscalls", "sys_exit"),
-    (
-        Source::Tcp,
-        "inet_sock_set_state",
-        "sock",
-        "inet_sock_set_state",
-    ),
-    (
-        Source::Tcp,
-        "tcp_retransmit_skb",
-        "tcp",
-        "tcp_retransmit_skb",
-    ),
-];
 
 /// Name of the perf_event program.
 pub const PROFILE_PROGRAM: &str = "profile_cpu_clock";
@@ -82,14 +30,17 @@ fn source_of(program: &str) -> Option<Source> {
     if program == PROFILE_PROGRAM {
         return Some(Source::Profile);
     }
-    TRACEPOINTS.iter().find(|t| t.1 == program).map(|t| t.0)
+    Source::ALL
+        .into_iter()
+        .find(|&s| sources::tracepoints(s).iter().any(|t| t.0 == program))
 }
 
 /// Names of every program the object must hold.
 pub fn program_names() -> impl Iterator<Item = &'static str> {
-    TRACEPOINTS
-        .iter()
-        .map(|t| t.1)
+    Source::ALL
+        .into_iter()
+        .flat_map(sources::tracepoints)
+        .map(|t| t.0)
         .chain(std::iter::once(PROFILE_PROGRAM))
 }
 
@@ -174,49 +125,12 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
         sample_window: opts.sample_window.min(MAX_WINDOW as u32),
         ..Config::default()
     };
-    for s in &opts.sources {
-        match s {
-            Source::Sched => {
-                c.switch = tracefs::switch_offsets(&fmt("sched", "sched_switch")?)?;
-                c.wakeup = tracefs::wakeup_offsets(
-                    &fmt("sched", "sched_wakeup")?,
-                    &fmt("sched", "sched_wakeup_new")?,
-                    &fmt("sched", "sched_waking")?,
-                )?;
-            }
-            Source::Process => {
-                c.process = tracefs::process_offsets(
-                    &fmt("sched", "sched_process_exec")?,
-                    &fmt("sched", "sched_process_fork")?,
-                    &fmt("sched", "sched_process_exit")?,
-                )?;
-                c.process.task_exit_code = btf_offset("task_struct", "exit_code");
-            }
-            Source::Block => {
-                c.block_issue = tracefs::block_offsets(&fmt("block", "block_rq_issue")?, false)?;
-                c.block_complete =
-                    tracefs::block_offsets(&fmt("block", "block_rq_complete")?, true)?;
-            }
-            Source::Syscall => {
-                c.syscall = tracefs::syscall_offsets(
-                    &fmt("raw_syscalls", "sys_enter")?,
-                    &fmt("raw_syscalls", "sys_exit")?,
-                )?;
-                c.syscall_tgid = opts.syscall_pid.unwrap_or(0);
-                if let Some(comm) = &opts.syscall_comm {
-                    let b = comm.as_bytes();
-                    if b.is_empty() || b.len() >= COMM_LEN {
-                        bail!("--comm must be 1 to {} bytes, got {comm:?}", COMM_LEN - 1);
-                    }
-                    c.syscall_comm[..b.len()].copy_from_slice(b);
-                }
-            }
-            Source::Tcp => {
-                c.tcp_state = tracefs::tcp_offsets(&fmt("sock", "inet_sock_set_state")?, false)?;
-                c.tcp_retransmit = tracefs::tcp_offsets(&fmt("tcp", "tcp_retransmit_skb")?, true)?;
-            }
-            Source::Profile => {}
-        }
+    let kernel = sources::Kernel {
+        format: &fmt,
+        btf_offset: &btf_offset,
+    };
+    for &s in &opts.sources {
+        sources::configure(s, &mut c, &kernel, opts)?;
     }
     Ok(c)
 }
@@ -230,10 +144,8 @@ impl Probes {
             .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
             .load(OBJECT)
             .context("loading the eBPF object failed (needs root, or CAP_BPF and CAP_PERFMON)")?;
-        for (source, prog, group, event) in TRACEPOINTS {
-            if !opts.sources.contains(source) {
-                continue;
-            }
+        let tracepoints = opts.sources.iter().flat_map(|&s| sources::tracepoints(s));
+        for (prog, group, event) in tracepoints {
             let p: &mut TracePoint = ebpf
                 .program_mut(prog)
                 .with_context(|| format!("program {prog} missing from the eBPF object"))?

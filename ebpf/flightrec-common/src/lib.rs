@@ -12,6 +12,20 @@
 //! and passes them in the [`Config`] global, so one object serves many kernels.
 #![no_std]
 
+mod block;
+mod process;
+mod profile;
+mod sched;
+mod syscall;
+mod tcp;
+
+pub use block::*;
+pub use process::*;
+pub use profile::*;
+pub use sched::*;
+pub use syscall::*;
+pub use tcp::*;
+
 /// Bumped whenever a record layout or the meaning of a field changes.
 pub const ABI_VERSION: u32 = 2;
 
@@ -182,35 +196,6 @@ pub struct EventHeader {
     pub kind: u32,
 }
 
-/// `sched:sched_switch`. Current is the task leaving the CPU, so the header's tid/tgid are prev's.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SwitchEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// Task leaving the CPU.
-    pub prev_pid: i32,
-    /// Task entering the CPU.
-    pub next_pid: i32,
-    /// Priority of prev.
-    pub prev_prio: i32,
-    /// Priority of next.
-    pub next_prio: i32,
-    /// prev's state as the tracepoint reports it: 0x100 (`TASK_REPORT_MAX`) preempted, 0 runnable
-    /// without preemption, else the `TASK_REPORT` bit of its sleep (`flightrec_schemas::task_state`).
-    pub prev_state: i64,
-    /// comm of prev.
-    pub prev_comm: [u8; COMM_LEN],
-    /// comm of next.
-    pub next_comm: [u8; COMM_LEN],
-    /// Bytes of kernel stack following this struct, or -errno.
-    pub kstack_len: i32,
-    /// Bytes of user stack following the kernel stack, or -errno.
-    pub ustack_len: i32,
-    /// prev's user registers, and the length of its stack copy.
-    pub regs: UserRegs,
-}
-
 /// The user-mode registers of the task a stack belongs to (saved at its entry into the kernel),
 /// and how many bytes of its user stack, from `sp` up, follow the frames.
 #[repr(C)]
@@ -233,244 +218,12 @@ pub struct UserRegs {
 /// [`UserRegs::flags`]: the registers were read and are a user-mode context.
 pub const REGS_VALID: u32 = 1;
 
-/// `sched:sched_wakeup` and `sched:sched_wakeup_new`. Current is the waker.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct WakeupEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// Task woken.
-    pub pid: i32,
-    /// Its priority.
-    pub prio: i32,
-    /// CPU it will run on.
-    pub target_cpu: i32,
-    /// Padding.
-    pub _pad: u32,
-    /// comm of the woken task.
-    pub comm: [u8; COMM_LEN],
-}
-
-/// `sched:sched_process_exec`. Current is the task after exec.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct ExecEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// pid after exec.
-    pub pid: i32,
-    /// pid before exec (differs when a non-leader thread execs).
-    pub old_pid: i32,
-    /// Bytes of `filename` including the NUL, or -errno.
-    pub filename_len: i32,
-    /// Padding.
-    pub _pad: u32,
-    /// comm after exec.
-    pub comm: [u8; COMM_LEN],
-    /// Path of the executed file, NUL terminated, truncated to [`FILENAME_LEN`].
-    pub filename: [u8; FILENAME_LEN],
-}
-
-/// `sched:sched_process_fork`. Current is the parent.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct ForkEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// Parent thread.
-    pub parent_pid: i32,
-    /// New thread or process.
-    pub child_pid: i32,
-    /// comm of the child (inherited from the parent).
-    pub comm: [u8; COMM_LEN],
-}
-
-/// `sched:sched_process_exit`. Current is the exiting task.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct ExitEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// Exiting thread.
-    pub pid: i32,
-    /// Its priority.
-    pub prio: i32,
-    /// 1 when the whole thread group is gone (the process exited).
-    pub group_dead: u32,
-    /// `task_struct.exit_code` (wait status: signal in the low 7 bits, else code << 8), or
-    /// [`EXIT_CODE_UNKNOWN`] when the kernel's BTF did not give its offset.
-    pub exit_code: i32,
-    /// comm of the exiting task.
-    pub comm: [u8; COMM_LEN],
-}
-
-/// perf_event CPU-clock sample. Current is the task that was on the CPU.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SampleEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// comm of the sampled task.
-    pub comm: [u8; COMM_LEN],
-    /// Bytes of kernel stack following this struct, or -errno.
-    pub kstack_len: i32,
-    /// Bytes of user stack following the kernel stack, or -errno.
-    pub ustack_len: i32,
-    /// The sampled task's user registers, and the length of its stack copy.
-    pub regs: UserRegs,
-}
-
-/// `block:block_rq_issue` and `block:block_rq_complete`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct BlockEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// Device number (kernel `dev_t`: major << 20 | minor).
-    pub dev: u32,
-    /// Request length in 512-byte sectors.
-    pub nr_sector: u32,
-    /// Start sector.
-    pub sector: u64,
-    /// Bytes (issue only; 0 on complete).
-    pub bytes: u32,
-    /// Error (complete only).
-    pub error: i32,
-    /// The tracepoint's `rwbs` op/flags string, NUL padded.
-    pub rwbs: [u8; 16],
-}
-
-/// `raw_syscalls:sys_enter` and `raw_syscalls:sys_exit`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct SyscallEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// Syscall number.
-    pub id: i64,
-    /// Return value (exit only; 0 on enter).
-    pub ret: i64,
-}
-
-/// `sock:inet_sock_set_state` (TCP only) and `tcp:tcp_retransmit_skb`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct TcpEvent {
-    /// Common prefix.
-    pub hdr: EventHeader,
-    /// Kernel address of the socket: identifies a connection over its lifetime.
-    pub skaddr: u64,
-    /// State before (retransmit: the current state).
-    pub oldstate: i32,
-    /// State after (retransmit: the current state).
-    pub newstate: i32,
-    /// Source port, host order.
-    pub sport: u16,
-    /// Destination port, host order.
-    pub dport: u16,
-    /// AF_INET or AF_INET6.
-    pub family: u16,
-    /// Padding.
-    pub _pad: u16,
-    /// Source address: 4 bytes for AF_INET, 16 for AF_INET6.
-    pub saddr: [u8; 16],
-    /// Destination address.
-    pub daddr: [u8; 16],
-}
-
-/// [`ExitEvent::exit_code`] when it could not be read.
-pub const EXIT_CODE_UNKNOWN: i32 = i32::MIN;
-
 /// Where a `__data_loc` field lives: the low 16 bits of the u32 at the field's offset are the
 /// data's offset from the record start, the high 16 its length.
 pub const DATA_LOC_FLAG: u32 = 1 << 31;
 
 /// Bytes of a tracepoint record the programs copy at most; fields must lie within them.
 pub const RAW_RECORD_MAX: usize = 256;
-
-/// Tracepoint field offsets of `sched_switch`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SwitchOffsets {
-    /// Length of the whole record (copied once, then read with plain loads).
-    pub record_len: u32,
-    pub prev_comm: u32,
-    pub prev_pid: u32,
-    pub prev_prio: u32,
-    pub prev_state: u32,
-    pub next_comm: u32,
-    pub next_pid: u32,
-    pub next_prio: u32,
-}
-
-/// Tracepoint field offsets of `sched_wakeup` / `sched_wakeup_new` (same layout).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WakeupOffsets {
-    /// Length of the whole record.
-    pub record_len: u32,
-    pub comm: u32,
-    pub pid: u32,
-    pub prio: u32,
-    pub target_cpu: u32,
-}
-
-/// Tracepoint field offsets of the process events. A comm offset with [`DATA_LOC_FLAG`] set is a
-/// `__data_loc` string.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ProcessOffsets {
-    pub exec_filename: u32,
-    pub exec_pid: u32,
-    pub exec_old_pid: u32,
-    pub fork_parent_pid: u32,
-    pub fork_child_pid: u32,
-    pub fork_child_comm: u32,
-    pub exit_comm: u32,
-    pub exit_pid: u32,
-    pub exit_prio: u32,
-    pub exit_group_dead: u32,
-    /// Offset of `exit_code` in `struct task_struct` (from BTF); 0 when unknown.
-    pub task_exit_code: u32,
-}
-
-/// Tracepoint field offsets of the block events (`bytes` only on issue, `error` only on complete).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BlockOffsets {
-    pub dev: u32,
-    pub sector: u32,
-    pub nr_sector: u32,
-    pub bytes_or_error: u32,
-    pub rwbs: u32,
-}
-
-/// Tracepoint field offsets of raw_syscalls.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SyscallOffsets {
-    pub enter_id: u32,
-    pub exit_id: u32,
-    pub exit_ret: u32,
-}
-
-/// Tracepoint field offsets of one TCP event (`oldstate` = `newstate` = `state` for retransmits).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TcpOffsets {
-    pub skaddr: u32,
-    pub oldstate: u32,
-    pub newstate: u32,
-    pub sport: u32,
-    pub dport: u32,
-    pub family: u32,
-    /// `inet_sock_set_state` only; `u32::MAX` when the event has no protocol field.
-    pub protocol: u32,
-    pub saddr: u32,
-    pub daddr: u32,
-    pub saddr_v6: u32,
-    pub daddr_v6: u32,
-}
 
 /// Where the user registers lie in the architecture's `struct pt_regs`, and how to tell a
 /// user-mode context (`regs[mode] & mode_mask == mode_user`).

@@ -1,0 +1,51 @@
+//! One module per event source: the tracepoint programs it attaches and how it fills the programs'
+//! configuration (tracepoint field offsets from tracefs, kernel structure offsets from BTF,
+//! filters). A source is a vertical slice: its eBPF program (`ebpf/flightrec-ebpf/src/<source>.rs`),
+//! its records (`flightrec-common`'s `<source>.rs`), its module here, its row builders
+//! (`batch/<source>.rs`) and its table (`flightrec-schemas`). The profile source is a perf_event
+//! program, attached by the loader itself.
+use anyhow::Result;
+use flightrec_common::{Config, Source};
+
+use crate::{probes::ProbeOptions, tracefs::Format};
+
+mod block;
+mod process;
+mod sched;
+mod syscall;
+mod tcp;
+
+/// A tracepoint program: (program name in the object, tracefs group, event).
+pub type Tracepoint = (&'static str, &'static str, &'static str);
+
+/// What a source's configuration reads from the running kernel.
+pub struct Kernel<'a> {
+    /// A tracepoint's format (group, event).
+    pub format: &'a dyn Fn(&str, &str) -> Result<Format>,
+    /// A field's offset in a kernel structure from BTF (0 when unknown).
+    pub btf_offset: &'a dyn Fn(&str, &str) -> u32,
+}
+
+/// The tracepoint programs of `source`.
+pub fn tracepoints(source: Source) -> &'static [Tracepoint] {
+    match source {
+        Source::Sched => sched::TRACEPOINTS,
+        Source::Process => process::TRACEPOINTS,
+        Source::Profile => &[],
+        Source::Block => block::TRACEPOINTS,
+        Source::Syscall => syscall::TRACEPOINTS,
+        Source::Tcp => tcp::TRACEPOINTS,
+    }
+}
+
+/// Fills `source`'s part of the programs' configuration.
+pub fn configure(source: Source, c: &mut Config, k: &Kernel, opts: &ProbeOptions) -> Result<()> {
+    match source {
+        Source::Sched => sched::configure(c, k),
+        Source::Process => process::configure(c, k),
+        Source::Profile => Ok(()),
+        Source::Block => block::configure(c, k),
+        Source::Syscall => syscall::configure(c, k, opts),
+        Source::Tcp => tcp::configure(c, k),
+    }
+}
