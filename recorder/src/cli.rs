@@ -68,8 +68,9 @@ pub struct RecordArgs {
     /// Length of one segment.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub segment: Duration,
-    /// Event sources, comma separated: sched, process, profile, block, syscall, tcp, or all.
-    #[arg(long, default_value = "sched,process,profile,block", value_parser = parse_events)]
+    /// Event sources, comma separated: sched, process, profile, block, syscall, tcp, signal, oom,
+    /// or all.
+    #[arg(long, default_value = "sched,process,profile,block,signal,oom", value_parser = parse_events)]
     pub events: Sources,
     /// Profile sampling frequency per CPU, Hz.
     #[arg(long, default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -90,8 +91,9 @@ pub struct RecordArgs {
     pub comm: Option<String>,
     /// Freeze the window automatically when a condition is seen: runq>DURATION (run-queue
     /// latency), block>DURATION (block I/O latency), exit:signal[=N] (a process killed by a
-    /// signal), exit:code[=N] (a process exiting non-zero); add ,pid=N or ,comm=NAME to watch one
-    /// process or thread name (runq>20ms,comm=postgres). May be given several times.
+    /// signal), exit:code[=N] (a process exiting non-zero), exit:oom (a process chosen by the OOM
+    /// killer); add ,pid=N or ,comm=NAME to watch one process or thread name
+    /// (runq>20ms,comm=postgres). May be given several times.
     #[arg(long = "trigger")]
     pub triggers: Vec<Trigger>,
     /// After a trigger, keep recording this long before freezing.

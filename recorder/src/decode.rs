@@ -1,7 +1,7 @@
 //! Ring-buffer records → typed views. No allocation: stacks stay borrowed byte slices.
 use flightrec_common::{
-    BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, SampleEvent, Source,
-    SwitchEvent, SyscallEvent, TcpEvent, UserRegs, WakeupEvent,
+    BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OomEvent, SampleEvent,
+    SignalEvent, Source, SwitchEvent, SyscallEvent, TcpEvent, UserRegs, WakeupEvent,
 };
 
 /// A stack as the kernel walked it: leaf first, or the errno of a failed walk.
@@ -59,6 +59,10 @@ pub enum Record<'a> {
     Syscall(SyscallEvent, bool),
     /// A TCP state change (`retransmit` false) or retransmit.
     Tcp(TcpEvent, bool),
+    /// A signal generated.
+    Signal(SignalEvent),
+    /// An OOM-killer victim.
+    Oom(OomEvent),
 }
 
 impl Record<'_> {
@@ -71,6 +75,8 @@ impl Record<'_> {
             Record::Block(..) => Source::Block,
             Record::Syscall(..) => Source::Syscall,
             Record::Tcp(..) => Source::Tcp,
+            Record::Signal(_) => Source::Signal,
+            Record::Oom(_) => Source::Oom,
         }
     }
 }
@@ -167,6 +173,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         EventKind::SysExit => Record::Syscall(read(bytes)?, true),
         EventKind::TcpState => Record::Tcp(read(bytes)?, false),
         EventKind::TcpRetransmit => Record::Tcp(read(bytes)?, true),
+        EventKind::Signal => Record::Signal(read(bytes)?),
+        EventKind::OomVictim => Record::Oom(read(bytes)?),
     })
 }
 

@@ -405,10 +405,17 @@ impl Recorder {
 }
 
 async fn record(opts: RecordOptions) -> Result<RecordSummary> {
-    if opts.triggers.iter().any(Trigger::needs_process_events)
-        && !opts.probes.sources.contains(&Source::Process)
-    {
-        bail!("exit triggers need the process events: add process to --events");
+    for t in &opts.triggers {
+        if let Some(s) = t
+            .needs_source()
+            .filter(|s| !opts.probes.sources.contains(s))
+        {
+            bail!(
+                "trigger {t} needs the {} events: add {} to --events",
+                s.name(),
+                s.name()
+            );
+        }
     }
     let (manifest, _lock) = open_capture(&opts)?;
     let first_id = manifest.segments.last().map_or(0, |s| s.id + 1);

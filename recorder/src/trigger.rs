@@ -19,6 +19,8 @@ pub enum Condition {
     ExitSignal(Option<i32>),
     /// A process exiting with a non-zero code (this one, or any).
     ExitCode(Option<i32>),
+    /// A process chosen by the OOM killer.
+    ExitOom,
 }
 
 /// Whose events a trigger looks at: the thread that waited (runq), the task that issued the
@@ -66,16 +68,20 @@ impl Trigger {
         match self.condition {
             Condition::Runq(_) => "runq",
             Condition::Block(_) => "block",
-            Condition::ExitSignal(_) | Condition::ExitCode(_) => "exit",
+            Condition::ExitSignal(_) | Condition::ExitCode(_) | Condition::ExitOom => "exit",
         }
     }
 
-    /// True for triggers on process exits (they need the `process` source).
-    pub fn needs_process_events(&self) -> bool {
-        matches!(
-            self.condition,
-            Condition::ExitSignal(_) | Condition::ExitCode(_)
-        )
+    /// The source whose events the trigger watches, beside the scheduler's.
+    pub fn needs_source(&self) -> Option<flightrec_common::Source> {
+        match self.condition {
+            Condition::ExitSignal(_) | Condition::ExitCode(_) => {
+                Some(flightrec_common::Source::Process)
+            }
+            Condition::ExitOom => Some(flightrec_common::Source::Oom),
+            Condition::Runq(_) => Some(flightrec_common::Source::Sched),
+            Condition::Block(_) => Some(flightrec_common::Source::Block),
+        }
     }
 }
 
@@ -93,6 +99,7 @@ impl fmt::Display for Condition {
             Condition::Block(ns) => write!(f, "block>{}", d(*ns)),
             Condition::ExitSignal(s) => write!(f, "exit:signal{}", eq(s)),
             Condition::ExitCode(c) => write!(f, "exit:code{}", eq(c)),
+            Condition::ExitOom => write!(f, "exit:oom"),
         }
     }
 }
@@ -114,7 +121,7 @@ impl FromStr for Condition {
     fn from_str(s: &str) -> Result<Condition, String> {
         let usage = || {
             format!(
-                "trigger {s:?}: expected runq>DURATION, block>DURATION, exit:signal[=N] or exit:code[=N], optionally followed by ,pid=N or ,comm=NAME (e.g. runq>20ms,comm=postgres)"
+                "trigger {s:?}: expected runq>DURATION, block>DURATION, exit:signal[=N], exit:code[=N] or exit:oom, optionally followed by ,pid=N or ,comm=NAME (e.g. runq>20ms,comm=postgres)"
             )
         };
         if let Some(rest) = s.strip_prefix("exit:") {
@@ -129,6 +136,7 @@ impl FromStr for Condition {
                 None => (rest, None),
             };
             return match what.trim() {
+                "oom" if n.is_none() => Ok(Condition::ExitOom),
                 "signal" => Ok(Condition::ExitSignal(n)),
                 "code" => Ok(Condition::ExitCode(n)),
                 _ => Err(usage()),
@@ -216,6 +224,10 @@ impl Fired {
                 self.tid
             ),
             Condition::Runq(_) => format!("trigger {t}: {} for tid {}", took(), self.tid),
+            Condition::ExitOom => format!(
+                "trigger {t}: process {} chosen by the OOM killer ({} kB resident)",
+                self.tid, self.latency_ns
+            ),
         }
     }
 }
@@ -335,6 +347,11 @@ impl Watch {
                             self.in_scope(&t.scope, e.pid, Some(e.hdr.tgid as i32), Some(&e.comm))
                         })
                 }
+                (Condition::ExitOom, Record::Oom(e)) => {
+                    let rss = e.anon_rss + e.file_rss + e.shmem_rss;
+                    Some((rss, e.pid))
+                        .filter(|_| self.in_scope(&t.scope, e.pid, Some(e.pid), Some(&e.comm)))
+                }
                 (Condition::Block(limit), Record::Block(e, complete)) => {
                     if !complete {
                         let who = (e.hdr.ts, e.hdr.tgid as i32, e.hdr.tid as i32);
@@ -357,6 +374,7 @@ impl Watch {
                     Record::Switch(e, ..) => e.hdr.ts,
                     Record::Block(e, _) => e.hdr.ts,
                     Record::Exit(e) => e.hdr.ts,
+                    Record::Oom(e) => e.hdr.ts,
                     _ => 0,
                 };
                 return Some(Fired {

@@ -21,6 +21,10 @@ pub enum Table {
     Syscall,
     /// TCP state changes and retransmits.
     Tcp,
+    /// Signals generated.
+    Signal,
+    /// OOM-killer victims.
+    Oom,
     /// Stacks referenced by this segment's events.
     Stacks,
     /// Every task referenced by this segment's events, with its names.
@@ -33,7 +37,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order files are written.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 13] = [
         Table::SchedSwitch,
         Table::SchedWakeup,
         Table::Process,
@@ -41,6 +45,8 @@ impl Table {
         Table::Block,
         Table::Syscall,
         Table::Tcp,
+        Table::Signal,
+        Table::Oom,
         Table::Stacks,
         Table::Tasks,
         Table::KernelSymbols,
@@ -57,6 +63,8 @@ impl Table {
             Table::Block => "block",
             Table::Syscall => "syscall",
             Table::Tcp => "tcp",
+            Table::Signal => "signal",
+            Table::Oom => "oom",
             Table::Stacks => "stacks",
             Table::Tasks => "tasks",
             Table::KernelSymbols => "kernel_symbols",
@@ -208,6 +216,34 @@ fn build(table: Table) -> Schema {
                 f("sport", UInt16, false),
                 f("daddr", Utf8, false),
                 f("dport", UInt16, false),
+            ]);
+        }
+        Table::Signal => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("sig", Int32, false),
+                f("code", Int32, false),
+                f("errno", Int32, false),
+                f("target_tid", Int32, false),
+                f("target_comm", Utf8, false),
+                f("group", Boolean, false),
+                f("result", Int32, false),
+            ]);
+        }
+        Table::Oom => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("victim_pid", Int32, false),
+                f("victim_comm", Utf8, false),
+                f("uid", UInt32, false),
+                f("oom_score_adj", Int32, false),
+                f("total_vm_kb", UInt64, false),
+                f("anon_rss_kb", UInt64, false),
+                f("file_rss_kb", UInt64, false),
+                f("shmem_rss_kb", UInt64, false),
+                f("pgtables_kb", UInt64, false),
             ]);
         }
         Table::Stacks => {

@@ -85,7 +85,10 @@ fn events_in_range(
 ) -> Result<std::collections::BTreeMap<String, u64>> {
     let mut out = std::collections::BTreeMap::new();
     let whole = filter.covers(seg.meta.first_event_ns, seg.meta.last_event_ns);
-    for t in Table::ALL.into_iter().filter(|t| t.is_event_table()) {
+    // Tables a segment does not list were added to the format after it was written: not recorded,
+    // so not shown as zero.
+    let listed = |t: &Table| seg.meta.rows.is_empty() || seg.meta.rows.contains_key(t.name());
+    for t in Table::ALL.into_iter().filter(|t| t.is_event_table() && listed(t)) {
         let n = if whole {
             seg.meta.rows.get(t.name()).copied().unwrap_or(0)
         } else {

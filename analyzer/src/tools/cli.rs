@@ -82,6 +82,20 @@ pub enum Tool {
         #[arg(long, default_value_t = 10_000)]
         limit: usize,
     },
+    /// Signals sent: time, sender, signal, target, result (killsnoop).
+    Killsnoop {
+        #[command(flatten)]
+        common: Common,
+        /// Also signals the kernel raised itself (SIGCHLD at exits, SIGSEGV at faults, timers),
+        /// not only those sent with kill(), tkill(), tgkill() or sigqueue().
+        #[arg(long)]
+        all: bool,
+    },
+    /// OOM kills: the victim, its memory, and the task that invoked the OOM killer (oomkill).
+    Oomkill {
+        #[command(flatten)]
+        common: Common,
+    },
     /// One line per TCP connection that closed: owner, addresses, ports, lifetime (tcplife).
     Tcplife {
         #[command(flatten)]
@@ -235,6 +249,24 @@ impl Tool {
                     cpu,
                 };
                 let r = super::timeline::timeline(&cap, &sel, limit)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+            }
+            Tool::Killsnoop { common, all } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "signal")?;
+                let r = super::killsnoop::killsnoop(&cap, &filter, all)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+            }
+            Tool::Oomkill { common } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "oom")?;
+                let r = super::oomkill::oomkill(&cap, &filter)?;
                 if common.json {
                     return json(&r);
                 }

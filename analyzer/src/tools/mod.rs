@@ -1,6 +1,7 @@
 //! The book's other tools, each answered from a capture after the fact: `cpudist` and `runqlen`
 //! (from the switches and wake-ups), `execsnoop` and `exitsnoop` (from the process events),
-//! `biosnoop` and `bitesize` (from the block requests), `syscount` (from the syscalls), `tcplife`,
+//! `killsnoop` and `oomkill` (from signals and OOM kills), `biosnoop` and `bitesize` (from the
+//! block requests), `syscount` (from the syscalls), `tcplife`,
 //! `tcpconnect`, `tcpaccept`, `tcpconnlat` and `tcpretrans` (from the TCP state changes), and
 //! `timeline` (all of them, for one process or CPU, merged in time order). Each
 //! prints what its BCC/libbpf-tools peer prints, with the analyzer's filters, `--json`, and the
@@ -10,6 +11,8 @@ pub mod cli;
 pub mod cpudist;
 pub mod execsnoop;
 pub mod exitsnoop;
+pub mod killsnoop;
+pub mod oomkill;
 pub mod procs;
 pub mod runqlen;
 pub mod stretches;

@@ -13,21 +13,25 @@
 #![no_std]
 
 mod block;
+mod oom;
 mod process;
 mod profile;
 mod sched;
+mod signal;
 mod syscall;
 mod tcp;
 
 pub use block::*;
+pub use oom::*;
 pub use process::*;
 pub use profile::*;
 pub use sched::*;
+pub use signal::*;
 pub use syscall::*;
 pub use tcp::*;
 
 /// Bumped whenever a record layout or the meaning of a field changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "EVENTS";
@@ -77,10 +81,14 @@ pub enum Source {
     Syscall = 4,
     /// TCP state changes and retransmits.
     Tcp = 5,
+    /// Signals generated (who sent which signal to whom).
+    Signal = 6,
+    /// OOM-killer victims.
+    Oom = 7,
 }
 
 /// Number of [`Source`] variants.
-pub const SOURCE_COUNT: usize = 6;
+pub const SOURCE_COUNT: usize = 8;
 
 impl Source {
     /// All sources in index order.
@@ -91,6 +99,8 @@ impl Source {
         Source::Block,
         Source::Syscall,
         Source::Tcp,
+        Source::Signal,
+        Source::Oom,
     ];
 
     /// The name used on the command line and in captures.
@@ -102,6 +112,8 @@ impl Source {
             Source::Block => "block",
             Source::Syscall => "syscall",
             Source::Tcp => "tcp",
+            Source::Signal => "signal",
+            Source::Oom => "oom",
         }
     }
 }
@@ -156,6 +168,10 @@ pub enum EventKind {
     TcpState = 12,
     /// [`TcpEvent`] from `tcp_retransmit_skb`
     TcpRetransmit = 13,
+    /// [`SignalEvent`] from `signal_generate`
+    Signal = 14,
+    /// [`OomEvent`] from `oom:mark_victim`
+    OomVictim = 15,
 }
 
 impl EventKind {
@@ -175,6 +191,8 @@ impl EventKind {
             11 => Self::SysExit,
             12 => Self::TcpState,
             13 => Self::TcpRetransmit,
+            14 => Self::Signal,
+            15 => Self::OomVictim,
             _ => return None,
         })
     }
@@ -287,6 +305,8 @@ pub struct Config {
     pub syscall: SyscallOffsets,
     pub tcp_state: TcpOffsets,
     pub tcp_retransmit: TcpOffsets,
+    pub signal: SignalOffsets,
+    pub oom: OomOffsets,
     /// The architecture's `pt_regs`.
     pub regs: RegsLayout,
     /// Bytes of user stack copied at a switch-out when the thread's stack top is not known.

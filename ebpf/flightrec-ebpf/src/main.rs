@@ -5,9 +5,11 @@
 
 mod block;
 mod emit;
+mod oom;
 mod process;
 mod profile;
 mod sched;
+mod signal;
 mod syscall;
 mod tcp;
 
@@ -49,6 +51,8 @@ tracepoint!(sys_enter, |ctx| syscall::enter(ctx));
 tracepoint!(sys_exit, |ctx| syscall::exit(ctx));
 tracepoint!(inet_sock_set_state, |ctx| tcp::set_state(ctx));
 tracepoint!(tcp_retransmit_skb, |ctx| tcp::retransmit(ctx));
+tracepoint!(signal_generate, |ctx| signal::generate(ctx));
+tracepoint!(mark_victim, |ctx| oom::mark_victim(ctx));
 
 #[perf_event]
 pub fn profile_cpu_clock(ctx: PerfEventContext) -> u32 {

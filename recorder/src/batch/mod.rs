@@ -1,5 +1,6 @@
 //! Accumulates one segment's decoded records into Arrow columns: one module of row builders per
-//! event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`), each behind [`Rows`];
+//! event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`, `signal`, `oom`), each
+//! behind [`Rows`];
 //! the lookup tables (stacks, tasks, kernel symbols) are made here when the segment is cut.
 use std::collections::HashSet;
 
@@ -21,10 +22,12 @@ use crate::{
 };
 
 mod block;
+mod oom;
 mod process;
 mod profile;
 mod rows;
 mod sched;
+mod signal;
 mod syscall;
 mod tcp;
 
@@ -56,6 +59,8 @@ pub struct SegmentBatch {
     block: block::Blocks,
     syscall: syscall::Syscalls,
     tcp: tcp::Tcps,
+    signal: signal::Signals,
+    oom: oom::Ooms,
     stacks: StackTable,
     /// User frames placed in their modules when their stacks were first seen.
     placed: std::collections::HashMap<(i32, u64), Frame>,
@@ -126,6 +131,8 @@ impl SegmentBatch {
             Record::Block(e, _) => e.hdr,
             Record::Syscall(e, _) => e.hdr,
             Record::Tcp(e, _) => e.hdr,
+            Record::Signal(e) => e.hdr,
+            Record::Oom(e) => e.hdr,
         };
         self.seen(&h, rec.source());
         if h.tid != 0 {
@@ -208,6 +215,14 @@ impl SegmentBatch {
             Record::Block(e, complete) => self.block.push(&h, e, *complete),
             Record::Syscall(e, exit) => self.syscall.push(&h, e, *exit),
             Record::Tcp(e, retransmit) => self.tcp.push(&h, e, *retransmit),
+            Record::Signal(e) => {
+                self.tids.insert(e.pid);
+                self.signal.push(&h, e);
+            }
+            Record::Oom(e) => {
+                self.tids.insert(e.pid);
+                self.oom.push(&h, e);
+            }
         }
     }
 
@@ -335,6 +350,8 @@ impl SegmentBatch {
             self.block.finish(),
             self.syscall.finish(),
             self.tcp.finish(),
+            self.signal.finish(),
+            self.oom.finish(),
         ]
     }
 }

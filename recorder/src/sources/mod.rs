@@ -10,8 +10,10 @@ use flightrec_common::{Config, Source};
 use crate::{probes::ProbeOptions, tracefs::Format};
 
 mod block;
+mod oom;
 mod process;
 mod sched;
+mod signal;
 mod syscall;
 mod tcp;
 
@@ -35,6 +37,8 @@ pub fn tracepoints(source: Source) -> &'static [Tracepoint] {
         Source::Block => block::TRACEPOINTS,
         Source::Syscall => syscall::TRACEPOINTS,
         Source::Tcp => tcp::TRACEPOINTS,
+        Source::Signal => signal::TRACEPOINTS,
+        Source::Oom => oom::TRACEPOINTS,
     }
 }
 
@@ -47,5 +51,7 @@ pub fn configure(source: Source, c: &mut Config, k: &Kernel, opts: &ProbeOptions
         Source::Block => block::configure(c, k),
         Source::Syscall => syscall::configure(c, k, opts),
         Source::Tcp => tcp::configure(c, k),
+        Source::Signal => signal::configure(c, k),
+        Source::Oom => oom::configure(c, k),
     }
 }

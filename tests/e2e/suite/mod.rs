@@ -7,6 +7,7 @@ mod incident;
 mod peers;
 mod record;
 mod reliability;
+mod signals;
 mod sql;
 mod stacks;
 mod tcp;
