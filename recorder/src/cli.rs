@@ -210,7 +210,7 @@ mod tests {
             parse_events("block,sched").unwrap().0,
             vec![Source::Sched, Source::Block]
         );
-        assert_eq!(parse_events("all").unwrap().0.len(), 6);
+        assert_eq!(parse_events("all").unwrap().0.len(), Source::ALL.len());
         assert!(parse_events("sched,bogus")
             .unwrap_err()
             .contains("unknown event source \"bogus\""));
