@@ -38,6 +38,10 @@ pub struct Common {
     /// Only threads with this name.
     #[arg(long)]
     pub comm: Option<String>,
+    /// Only tasks in this cgroup or below it (e.g. /kubepods/burstable/pod1234), as the recorder
+    /// read it from /proc/PID/cgroup.
+    #[arg(long)]
+    pub cgroup: Option<String>,
     /// Start of the range: an offset from the capture start (30s, +2m) or a time (2026-11-26T10:00:00Z).
     #[arg(long)]
     pub from: Option<String>,
@@ -149,6 +153,9 @@ pub enum Command {
         /// Only threads with this name.
         #[arg(long)]
         comm: Option<String>,
+        /// Only tasks in this cgroup or below it.
+        #[arg(long)]
+        cgroup: Option<String>,
         /// Start of the range, as for the other commands.
         #[arg(long)]
         from: Option<String>,
@@ -219,6 +226,7 @@ pub(crate) fn open(common: &Common) -> Result<(Capture, Filter)> {
     let filter = Filter {
         pid: common.pid,
         comm: common.comm.clone(),
+        cgroup: common.cgroup.clone(),
         from: time(&common.from)?,
         to: time(&common.to)?,
         debuginfo_dir: common.debuginfo_dir.clone(),
@@ -345,6 +353,7 @@ pub fn run(cli: Cli) -> Result<String> {
             capture,
             pid,
             comm,
+            cgroup,
             from,
             until,
             debuginfo_dir,
@@ -357,6 +366,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 capture,
                 pid,
                 comm,
+                cgroup,
                 from,
                 to: until,
                 json: false,

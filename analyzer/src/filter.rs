@@ -11,6 +11,8 @@ pub struct Filter {
     pub pid: Option<i32>,
     /// Thread name to keep.
     pub comm: Option<String>,
+    /// Cgroup to keep: tasks in it or below it (`--cgroup`).
+    pub cgroup: Option<String>,
     /// Keep events at or after this monotonic ns.
     pub from: Option<u64>,
     /// Keep events before this monotonic ns.
@@ -110,12 +112,23 @@ impl Filter {
                 return false;
             }
         }
-        true
+        self.in_cgroup(tasks.cgroup(tid))
     }
 
-    /// True when neither pid nor comm is filtered.
+    /// True when a task of cgroup `cgroup` (None: not recorded) passes `--cgroup`.
+    pub fn in_cgroup(&self, cgroup: Option<&str>) -> bool {
+        let Some(want) = self.cgroup.as_deref() else {
+            return true;
+        };
+        let want = want.trim_end_matches('/');
+        cgroup.is_some_and(|c| {
+            want.is_empty() || c == want || c.strip_prefix(want).is_some_and(|r| r.starts_with('/'))
+        })
+    }
+
+    /// True when neither pid, comm nor cgroup is filtered.
     pub fn all_tasks(&self) -> bool {
-        self.pid.is_none() && self.comm.is_none()
+        self.pid.is_none() && self.comm.is_none() && self.cgroup.is_none()
     }
 }
 

@@ -17,6 +17,8 @@ use crate::{
 #[derive(Default)]
 pub struct Tasks {
     by_tid: HashMap<i32, (Option<i32>, Arc<str>)>,
+    /// The cgroup of each task's process, where recorded.
+    cgroups: HashMap<i32, Arc<str>>,
     unknown: Arc<str>,
 }
 
@@ -24,20 +26,40 @@ impl Tasks {
     /// Reads a segment's `tasks` table.
     pub fn load(seg: &Segment) -> Result<Tasks> {
         let mut by_tid = HashMap::new();
-        for b in seg.read(Table::Tasks, &["tid", "tgid", "comm"])? {
+        let mut cgroups = HashMap::new();
+        let with_cgroup = seg.has_column(Table::Tasks, "cgroup");
+        let cols: &[&str] = if with_cgroup {
+            &["tid", "tgid", "comm", "cgroup"]
+        } else {
+            &["tid", "tgid", "comm"]
+        };
+        for b in seg.read(Table::Tasks, cols)? {
             let (tid, tgid, comm) = (
                 prim::<Int32Type>(&b, "tid"),
                 prim::<Int32Type>(&b, "tgid"),
                 strings(&b, "comm"),
             );
+            let cgroup = with_cgroup.then(|| strings(&b, "cgroup"));
             for i in 0..b.num_rows() {
                 by_tid.insert(tid.value(i), (opt(tgid, i), Arc::from(comm.value(i))));
+                if let Some(c) = cgroup.as_ref().filter(|c| c.is_valid(i)) {
+                    cgroups.insert(tid.value(i), Arc::from(c.value(i)));
+                }
             }
         }
         Ok(Tasks {
             by_tid,
+            cgroups,
             unknown: Arc::from("[unknown]"),
         })
+    }
+
+    /// The cgroup of the thread's process, where recorded.
+    pub fn cgroup(&self, tid: i32) -> Option<&str> {
+        self.cgroups
+            .get(&tid)
+            .or_else(|| self.tgid(tid).and_then(|g| self.cgroups.get(&g)))
+            .map(|c| &**c)
     }
 
     /// The thread's name.

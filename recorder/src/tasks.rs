@@ -25,6 +25,8 @@ pub struct Process {
     pub exe: Option<Arc<str>>,
     /// Command line, arguments separated by spaces.
     pub cmdline: Option<Arc<str>>,
+    /// Its cgroup ([`read_cgroup`]).
+    pub cgroup: Option<Arc<str>>,
 }
 
 /// Threads by tid and processes by tgid.
@@ -55,6 +57,42 @@ pub fn read_cmdline(pid: i32) -> Option<Arc<str>> {
     Some(parts.join(" ").into())
 }
 
+/// The cgroup of a process from `/proc/<pid>/cgroup`: its cgroup v2 path when not the root, else
+/// the path most of its v1 controllers share when not the root, else the first v1 path that is not,
+/// else `/`. (A Kubernetes pod's containers have the pod's path under every controller.)
+pub fn read_cgroup(pid: i32) -> Option<Arc<str>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    Some(pick_cgroup(&text).into())
+}
+
+fn pick_cgroup(text: &str) -> String {
+    let mut v1: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(_), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if id == "0" {
+            if path != "/" {
+                return path.to_string();
+            }
+        } else if path != "/" {
+            v1.push(path);
+        }
+    }
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for p in &v1 {
+        *counts.entry(p).or_insert(0) += 1;
+    }
+    let most = v1.iter().max_by_key(|p| {
+        (
+            counts[*p],
+            std::cmp::Reverse(v1.iter().position(|q| q == *p)),
+        )
+    });
+    most.map_or("/".to_string(), |p| p.to_string())
+}
+
 impl TaskTable {
     /// Seeds the table from every process and thread in /proc.
     pub fn scan_proc() -> TaskTable {
@@ -80,6 +118,7 @@ impl TaskTable {
                     ppid: Some(stat.ppid),
                     exe: p.exe().ok().map(|e| e.to_string_lossy().into()),
                     cmdline: read_cmdline(tgid),
+                    cgroup: read_cgroup(tgid),
                 },
             );
             t.tasks.insert(
@@ -145,14 +184,20 @@ impl TaskTable {
         let p = self.procs.entry(tgid).or_default();
         p.exe = Some(filename.into());
         p.cmdline = read_cmdline(tgid);
+        p.cgroup = read_cgroup(tgid).or(p.cgroup.take());
     }
 
     /// A fork. Whether the child is a thread or a process is learned when it first runs.
     pub fn fork(&mut self, parent_tgid: i32, child: i32, comm: &[u8; COMM_LEN]) {
         self.set_comm(child, comm);
+        // A child starts in its parent's cgroup.
+        let cgroup = self.procs.get(&parent_tgid).and_then(|p| p.cgroup.clone());
         let p = self.procs.entry(child).or_default();
         if p.ppid.is_none() {
             p.ppid = Some(parent_tgid);
+        }
+        if p.cgroup.is_none() {
+            p.cgroup = cgroup;
         }
     }
 
@@ -185,6 +230,18 @@ impl TaskTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_paths_prefer_v2_then_the_common_v1_path() {
+        assert_eq!(
+            pick_cgroup("0::/kubepods.slice/pod1/c1\n"),
+            "/kubepods.slice/pod1/c1"
+        );
+        let v1 = "9:name=systemd:/\n4:memory:/kubepods/pod1/c1\n1:cpu:/kubepods/pod1/c1\n3:cpuset:/x\n0::/\n";
+        assert_eq!(pick_cgroup(v1), "/kubepods/pod1/c1");
+        assert_eq!(pick_cgroup("4:memory:/a\n0::/\n"), "/a");
+        assert_eq!(pick_cgroup("1:cpu:/\n0::/\n"), "/");
+    }
 
     #[test]
     fn scan_finds_this_process_and_its_threads() {

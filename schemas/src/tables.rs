@@ -77,6 +77,7 @@ impl Table {
     pub fn added_later(self) -> &'static [&'static str] {
         match self {
             Table::Stacks => &["method", "truncated"],
+            Table::Tasks => &["cgroup"],
             _ => &[],
         }
     }
@@ -268,6 +269,7 @@ fn build(table: Table) -> Schema {
                 f("comm", Utf8, false),
                 f("exe", Utf8, true),
                 f("cmdline", Utf8, true),
+                f("cgroup", Utf8, true),
             ]);
         }
         Table::KernelSymbols => {

@@ -25,8 +25,8 @@ fn us(ns: u64) -> f64 {
 
 /// Writes the trace of the segments and range `filter` selects.
 pub fn write(cap: &Capture, filter: &Filter, out: impl Write) -> Result<()> {
-    if filter.pid.is_some() || filter.comm.is_some() {
-        bail!("a Chrome trace holds every CPU and thread: --pid and --comm do not apply");
+    if !filter.all_tasks() {
+        bail!("a Chrome trace holds every CPU and thread: --pid, --comm and --cgroup do not apply");
     }
     let mut events: Vec<Value> = Vec::new();
     let mut names: BTreeMap<(i32, i32), String> = BTreeMap::new();

@@ -26,7 +26,16 @@ pub struct ProcessTime {
     pub pid: i32,
     /// Its name.
     pub comm: String,
+    /// Its cgroup, where recorded.
+    pub cgroup: Option<String>,
     /// ns on or off CPU.
+    pub ns: u64,
+}
+
+/// CPU time of one cgroup (its processes' samples).
+#[derive(Clone, Debug, Serialize)]
+pub struct CgroupTime {
+    pub cgroup: String,
     pub ns: u64,
 }
 
@@ -63,6 +72,8 @@ pub struct Summary {
     pub top_cpu: Vec<ProcessTime>,
     /// Processes by off-CPU time of their threads.
     pub top_offcpu: Vec<ProcessTime>,
+    /// CPU time per cgroup (from profile samples), where the capture records cgroups.
+    pub top_cgroups_cpu: Vec<CgroupTime>,
     /// For a snapshot: why it was taken, when (UTC), and the cause's time.
     pub frozen: Option<(String, String, String)>,
     /// What recording cost, over the covered segments.
@@ -88,7 +99,10 @@ fn events_in_range(
     // Tables a segment does not list were added to the format after it was written: not recorded,
     // so not shown as zero.
     let listed = |t: &Table| seg.meta.rows.is_empty() || seg.meta.rows.contains_key(t.name());
-    for t in Table::ALL.into_iter().filter(|t| t.is_event_table() && listed(t)) {
+    for t in Table::ALL
+        .into_iter()
+        .filter(|t| t.is_event_table() && listed(t))
+    {
         let n = if whole {
             seg.meta.rows.get(t.name()).copied().unwrap_or(0)
         } else {
@@ -123,16 +137,24 @@ pub struct CostSummary {
 
 const TOP: usize = 10;
 
-fn top(map: HashMap<i32, u64>, names: &HashMap<i32, String>) -> Vec<ProcessTime> {
+/// A process's name and cgroup.
+type Named = (String, Option<String>);
+
+fn top(map: HashMap<i32, u64>, names: &HashMap<i32, Named>) -> Vec<ProcessTime> {
     let mut v: Vec<ProcessTime> = map
         .into_iter()
-        .map(|(pid, ns)| ProcessTime {
-            pid,
-            comm: names
-                .get(&pid)
-                .cloned()
-                .unwrap_or_else(|| "[unknown]".into()),
-            ns,
+        .map(|(pid, ns)| {
+            let (comm, cgroup) = names.get(&pid).cloned().unwrap_or_default();
+            ProcessTime {
+                pid,
+                comm: if comm.is_empty() {
+                    "[unknown]".into()
+                } else {
+                    comm
+                },
+                cgroup,
+                ns,
+            }
         })
         .collect();
     v.sort_by(|a, b| b.ns.cmp(&a.ns).then(a.pid.cmp(&b.pid)));
@@ -180,9 +202,12 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         }
         // Every process seen, not only those with a finished interval here: an interval that ends
         // in a later segment is attributed after stitching.
-        let names: HashMap<i32, String> = seen
+        let names: HashMap<i32, Named> = seen
             .into_iter()
-            .map(|p| (p, tasks.comm(p).to_string()))
+            .map(|p| {
+                let cgroup = tasks.cgroup(p).map(str::to_string);
+                (p, (tasks.comm(p).to_string(), cgroup))
+            })
             .collect();
         let ustacks = stacks::per_process(seg, filter, &tasks)?;
         Ok((
@@ -213,6 +238,22 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         opens.push(open);
     }
     stitch(opens, |p, d| *off.entry(p).or_insert(0) += d);
+    // --cgroup keeps the processes of that cgroup in the top lists.
+    let kept = |pid: &i32| filter.in_cgroup(names.get(pid).and_then(|n: &Named| n.1.as_deref()));
+    cpu.retain(|p, _| kept(p));
+    off.retain(|p, _| kept(p));
+    let mut by_cgroup: HashMap<String, u64> = HashMap::new();
+    for (pid, ns) in &cpu {
+        if let Some(c) = names.get(pid).and_then(|n| n.1.clone()) {
+            *by_cgroup.entry(c).or_insert(0) += ns;
+        }
+    }
+    let mut top_cgroups_cpu: Vec<CgroupTime> = by_cgroup
+        .into_iter()
+        .map(|(cgroup, ns)| CgroupTime { cgroup, ns })
+        .collect();
+    top_cgroups_cpu.sort_by(|a, b| b.ns.cmp(&a.ns).then(a.cgroup.cmp(&b.cgroup)));
+    top_cgroups_cpu.truncate(TOP);
     let first = segs
         .iter()
         .filter_map(|s| s.meta.first_event_ns)
@@ -251,6 +292,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         lost: Lost::in_range(cap, filter),
         top_cpu: top(cpu, &names),
         top_offcpu: top(off, &names),
+        top_cgroups_cpu,
         cost: {
             let mut c = CostSummary {
                 ring_bytes: m.config.ringbuf_bytes,
@@ -418,7 +460,19 @@ impl Summary {
                 let _ = writeln!(o, "    (none)");
             }
             for p in list {
-                let _ = writeln!(o, "    {:>12}  {} ({})", fmt_ns(p.ns), p.comm, p.pid);
+                let cg = p
+                    .cgroup
+                    .as_deref()
+                    .filter(|c| *c != "/")
+                    .map(|c| format!("  {c}"))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "    {:>12}  {} ({}){cg}", fmt_ns(p.ns), p.comm, p.pid);
+            }
+        }
+        if self.top_cgroups_cpu.iter().any(|c| c.cgroup != "/") {
+            let _ = writeln!(o, "\ntop cgroups on CPU (from profile samples):");
+            for c in &self.top_cgroups_cpu {
+                let _ = writeln!(o, "    {:>12}  {}", fmt_ns(c.ns), c.cgroup);
             }
         }
         o

@@ -46,12 +46,13 @@ pub fn execsnoop(cap: &Capture, filter: &Filter, redact: bool) -> Result<Report>
     let mut execs = Vec::new();
     for e in events.iter().filter(|e| e.kind == "exec") {
         let pid = e.tgid.unwrap_or(e.tid);
+        let p = procs.get(&pid).cloned().unwrap_or_default();
         if filter.pid.is_some_and(|p| p != pid)
             || filter.comm.as_deref().is_some_and(|c| c != e.comm)
+            || !filter.in_cgroup(p.cgroup.as_deref())
         {
             continue;
         }
-        let p = procs.get(&pid).cloned().unwrap_or_default();
         // A fork of this process in the capture names its parent too.
         let forked = forks.get(&pid).and_then(|f| f.parent_tid);
         let filename = e.filename.clone().unwrap_or_default();

@@ -68,6 +68,7 @@ pub fn exitsnoop(cap: &Capture, filter: &Filter, opts: Options) -> Result<Report
         if (opts.failed && status == 0)
             || filter.pid.is_some_and(|p| p != pid)
             || filter.comm.as_deref().is_some_and(|c| c != e.comm)
+            || !filter.in_cgroup(procs.get(&pid).and_then(|p| p.cgroup.as_deref()))
         {
             continue;
         }

@@ -46,6 +46,7 @@ pub struct Report {
 /// The OOM kills of the range whose victim `--pid`/`--comm` name (when given).
 pub fn oomkill(cap: &Capture, filter: &Filter) -> Result<Report> {
     let mut kills = Vec::new();
+    let cgroups = super::procs::cgroups(cap, filter)?;
     let cols = [
         "ts",
         "tid",
@@ -86,6 +87,7 @@ pub fn oomkill(cap: &Capture, filter: &Filter) -> Result<Report> {
                 if !filter.in_range(ts.value(i))
                     || filter.pid.is_some_and(|p| p != v)
                     || filter.comm.as_deref().is_some_and(|c| c != vc)
+                    || !filter.in_cgroup(cgroups.get(&v).map(String::as_str))
                 {
                     continue;
                 }

@@ -47,6 +47,8 @@ pub struct Proc {
     pub ppid: Option<i32>,
     /// Its command line as the recorder read it from /proc (absent when the process was gone).
     pub cmdline: Option<String>,
+    /// Its cgroup, where recorded.
+    pub cgroup: Option<String>,
 }
 
 /// The process events of the segments `filter` selects, in time order, and the processes they
@@ -98,19 +100,29 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
                 });
             }
         }
-        for b in seg.read(Table::Tasks, &["tid", "tgid", "ppid", "cmdline"])? {
+        let with_cgroup = seg.has_column(Table::Tasks, "cgroup");
+        let cols: &[&str] = if with_cgroup {
+            &["tid", "tgid", "ppid", "cmdline", "cgroup"]
+        } else {
+            &["tid", "tgid", "ppid", "cmdline"]
+        };
+        for b in seg.read(Table::Tasks, cols)? {
             let (tid, tgid, ppid) = (
                 prim::<Int32Type>(&b, "tid"),
                 prim::<Int32Type>(&b, "tgid"),
                 prim::<Int32Type>(&b, "ppid"),
             );
             let cmdline = strings(&b, "cmdline");
+            let cgroup = with_cgroup.then(|| strings(&b, "cgroup"));
             for i in 0..b.num_rows() {
                 if opt(tgid, i).is_some_and(|g| g != tid.value(i)) {
                     continue;
                 }
                 let p = procs.entry(tid.value(i)).or_default();
                 p.ppid = p.ppid.or(opt(ppid, i));
+                if let Some(c) = cgroup.as_ref().filter(|c| c.is_valid(i)) {
+                    p.cgroup = Some(c.value(i).to_string());
+                }
                 if cmdline.is_valid(i) && !cmdline.value(i).is_empty() {
                     // The latest segment's reading: after an exec, the new command line.
                     p.cmdline = Some(cmdline.value(i).to_string());
@@ -120,6 +132,31 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
     }
     events.sort_by_key(|e| e.ts);
     Ok((events, procs))
+}
+
+/// The cgroup of each process (by pid) in the segments `filter` selects, when `--cgroup` is given
+/// (else empty: every process passes).
+pub fn cgroups(cap: &Capture, filter: &Filter) -> Result<HashMap<i32, String>> {
+    if filter.cgroup.is_none() {
+        return Ok(HashMap::new());
+    }
+    let mut out = HashMap::new();
+    for seg in selected(cap, filter) {
+        if !seg.has_column(Table::Tasks, "cgroup") {
+            continue;
+        }
+        for b in seg.read(Table::Tasks, &["tid", "tgid", "cgroup"])? {
+            let (tid, tgid) = (prim::<Int32Type>(&b, "tid"), prim::<Int32Type>(&b, "tgid"));
+            let cgroup = strings(&b, "cgroup");
+            for i in 0..b.num_rows() {
+                if cgroup.is_valid(i) {
+                    let pid = opt(tgid, i).unwrap_or(tid.value(i));
+                    out.insert(pid, cgroup.value(i).to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The first fork of each thread among `events`, by the child's tid.

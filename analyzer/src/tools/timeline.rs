@@ -190,8 +190,11 @@ pub fn timeline(cap: &Capture, sel: &Select, limit: usize) -> Result<Report> {
         }
     }
     // Process events and TCP state changes carry their task's name: read for the whole range.
+    let cgroups = procs::cgroups(cap, filter)?;
+    let in_cgroup = |pid: i32| filter.in_cgroup(cgroups.get(&pid).map(String::as_str));
     for e in procs::load(cap, filter)?.0 {
-        if !sel.keeps_named(e.cpu, e.tgid.unwrap_or(e.tid), &e.comm) {
+        let pid = e.tgid.unwrap_or(e.tid);
+        if !sel.keeps_named(e.cpu, pid, &e.comm) || !in_cgroup(pid) {
             continue;
         }
         let detail = match e.kind.as_str() {
@@ -207,7 +210,7 @@ pub fn timeline(cap: &Capture, sel: &Select, limit: usize) -> Result<Report> {
         add(e.ts, e.cpu, (e.tid, &e.comm), kind, detail);
     }
     for e in super::tcp::events(cap, filter)? {
-        if !sel.keeps_named(e.cpu, e.pid, &e.comm) {
+        if !sel.keeps_named(e.cpu, e.pid, &e.comm) || !in_cgroup(e.pid) {
             continue;
         }
         let d = if e.retransmit {

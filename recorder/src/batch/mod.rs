@@ -365,6 +365,7 @@ fn tasks_table(tids: &HashSet<i32>, tasks: &TaskTable, redact: bool) -> RecordBa
     let mut comm = StringBuilder::new();
     let mut exe = StringBuilder::new();
     let mut cmdline = StringBuilder::new();
+    let mut cgroup = StringBuilder::new();
     for id in sorted {
         tid.append_value(id);
         match tasks.get(id) {
@@ -373,6 +374,7 @@ fn tasks_table(tids: &HashSet<i32>, tasks: &TaskTable, redact: bool) -> RecordBa
                 ppid.append_option(p.and_then(|p| p.ppid));
                 let name = c_str(&t.comm);
                 comm.append_value(if name.is_empty() { "[unknown]" } else { name });
+                cgroup.append_option(p.and_then(|p| p.cgroup.as_deref()));
                 let p = p.filter(|_| !redact);
                 exe.append_option(p.and_then(|p| p.exe.as_deref()));
                 cmdline.append_option(p.and_then(|p| p.cmdline.as_deref()));
@@ -383,6 +385,7 @@ fn tasks_table(tids: &HashSet<i32>, tasks: &TaskTable, redact: bool) -> RecordBa
                 comm.append_value("[unknown]");
                 exe.append_null();
                 cmdline.append_null();
+                cgroup.append_null();
             }
         }
     }
@@ -393,6 +396,7 @@ fn tasks_table(tids: &HashSet<i32>, tasks: &TaskTable, redact: bool) -> RecordBa
         arc(comm.finish()),
         arc(exe.finish()),
         arc(cmdline.finish()),
+        arc(cgroup.finish()),
     ];
     RecordBatch::try_new(Table::Tasks.schema(), cols).expect("tasks schema")
 }

@@ -94,13 +94,13 @@ fn killsnoop_names_sender_target_and_signal_like_libbpf_killsnoop() {
     assert!(text.contains("KILL") && text.contains("USR1"), "{text}");
 }
 
-/// A memory cgroup limited to `bytes`, removed when dropped: cgroup v1's memory controller, or a
-/// v2 hierarchy with the memory controller.
-struct MemCgroup(PathBuf);
+/// A memory cgroup named for `tag` and limited to `bytes`, removed when dropped: cgroup v1's
+/// memory controller, or a v2 hierarchy with the memory controller.
+pub(super) struct MemCgroup(pub(super) PathBuf);
 
 impl MemCgroup {
-    fn new(bytes: u64) -> MemCgroup {
-        let name = format!("flightrec-test-{}", std::process::id());
+    pub(super) fn new(tag: &str, bytes: u64) -> MemCgroup {
+        let name = format!("flightrec-{tag}-{}", std::process::id());
         let v1 = Path::new("/sys/fs/cgroup/memory");
         let (dir, limit) = if v1.join("memory.limit_in_bytes").exists() {
             (v1.join(&name), "memory.limit_in_bytes")
@@ -140,7 +140,7 @@ fn oomkill_and_the_exit_oom_trigger_catch_a_memory_cgroup_oom_kill() {
     );
     // `tail /dev/zero` keeps one ever-growing line in memory: in a 48 MiB cgroup the OOM killer
     // kills it.
-    let cg = MemCgroup::new(48 << 20);
+    let cg = MemCgroup::new("oom", 48 << 20);
     let procs = cg.0.join("cgroup.procs");
     let mut hog = Command::new("/bin/sh")
         .arg("-c")

@@ -429,8 +429,8 @@ pub mod block;
 /// Writes the Perfetto trace of the segments `filter` selects (its time range; the trace holds
 /// every CPU and thread, so `--pid` and `--comm` are refused).
 pub fn write(cap: &Capture, filter: &Filter, out: &mut impl std::io::Write) -> Result<Stats> {
-    if filter.pid.is_some() || filter.comm.is_some() {
-        bail!("a Perfetto trace holds every CPU and thread: --pid and --comm do not apply (select in the UI)");
+    if !filter.all_tasks() {
+        bail!("a Perfetto trace holds every CPU and thread: --pid, --comm and --cgroup do not apply (select in the UI)");
     }
     let segs = selected(cap, filter);
     let frames = Frames::load(cap, filter)?;

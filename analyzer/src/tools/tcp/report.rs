@@ -45,11 +45,13 @@ pub struct Row {
 /// The connections `tool` reports in the range of `filter`, owned by tasks it passes.
 pub fn report(cap: &Capture, filter: &Filter, tool: Tool) -> Result<Report> {
     let conns = connections(&events(cap, filter)?);
+    let cgroups = super::super::procs::cgroups(cap, filter)?;
     let rows = conns
         .into_iter()
         .filter(|c| {
             filter.pid.is_none_or(|p| p == c.pid)
                 && filter.comm.as_deref().is_none_or(|n| n == c.comm)
+                && filter.in_cgroup(cgroups.get(&c.pid).map(String::as_str))
         })
         .filter(|c| match tool {
             // tcplife reports a connection when it closes.
