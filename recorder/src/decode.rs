@@ -1,7 +1,7 @@
 //! Ring-buffer records → typed views. No allocation: stacks stay borrowed byte slices.
 use flightrec_common::{
-    BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OomEvent, SampleEvent,
-    SignalEvent, Source, SwitchEvent, SyscallEvent, TcpEvent, UserRegs, WakeupEvent,
+    BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, IrqEvent, OomEvent,
+    SampleEvent, SignalEvent, Source, SwitchEvent, SyscallEvent, TcpEvent, UserRegs, WakeupEvent,
 };
 
 /// A stack as the kernel walked it: leaf first, or the errno of a failed walk.
@@ -63,6 +63,8 @@ pub enum Record<'a> {
     Signal(SignalEvent),
     /// An OOM-killer victim.
     Oom(OomEvent),
+    /// An IRQ handler or softirq entry or exit.
+    Irq(IrqEvent, EventKind),
 }
 
 impl Record<'_> {
@@ -77,6 +79,7 @@ impl Record<'_> {
             Record::Tcp(..) => Source::Tcp,
             Record::Signal(_) => Source::Signal,
             Record::Oom(_) => Source::Oom,
+            Record::Irq(..) => Source::Irq,
         }
     }
 }
@@ -175,6 +178,10 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         EventKind::TcpRetransmit => Record::Tcp(read(bytes)?, true),
         EventKind::Signal => Record::Signal(read(bytes)?),
         EventKind::OomVictim => Record::Oom(read(bytes)?),
+        k @ (EventKind::IrqEntry
+        | EventKind::IrqExit
+        | EventKind::SoftirqEntry
+        | EventKind::SoftirqExit) => Record::Irq(read(bytes)?, k),
     })
 }
 

@@ -25,6 +25,8 @@ pub enum Table {
     Signal,
     /// OOM-killer victims.
     Oom,
+    /// IRQ handler and softirq entries and exits.
+    Irq,
     /// Stacks referenced by this segment's events.
     Stacks,
     /// Every task referenced by this segment's events, with its names.
@@ -37,7 +39,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order files are written.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::SchedSwitch,
         Table::SchedWakeup,
         Table::Process,
@@ -47,6 +49,7 @@ impl Table {
         Table::Tcp,
         Table::Signal,
         Table::Oom,
+        Table::Irq,
         Table::Stacks,
         Table::Tasks,
         Table::KernelSymbols,
@@ -65,6 +68,7 @@ impl Table {
             Table::Tcp => "tcp",
             Table::Signal => "signal",
             Table::Oom => "oom",
+            Table::Irq => "irq",
             Table::Stacks => "stacks",
             Table::Tasks => "tasks",
             Table::KernelSymbols => "kernel_symbols",
@@ -245,6 +249,15 @@ fn build(table: Table) -> Schema {
                 f("file_rss_kb", UInt64, false),
                 f("shmem_rss_kb", UInt64, false),
                 f("pgtables_kb", UInt64, false),
+            ]);
+        }
+        Table::Irq => {
+            fields.extend(header());
+            fields.extend([
+                f("event", dict_utf8(), false),
+                f("irq", Int32, false),
+                f("name", dict_utf8(), true),
+                f("ret", Int32, true),
             ]);
         }
         Table::Stacks => {

@@ -96,6 +96,16 @@ pub enum Tool {
         #[command(flatten)]
         common: Common,
     },
+    /// Time in each hard IRQ handler (hardirqs).
+    Hardirqs {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Time in each softirq vector (softirqs).
+    Softirqs {
+        #[command(flatten)]
+        common: Common,
+    },
     /// One line per TCP connection that closed: owner, addresses, ports, lifetime (tcplife).
     Tcplife {
         #[command(flatten)]
@@ -121,6 +131,17 @@ pub enum Tool {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// hardirqs' or softirqs' output.
+fn irqs(common: Common, kind: super::irqs::Kind) -> Result<String> {
+    let (cap, filter) = open(&common)?;
+    require_events(&cap, "irq")?;
+    let r = super::irqs::irqs(&cap, &filter, kind)?;
+    if common.json {
+        return json(&r);
+    }
+    Ok(format!("{}\n{}", r.lost.banner(), r.render(kind)))
 }
 
 /// A TCP tool's output.
@@ -272,6 +293,8 @@ impl Tool {
                 }
                 Ok(format!("{}\n{}", r.lost.banner(), r.render()))
             }
+            Tool::Hardirqs { common } => irqs(common, super::irqs::Kind::Hard),
+            Tool::Softirqs { common } => irqs(common, super::irqs::Kind::Soft),
             Tool::Tcplife { common } => tcp(common, super::tcp::report::Tool::Life),
             Tool::Tcpconnect { common } => tcp(common, super::tcp::report::Tool::Connect),
             Tool::Tcpaccept { common } => tcp(common, super::tcp::report::Tool::Accept),

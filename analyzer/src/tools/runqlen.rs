@@ -8,7 +8,7 @@
 //! on the first until it runs; and tasks already waiting when the capture began, until they run.
 use std::collections::HashMap;
 
-use arrow::datatypes::{Int32Type, Int64Type, UInt16Type, UInt64Type};
+use arrow::datatypes::{Int32Type, UInt64Type};
 use flightrec_schemas::{task_state, Table};
 use serde::Serialize;
 
@@ -111,25 +111,16 @@ pub fn runqlen(cap: &Capture, filter: &Filter) -> Result<Report> {
                 ));
             }
         }
-        let cols = ["ts", "cpu", "prev_tid", "prev_state", "next_tid"];
-        for b in seg.read(Table::SchedSwitch, &cols)? {
-            let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
-            let (prev, state, next) = (
-                prim::<Int32Type>(&b, "prev_tid"),
-                prim::<Int64Type>(&b, "prev_state"),
-                prim::<Int32Type>(&b, "next_tid"),
-            );
-            for i in 0..b.num_rows() {
-                rows.push((
-                    ts.value(i),
-                    Ev::Switch {
-                        cpu: cpu.value(i),
-                        prev: prev.value(i),
-                        state: state.value(i),
-                        next: next.value(i),
-                    },
-                ));
-            }
+        for (ts, cpu, prev, state, next) in super::stretches::switch_rows(seg)? {
+            rows.push((
+                ts,
+                Ev::Switch {
+                    cpu,
+                    prev,
+                    state,
+                    next,
+                },
+            ));
         }
         rows.sort_by_key(|r| r.0);
         for (ts, ev) in rows {

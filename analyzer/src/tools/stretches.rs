@@ -26,6 +26,31 @@ pub struct Stretch {
     pub end_state: i64,
 }
 
+/// A segment's switches as (ts, cpu, prev_tid, prev_state, next_tid), in time order.
+pub fn switch_rows(seg: &Segment) -> Result<Vec<(u64, u16, i32, i64, i32)>> {
+    let mut rows = Vec::new();
+    let cols = ["ts", "cpu", "prev_tid", "prev_state", "next_tid"];
+    for b in seg.read(Table::SchedSwitch, &cols)? {
+        let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
+        let (prev, state, next) = (
+            prim::<Int32Type>(&b, "prev_tid"),
+            prim::<Int64Type>(&b, "prev_state"),
+            prim::<Int32Type>(&b, "next_tid"),
+        );
+        for i in 0..b.num_rows() {
+            rows.push((
+                ts.value(i),
+                cpu.value(i),
+                prev.value(i),
+                state.value(i),
+                next.value(i),
+            ));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    Ok(rows)
+}
+
 /// The pairing state across segments.
 #[derive(Default)]
 pub struct Stretches {
@@ -38,27 +63,7 @@ pub struct Stretches {
 impl Stretches {
     /// Calls `each` with every stretch that ends in `seg`, in time order.
     pub fn add_segment(&mut self, seg: &Segment, mut each: impl FnMut(Stretch)) -> Result<()> {
-        let mut rows: Vec<(u64, u16, i32, i64, i32)> = Vec::new();
-        let cols = ["ts", "cpu", "prev_tid", "prev_state", "next_tid"];
-        for b in seg.read(Table::SchedSwitch, &cols)? {
-            let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
-            let (prev, state, next) = (
-                prim::<Int32Type>(&b, "prev_tid"),
-                prim::<Int64Type>(&b, "prev_state"),
-                prim::<Int32Type>(&b, "next_tid"),
-            );
-            for i in 0..b.num_rows() {
-                rows.push((
-                    ts.value(i),
-                    cpu.value(i),
-                    prev.value(i),
-                    state.value(i),
-                    next.value(i),
-                ));
-            }
-        }
-        rows.sort_by_key(|r| r.0);
-        for (ts, cpu, prev, state, next) in rows {
+        for (ts, cpu, prev, state, next) in switch_rows(seg)? {
             if let Some((from, tid)) = self.running.remove(&cpu) {
                 if tid == prev {
                     each(Stretch {

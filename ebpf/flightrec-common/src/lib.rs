@@ -13,6 +13,7 @@
 #![no_std]
 
 mod block;
+mod irq;
 mod oom;
 mod process;
 mod profile;
@@ -22,6 +23,7 @@ mod syscall;
 mod tcp;
 
 pub use block::*;
+pub use irq::*;
 pub use oom::*;
 pub use process::*;
 pub use profile::*;
@@ -85,10 +87,12 @@ pub enum Source {
     Signal = 6,
     /// OOM-killer victims.
     Oom = 7,
+    /// Hard and soft interrupts.
+    Irq = 8,
 }
 
 /// Number of [`Source`] variants.
-pub const SOURCE_COUNT: usize = 8;
+pub const SOURCE_COUNT: usize = 9;
 
 impl Source {
     /// All sources in index order.
@@ -101,6 +105,7 @@ impl Source {
         Source::Tcp,
         Source::Signal,
         Source::Oom,
+        Source::Irq,
     ];
 
     /// The name used on the command line and in captures.
@@ -114,6 +119,7 @@ impl Source {
             Source::Tcp => "tcp",
             Source::Signal => "signal",
             Source::Oom => "oom",
+            Source::Irq => "irq",
         }
     }
 }
@@ -172,6 +178,14 @@ pub enum EventKind {
     Signal = 14,
     /// [`OomEvent`] from `oom:mark_victim`
     OomVictim = 15,
+    /// [`IrqEvent`] from `irq_handler_entry`
+    IrqEntry = 16,
+    /// [`IrqEvent`] from `irq_handler_exit`
+    IrqExit = 17,
+    /// [`IrqEvent`] from `softirq_entry`
+    SoftirqEntry = 18,
+    /// [`IrqEvent`] from `softirq_exit`
+    SoftirqExit = 19,
 }
 
 impl EventKind {
@@ -193,6 +207,10 @@ impl EventKind {
             13 => Self::TcpRetransmit,
             14 => Self::Signal,
             15 => Self::OomVictim,
+            16 => Self::IrqEntry,
+            17 => Self::IrqExit,
+            18 => Self::SoftirqEntry,
+            19 => Self::SoftirqExit,
             _ => return None,
         })
     }
@@ -307,6 +325,7 @@ pub struct Config {
     pub tcp_retransmit: TcpOffsets,
     pub signal: SignalOffsets,
     pub oom: OomOffsets,
+    pub irq: IrqOffsets,
     /// The architecture's `pt_regs`.
     pub regs: RegsLayout,
     /// Bytes of user stack copied at a switch-out when the thread's stack top is not known.

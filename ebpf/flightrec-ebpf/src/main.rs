@@ -5,6 +5,7 @@
 
 mod block;
 mod emit;
+mod irq;
 mod oom;
 mod process;
 mod profile;
@@ -53,6 +54,10 @@ tracepoint!(inet_sock_set_state, |ctx| tcp::set_state(ctx));
 tracepoint!(tcp_retransmit_skb, |ctx| tcp::retransmit(ctx));
 tracepoint!(signal_generate, |ctx| signal::generate(ctx));
 tracepoint!(mark_victim, |ctx| oom::mark_victim(ctx));
+tracepoint!(irq_handler_entry, |ctx| irq::handler_entry(ctx));
+tracepoint!(irq_handler_exit, |ctx| irq::handler_exit(ctx));
+tracepoint!(softirq_entry, |ctx| irq::softirq(ctx, false));
+tracepoint!(softirq_exit, |ctx| irq::softirq(ctx, true));
 
 #[perf_event]
 pub fn profile_cpu_clock(ctx: PerfEventContext) -> u32 {

@@ -1,5 +1,5 @@
 //! Accumulates one segment's decoded records into Arrow columns: one module of row builders per
-//! event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`, `signal`, `oom`), each
+//! event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`, `signal`, `oom`, `irq`), each
 //! behind [`Rows`];
 //! the lookup tables (stacks, tasks, kernel symbols) are made here when the segment is cut.
 use std::collections::HashSet;
@@ -22,6 +22,7 @@ use crate::{
 };
 
 mod block;
+mod irq;
 mod oom;
 mod process;
 mod profile;
@@ -61,6 +62,7 @@ pub struct SegmentBatch {
     tcp: tcp::Tcps,
     signal: signal::Signals,
     oom: oom::Ooms,
+    irq: irq::Irqs,
     stacks: StackTable,
     /// User frames placed in their modules when their stacks were first seen.
     placed: std::collections::HashMap<(i32, u64), Frame>,
@@ -133,6 +135,7 @@ impl SegmentBatch {
             Record::Tcp(e, _) => e.hdr,
             Record::Signal(e) => e.hdr,
             Record::Oom(e) => e.hdr,
+            Record::Irq(e, _) => e.hdr,
         };
         self.seen(&h, rec.source());
         if h.tid != 0 {
@@ -223,6 +226,7 @@ impl SegmentBatch {
                 self.tids.insert(e.pid);
                 self.oom.push(&h, e);
             }
+            Record::Irq(e, kind) => self.irq.push(&h, e, *kind),
         }
     }
 
@@ -352,6 +356,7 @@ impl SegmentBatch {
             self.tcp.finish(),
             self.signal.finish(),
             self.oom.finish(),
+            self.irq.finish(),
         ]
     }
 }

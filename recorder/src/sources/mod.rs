@@ -10,6 +10,7 @@ use flightrec_common::{Config, Source};
 use crate::{probes::ProbeOptions, tracefs::Format};
 
 mod block;
+mod irq;
 mod oom;
 mod process;
 mod sched;
@@ -39,6 +40,7 @@ pub fn tracepoints(source: Source) -> &'static [Tracepoint] {
         Source::Tcp => tcp::TRACEPOINTS,
         Source::Signal => signal::TRACEPOINTS,
         Source::Oom => oom::TRACEPOINTS,
+        Source::Irq => irq::TRACEPOINTS,
     }
 }
 
@@ -53,5 +55,6 @@ pub fn configure(source: Source, c: &mut Config, k: &Kernel, opts: &ProbeOptions
         Source::Tcp => tcp::configure(c, k),
         Source::Signal => signal::configure(c, k),
         Source::Oom => oom::configure(c, k),
+        Source::Irq => irq::configure(c, k),
     }
 }

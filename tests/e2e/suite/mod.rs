@@ -5,6 +5,7 @@ mod cgroups;
 mod claims;
 mod cluster;
 mod incident;
+mod irqs;
 mod peers;
 mod record;
 mod reliability;
