@@ -26,8 +26,11 @@ pub struct Stretch {
     pub end_state: i64,
 }
 
-/// A segment's switches as (ts, cpu, prev_tid, prev_state, next_tid), in time order.
-pub fn switch_rows(seg: &Segment) -> Result<Vec<(u64, u16, i32, i64, i32)>> {
+/// One switch: (ts, cpu, prev_tid, prev_state, next_tid).
+pub type SwitchRow = (u64, u16, i32, i64, i32);
+
+/// A segment's switches, in time order.
+pub fn switch_rows(seg: &Segment) -> Result<Vec<SwitchRow>> {
     let mut rows = Vec::new();
     let cols = ["ts", "cpu", "prev_tid", "prev_state", "next_tid"];
     for b in seg.read(Table::SchedSwitch, &cols)? {
