@@ -193,6 +193,9 @@ fn pin_to(cpu: usize) -> std::io::Result<()> {
 #[no_mangle]
 pub fn flightrec_workload_tcp(n: u32, to: Option<std::net::SocketAddr>) -> std::io::Result<()> {
     use std::io::Read;
+    if n == 0 {
+        return Ok(());
+    }
     let (addr, server) = match to {
         Some(addr) => (addr, None),
         None => {

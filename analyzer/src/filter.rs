@@ -112,7 +112,7 @@ impl Filter {
                 return false;
             }
         }
-        self.in_cgroup(tasks.cgroup(tid))
+        self.cgroup.is_none() || self.in_cgroup(tasks.cgroup(tid))
     }
 
     /// True when a task of cgroup `cgroup` (None: not recorded) passes `--cgroup`.

@@ -3,7 +3,9 @@
 //!   or a yield), → switch-in, like runqlat;
 //! - `block`: issue → completion per request, like biolatency;
 //! - `syscall`: enter → exit per thread, like syscount -L / a per-syscall funclatency.
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
 use flightrec_schemas::{task_state, Table};
@@ -157,7 +159,7 @@ fn runq(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
     }
     // Stable sort: rows are nearly in time order already (runs per drain), which it sorts in near-linear time.
     ev.sort_by_key(|e| e.0);
-    let mut done: HashMap<Key, Vec<u64>> = HashMap::new();
+    let mut done: HashMap<Key, Vec<u64>> = HashMap::default();
     let mut open: Intervals<(u32, u64), Key> = Intervals::default();
     for (ts, opened, closed) in ev {
         if closed > 0 {
@@ -173,7 +175,7 @@ fn runq(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
 }
 
 fn block(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
-    let mut done: HashMap<Key, Vec<u64>> = HashMap::new();
+    let mut done: HashMap<Key, Vec<u64>> = HashMap::default();
     let mut open: Intervals<(u32, u64), Key> = Intervals::default();
     let mut rows: Vec<(u64, bool, u32, u64, i32, i32)> = Vec::new();
     for b in seg.read(
@@ -216,7 +218,7 @@ fn block(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
 }
 
 fn syscall(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
-    let mut done: HashMap<Key, Vec<u64>> = HashMap::new();
+    let mut done: HashMap<Key, Vec<u64>> = HashMap::default();
     let mut open: Intervals<(u32, u64), Key> = Intervals::default();
     let mut rows: Vec<(u64, bool, i32, i32, i32)> = Vec::new();
     for b in seg.read(Table::Syscall, &["ts", "tid", "tgid", "enter", "id"])? {
@@ -268,7 +270,7 @@ pub fn latency(cap: &Capture, kind: Kind, by: Option<By>, filter: &Filter) -> Re
             Kind::Syscall => syscall(cap, seg, ctx),
         }
     })?;
-    let mut values: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut values: HashMap<String, Vec<u64>> = HashMap::default();
     let mut opens = Vec::with_capacity(parts.len());
     for p in parts {
         for (k, mut v) in p.values {

@@ -16,17 +16,17 @@ use crate::{
 /// Task names of one segment.
 #[derive(Default)]
 pub struct Tasks {
-    by_tid: HashMap<i32, (Option<i32>, Arc<str>)>,
+    by_tid: rustc_hash::FxHashMap<i32, (Option<i32>, Arc<str>)>,
     /// The cgroup of each task's process, where recorded.
-    cgroups: HashMap<i32, Arc<str>>,
+    cgroups: rustc_hash::FxHashMap<i32, Arc<str>>,
     unknown: Arc<str>,
 }
 
 impl Tasks {
     /// Reads a segment's `tasks` table.
     pub fn load(seg: &Segment) -> Result<Tasks> {
-        let mut by_tid = HashMap::new();
-        let mut cgroups = HashMap::new();
+        let mut by_tid = rustc_hash::FxHashMap::default();
+        let mut cgroups = rustc_hash::FxHashMap::default();
         let with_cgroup = seg.has_column(Table::Tasks, "cgroup");
         let cols: &[&str] = if with_cgroup {
             &["tid", "tgid", "comm", "cgroup"]

@@ -2,7 +2,9 @@
 //! the user stacks are ([`stacks`]).
 pub mod stacks;
 
-use std::{collections::HashMap, fmt::Write};
+use std::fmt::Write;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow::datatypes::{Int32Type, UInt64Type};
 use flightrec_schemas::Table;
@@ -168,7 +170,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
     let freq = cap.manifest.config.freq_hz.max(1);
     let parts = map_segments(&segs, "summary", |seg| {
         let tasks = Tasks::load(seg)?;
-        let mut cpu: HashMap<i32, u64> = HashMap::new();
+        let mut cpu: HashMap<i32, u64> = HashMap::default();
         for b in seg.read(Table::Profile, &["ts", "tgid"])? {
             let (ts, tgid) = (prim::<UInt64Type>(&b, "ts"), prim::<Int32Type>(&b, "tgid"));
             for i in 0..b.num_rows() {
@@ -177,7 +179,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
                 }
             }
         }
-        let mut off: HashMap<i32, u64> = HashMap::new();
+        let mut off: HashMap<i32, u64> = HashMap::default();
         let mut open: Intervals<i32, i32> = Intervals::default();
         let mut seen: std::collections::HashSet<i32> = cpu.keys().copied().collect();
         for b in seg.read(
@@ -219,7 +221,8 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
             ustacks,
         ))
     })?;
-    let (mut cpu, mut off, mut names) = (HashMap::new(), HashMap::new(), HashMap::new());
+    let (mut cpu, mut off, mut names) =
+        (HashMap::default(), HashMap::default(), HashMap::default());
     let mut events = std::collections::BTreeMap::new();
     let mut opens = Vec::new();
     let mut ustacks = Vec::new();
@@ -242,7 +245,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
     let kept = |pid: &i32| filter.in_cgroup(names.get(pid).and_then(|n: &Named| n.1.as_deref()));
     cpu.retain(|p, _| kept(p));
     off.retain(|p, _| kept(p));
-    let mut by_cgroup: HashMap<String, u64> = HashMap::new();
+    let mut by_cgroup: HashMap<String, u64> = HashMap::default();
     for (pid, ns) in &cpu {
         if let Some(c) = names.get(pid).and_then(|n| n.1.clone()) {
             *by_cgroup.entry(c).or_insert(0) += ns;

@@ -1,6 +1,8 @@
 //! How whole the user stacks of a capture are, per process: how many of the stacks its switch-outs
 //! and samples carry reach their outermost frame, and why the others stop short.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow::datatypes::{Int32Type, UInt32Type, UInt64Type};
 use flightrec_schemas::Table;
@@ -39,7 +41,7 @@ pub fn per_process(
         return Ok(None);
     }
     let truncated = stack_truncations(seg)?;
-    let mut by: HashMap<i32, ProcessStacks> = HashMap::new();
+    let mut by: HashMap<i32, ProcessStacks> = HashMap::default();
     for (table, tgid_col) in [(Table::SchedSwitch, "prev_tgid"), (Table::Profile, "tgid")] {
         for b in seg.read(table, &["ts", tgid_col, "ustack"])? {
             let (ts, tgid, ustack) = (
@@ -75,7 +77,7 @@ pub fn merge(
     parts: impl IntoIterator<Item = Option<Vec<ProcessStacks>>>,
 ) -> Option<Vec<ProcessStacks>> {
     let mut any = false;
-    let mut by: HashMap<i32, ProcessStacks> = HashMap::new();
+    let mut by: HashMap<i32, ProcessStacks> = HashMap::default();
     for part in parts.into_iter().flatten() {
         any = true;
         for p in part {

@@ -1,7 +1,7 @@
 //! A task's stretches on a CPU: from the switch to it until the next switch on that CPU. One
 //! pairing for `cpudist`, the report's CPU-busy timeline and the Chrome trace. Segments follow each
 //! other in time, so a stretch running at a segment's end goes on in the next one.
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use arrow::datatypes::{Int32Type, Int64Type, UInt16Type, UInt64Type};
 use flightrec_schemas::Table;

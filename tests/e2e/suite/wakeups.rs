@@ -28,9 +28,9 @@ fn every_pipe_wakeup_names_the_thread_that_woke_it() {
     let dir = cap.path().to_str().unwrap();
     // Wake-ups of each thread of the workload (not its first, as a new task), by waker.
     let q = format!(
-        "SELECT t.comm, w.waker_tid = o.tid AS by_other, w.waker_tid = 0 AS by_idle, count(*) AS n \
+        "SELECT t.comm, (w.waker_tgid = {pid} AND w.waker_tid <> w.tid) AS by_other, \
+         w.waker_tid = 0 AS by_idle, count(*) AS n \
          FROM sched_wakeup w JOIN tasks t ON t.tid = w.tid AND t.segment = w.segment \
-         JOIN tasks o ON o.tgid = {pid} AND o.tid <> w.tid AND o.segment = w.segment \
          WHERE t.tgid = {pid} AND NOT w.new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     );
     let rows = run_ok(
