@@ -47,13 +47,13 @@ fn every_pipe_wakeup_names_the_thread_that_woke_it() {
     report(&format!(
         "wake-ups of the ping-pong threads by waker: {rows:?}"
     ));
-    // 2000 round trips: pong is woken about 2000 times by the main thread, and the main thread
-    // as often by pong.
+    // 2000 round trips: each thread is woken by the other whenever it went to sleep before the
+    // byte came (most of the time, not always: 1471 to 1999 in runs here).
     let (pong_ok, main_ok) = (
         count("pong", true, false),
         count("flightrec-workl", true, false),
     );
-    assert!(pong_ok >= 1900 && main_ok >= 1900, "{rows:?}");
+    assert!(pong_ok >= 1000 && main_ok >= 1000, "{rows:?}");
     assert_eq!(
         count("pong", false, true) + count("flightrec-workl", false, true),
         0,
