@@ -69,8 +69,8 @@ pub struct RecordArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub segment: Duration,
     /// Event sources, comma separated: sched, process, profile, block, syscall, tcp, signal, oom,
-    /// or all.
-    #[arg(long, default_value = "sched,process,profile,block,signal,oom", value_parser = parse_events)]
+    /// irq, reclaim, or all.
+    #[arg(long, default_value = "sched,process,profile,block,signal,oom,reclaim", value_parser = parse_events)]
     pub events: Sources,
     /// Profile sampling frequency per CPU, Hz.
     #[arg(long, default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]

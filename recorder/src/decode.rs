@@ -1,7 +1,8 @@
 //! Ring-buffer records → typed views. No allocation: stacks stay borrowed byte slices.
 use flightrec_common::{
     BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, IrqEvent, OomEvent,
-    SampleEvent, SignalEvent, Source, SwitchEvent, SyscallEvent, TcpEvent, UserRegs, WakeupEvent,
+    ReclaimEvent, SampleEvent, SignalEvent, Source, SwitchEvent, SyscallEvent, TcpEvent, UserRegs,
+    WakeupEvent,
 };
 
 /// A stack as the kernel walked it: leaf first, or the errno of a failed walk.
@@ -65,6 +66,8 @@ pub enum Record<'a> {
     Oom(OomEvent),
     /// An IRQ handler or softirq entry or exit.
     Irq(IrqEvent, EventKind),
+    /// A direct or memcg reclaim begin or end.
+    Reclaim(ReclaimEvent, EventKind),
 }
 
 impl Record<'_> {
@@ -80,6 +83,7 @@ impl Record<'_> {
             Record::Signal(_) => Source::Signal,
             Record::Oom(_) => Source::Oom,
             Record::Irq(..) => Source::Irq,
+            Record::Reclaim(..) => Source::Reclaim,
         }
     }
 }
@@ -182,6 +186,10 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         | EventKind::IrqExit
         | EventKind::SoftirqEntry
         | EventKind::SoftirqExit) => Record::Irq(read(bytes)?, k),
+        k @ (EventKind::DirectReclaimBegin
+        | EventKind::DirectReclaimEnd
+        | EventKind::MemcgReclaimBegin
+        | EventKind::MemcgReclaimEnd) => Record::Reclaim(read(bytes)?, k),
     })
 }
 

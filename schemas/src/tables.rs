@@ -27,6 +27,8 @@ pub enum Table {
     Oom,
     /// IRQ handler and softirq entries and exits.
     Irq,
+    /// Direct and memcg reclaim begins and ends.
+    Reclaim,
     /// Stacks referenced by this segment's events.
     Stacks,
     /// Every task referenced by this segment's events, with its names.
@@ -39,7 +41,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order files are written.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::SchedSwitch,
         Table::SchedWakeup,
         Table::Process,
@@ -50,6 +52,7 @@ impl Table {
         Table::Signal,
         Table::Oom,
         Table::Irq,
+        Table::Reclaim,
         Table::Stacks,
         Table::Tasks,
         Table::KernelSymbols,
@@ -69,6 +72,7 @@ impl Table {
             Table::Signal => "signal",
             Table::Oom => "oom",
             Table::Irq => "irq",
+            Table::Reclaim => "reclaim",
             Table::Stacks => "stacks",
             Table::Tasks => "tasks",
             Table::KernelSymbols => "kernel_symbols",
@@ -258,6 +262,17 @@ fn build(table: Table) -> Schema {
                 f("irq", Int32, false),
                 f("name", dict_utf8(), true),
                 f("ret", Int32, true),
+            ]);
+        }
+        Table::Reclaim => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("event", dict_utf8(), false),
+                f("kind", dict_utf8(), false),
+                f("order", Int32, true),
+                f("gfp_flags", UInt64, true),
+                f("nr_reclaimed", UInt64, true),
             ]);
         }
         Table::Stacks => {

@@ -96,6 +96,12 @@ pub enum Tool {
         #[command(flatten)]
         common: Common,
     },
+    /// Each reclaim a task had to do before its allocation went on, direct or memory-cgroup, with
+    /// its latency and pages (drsnoop).
+    Drsnoop {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Time in each hard IRQ handler (hardirqs).
     Hardirqs {
         #[command(flatten)]
@@ -288,6 +294,15 @@ impl Tool {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "oom")?;
                 let r = super::oomkill::oomkill(&cap, &filter)?;
+                if common.json {
+                    return json(&r);
+                }
+                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+            }
+            Tool::Drsnoop { common } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "reclaim")?;
+                let r = super::drsnoop::drsnoop(&cap, &filter)?;
                 if common.json {
                     return json(&r);
                 }

@@ -1,7 +1,7 @@
 //! The book's other tools, each answered from a capture after the fact: `cpudist` and `runqlen`
 //! (from the switches and wake-ups), `execsnoop` and `exitsnoop` (from the process events),
 //! `killsnoop` and `oomkill` (from signals and OOM kills), `hardirqs` and `softirqs` (from the
-//! interrupts), `biosnoop` and `bitesize` (from the
+//! interrupts), `drsnoop` (from memory reclaim), `biosnoop` and `bitesize` (from the
 //! block requests), `syscount` (from the syscalls), `tcplife`,
 //! `tcpconnect`, `tcpaccept`, `tcpconnlat` and `tcpretrans` (from the TCP state changes), and
 //! `timeline` (all of them, for one process or CPU, merged in time order). Each
@@ -10,6 +10,7 @@
 pub mod biosnoop;
 pub mod cli;
 pub mod cpudist;
+pub mod drsnoop;
 pub mod execsnoop;
 pub mod exitsnoop;
 pub mod irqs;

@@ -17,6 +17,7 @@ mod irq;
 mod oom;
 mod process;
 mod profile;
+mod reclaim;
 mod sched;
 mod signal;
 mod syscall;
@@ -27,6 +28,7 @@ pub use irq::*;
 pub use oom::*;
 pub use process::*;
 pub use profile::*;
+pub use reclaim::*;
 pub use sched::*;
 pub use signal::*;
 pub use syscall::*;
@@ -89,10 +91,12 @@ pub enum Source {
     Oom = 7,
     /// Hard and soft interrupts.
     Irq = 8,
+    /// Direct and memory-cgroup reclaim.
+    Reclaim = 9,
 }
 
 /// Number of [`Source`] variants.
-pub const SOURCE_COUNT: usize = 9;
+pub const SOURCE_COUNT: usize = 10;
 
 impl Source {
     /// All sources in index order.
@@ -106,6 +110,7 @@ impl Source {
         Source::Signal,
         Source::Oom,
         Source::Irq,
+        Source::Reclaim,
     ];
 
     /// The name used on the command line and in captures.
@@ -120,6 +125,7 @@ impl Source {
             Source::Signal => "signal",
             Source::Oom => "oom",
             Source::Irq => "irq",
+            Source::Reclaim => "reclaim",
         }
     }
 }
@@ -186,6 +192,14 @@ pub enum EventKind {
     SoftirqEntry = 18,
     /// [`IrqEvent`] from `softirq_exit`
     SoftirqExit = 19,
+    /// [`ReclaimEvent`] from `mm_vmscan_direct_reclaim_begin`
+    DirectReclaimBegin = 20,
+    /// [`ReclaimEvent`] from `mm_vmscan_direct_reclaim_end`
+    DirectReclaimEnd = 21,
+    /// [`ReclaimEvent`] from `mm_vmscan_memcg_reclaim_begin`
+    MemcgReclaimBegin = 22,
+    /// [`ReclaimEvent`] from `mm_vmscan_memcg_reclaim_end`
+    MemcgReclaimEnd = 23,
 }
 
 impl EventKind {
@@ -211,6 +225,10 @@ impl EventKind {
             17 => Self::IrqExit,
             18 => Self::SoftirqEntry,
             19 => Self::SoftirqExit,
+            20 => Self::DirectReclaimBegin,
+            21 => Self::DirectReclaimEnd,
+            22 => Self::MemcgReclaimBegin,
+            23 => Self::MemcgReclaimEnd,
             _ => return None,
         })
     }
@@ -326,6 +344,7 @@ pub struct Config {
     pub signal: SignalOffsets,
     pub oom: OomOffsets,
     pub irq: IrqOffsets,
+    pub reclaim: ReclaimOffsets,
     /// The architecture's `pt_regs`.
     pub regs: RegsLayout,
     /// Bytes of user stack copied at a switch-out when the thread's stack top is not known.

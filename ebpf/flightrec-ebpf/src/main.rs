@@ -9,6 +9,7 @@ mod irq;
 mod oom;
 mod process;
 mod profile;
+mod reclaim;
 mod sched;
 mod signal;
 mod syscall;
@@ -58,6 +59,10 @@ tracepoint!(irq_handler_entry, |ctx| irq::handler_entry(ctx));
 tracepoint!(irq_handler_exit, |ctx| irq::handler_exit(ctx));
 tracepoint!(softirq_entry, |ctx| irq::softirq(ctx, false));
 tracepoint!(softirq_exit, |ctx| irq::softirq(ctx, true));
+tracepoint!(mm_vmscan_direct_reclaim_begin, |ctx| reclaim::begin(ctx, false));
+tracepoint!(mm_vmscan_direct_reclaim_end, |ctx| reclaim::end(ctx, false));
+tracepoint!(mm_vmscan_memcg_reclaim_begin, |ctx| reclaim::begin(ctx, true));
+tracepoint!(mm_vmscan_memcg_reclaim_end, |ctx| reclaim::end(ctx, true));
 
 #[perf_event]
 pub fn profile_cpu_clock(ctx: PerfEventContext) -> u32 {

@@ -1,5 +1,6 @@
 //! Accumulates one segment's decoded records into Arrow columns: one module of row builders per
-//! event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`, `signal`, `oom`, `irq`), each
+//! event source (`sched`, `process`, `profile`, `block`, `syscall`, `tcp`, `signal`, `oom`, `irq`, `reclaim`),
+//! each
 //! behind [`Rows`];
 //! the lookup tables (stacks, tasks, kernel symbols) are made here when the segment is cut.
 use std::collections::HashSet;
@@ -26,6 +27,7 @@ mod irq;
 mod oom;
 mod process;
 mod profile;
+mod reclaim;
 mod rows;
 mod sched;
 mod signal;
@@ -63,6 +65,7 @@ pub struct SegmentBatch {
     signal: signal::Signals,
     oom: oom::Ooms,
     irq: irq::Irqs,
+    reclaim: reclaim::Reclaims,
     stacks: StackTable,
     /// User frames placed in their modules when their stacks were first seen.
     placed: std::collections::HashMap<(i32, u64), Frame>,
@@ -136,6 +139,7 @@ impl SegmentBatch {
             Record::Signal(e) => e.hdr,
             Record::Oom(e) => e.hdr,
             Record::Irq(e, _) => e.hdr,
+            Record::Reclaim(e, _) => e.hdr,
         };
         self.seen(&h, rec.source());
         if h.tid != 0 {
@@ -227,6 +231,7 @@ impl SegmentBatch {
                 self.oom.push(&h, e);
             }
             Record::Irq(e, kind) => self.irq.push(&h, e, *kind),
+            Record::Reclaim(e, kind) => self.reclaim.push(&h, e, *kind),
         }
     }
 
@@ -357,6 +362,7 @@ impl SegmentBatch {
             self.signal.finish(),
             self.oom.finish(),
             self.irq.finish(),
+            self.reclaim.finish(),
         ]
     }
 }

@@ -13,6 +13,7 @@ mod block;
 mod irq;
 mod oom;
 mod process;
+mod reclaim;
 mod sched;
 mod signal;
 mod syscall;
@@ -41,6 +42,7 @@ pub fn tracepoints(source: Source) -> &'static [Tracepoint] {
         Source::Signal => signal::TRACEPOINTS,
         Source::Oom => oom::TRACEPOINTS,
         Source::Irq => irq::TRACEPOINTS,
+        Source::Reclaim => reclaim::TRACEPOINTS,
     }
 }
 
@@ -56,5 +58,6 @@ pub fn configure(source: Source, c: &mut Config, k: &Kernel, opts: &ProbeOptions
         Source::Signal => signal::configure(c, k),
         Source::Oom => oom::configure(c, k),
         Source::Irq => irq::configure(c, k),
+        Source::Reclaim => reclaim::configure(c, k),
     }
 }

@@ -1,6 +1,7 @@
-//! Signals and OOM kills from a capture: `killsnoop` against libbpf-tools' killsnoop (sigsnoop)
-//! for signals this test sends to children of its own, and `oomkill` and the `exit:oom` trigger for
-//! a process the kernel's OOM killer kills in a memory cgroup the test makes.
+//! Signals, OOM kills and reclaim from a capture: `killsnoop` against libbpf-tools' killsnoop
+//! (sigsnoop) for signals this test sends to children of its own, `oomkill` and the `exit:oom`
+//! trigger for a process the kernel's OOM killer kills in a memory cgroup the test makes, and
+//! `drsnoop` for the reclaim a writer does in such a cgroup.
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -190,5 +191,54 @@ fn oomkill_and_the_exit_oom_trigger_catch_a_memory_cgroup_oom_kill() {
             "trigger exit:oom: process {victim} chosen by the OOM killer"
         )),
         "{manifest}"
+    );
+}
+
+#[test]
+fn drsnoop_counts_the_pages_a_memory_cgroup_reclaimed_from_its_writer() {
+    require_root!();
+    let _quiet = quiet();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("cap");
+    let rec = Recording::start(&cap, &["--events", "process,reclaim", "--segment", "1s"]);
+    // 256 MiB written through the page cache of a 64 MiB cgroup: the writer itself reclaims what
+    // goes over the limit, about 192 MiB.
+    let cg = MemCgroup::new("reclaim", 64 << 20);
+    let data = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut dd = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec dd if=/dev/zero of={}/data bs=1M count=256 status=none",
+            cg.0.display(),
+            data.path().display()
+        ))
+        .spawn()
+        .unwrap();
+    assert!(dd.wait().unwrap().success());
+    let pid = dd.id().to_string();
+    drop(data);
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    drop(cg);
+    let r = analyze_json(&["drsnoop", cap.to_str().unwrap(), "--pid", &pid]);
+    let reclaims = r["reclaims"].as_array().unwrap();
+    assert!(!reclaims.is_empty(), "{r}");
+    assert!(
+        reclaims
+            .iter()
+            .all(|x| x["kind"] == "memcg" && x["comm"] == "dd"),
+        "{r}"
+    );
+    let pages: u64 = reclaims.iter().map(|x| x["pages"].as_u64().unwrap()).sum();
+    let over = (256 - 64) << 20 >> 12;
+    report(&format!(
+        "drsnoop: {} memcg reclaims by dd, {pages} pages ({} MiB; {} MiB went over the limit)",
+        reclaims.len(),
+        pages >> 8,
+        over >> 8
+    ));
+    assert!(
+        pages * 10 >= over * 8 && pages * 10 <= over * 13,
+        "{pages} pages reclaimed"
     );
 }
