@@ -216,10 +216,17 @@ impl Segment {
     /// True when `table`'s file has `column` (columns added to the format later are absent from
     /// older captures).
     pub fn has_column(&self, table: Table, column: &str) -> bool {
-        File::open(self.dir.join(table.file_name()))
-            .ok()
-            .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
-            .is_some_and(|b| b.schema().column_with_name(column).is_some())
+        // Damaged metadata can make the Parquet reader assert (as in `read`): then the column is
+        // not there, and reading the table reports the damage.
+        READING.with(|r| r.set(true));
+        let found = std::panic::catch_unwind(|| {
+            File::open(self.dir.join(table.file_name()))
+                .ok()
+                .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
+                .is_some_and(|b| b.schema().column_with_name(column).is_some())
+        });
+        READING.with(|r| r.set(false));
+        found.unwrap_or(false)
     }
 
     /// Reads `columns` of `table` (all batches of the file). Checks each column's type against the

@@ -130,7 +130,11 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
         btf_offset: &btf_offset,
     };
     for &s in &opts.sources {
-        sources::configure(s, &mut c, &kernel, opts)?;
+        let filters = sources::Filters {
+            syscall_pid: opts.syscall_pid,
+            syscall_comm: opts.syscall_comm.as_deref(),
+        };
+        sources::configure(s, &mut c, &kernel, &filters)?;
     }
     Ok(c)
 }

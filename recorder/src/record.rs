@@ -405,18 +405,7 @@ impl Recorder {
 }
 
 async fn record(opts: RecordOptions) -> Result<RecordSummary> {
-    for t in &opts.triggers {
-        if let Some(s) = t
-            .needs_source()
-            .filter(|s| !opts.probes.sources.contains(s))
-        {
-            bail!(
-                "trigger {t} needs the {} events: add {} to --events",
-                s.name(),
-                s.name()
-            );
-        }
-    }
+    crate::trigger::check_sources(&opts.triggers, &opts.probes.sources)?;
     let (manifest, _lock) = open_capture(&opts)?;
     let first_id = manifest.segments.last().map_or(0, |s| s.id + 1);
     let tasks = TaskTable::scan_proc();

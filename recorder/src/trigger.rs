@@ -85,6 +85,23 @@ impl Trigger {
     }
 }
 
+/// Refuses triggers whose events are not recorded.
+pub fn check_sources(
+    triggers: &[Trigger],
+    sources: &[flightrec_common::Source],
+) -> anyhow::Result<()> {
+    for t in triggers {
+        if let Some(s) = t.needs_source().filter(|s| !sources.contains(s)) {
+            anyhow::bail!(
+                "trigger {t} needs the {} events: add {} to --events",
+                s.name(),
+                s.name()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn comm_text(c: &[u8; COMM_LEN]) -> String {
     let end = c.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
     String::from_utf8_lossy(&c[..end]).into_owned()

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use flightrec_common::{Config, Source};
 
-use crate::{probes::ProbeOptions, tracefs::Format};
+use crate::tracefs::Format;
 
 mod block;
 mod irq;
@@ -21,6 +21,13 @@ mod tcp;
 
 /// A tracepoint program: (program name in the object, tracefs group, event).
 pub type Tracepoint = (&'static str, &'static str, &'static str);
+
+/// What the user asked of the sources (`--pid`/`--comm` filter the syscalls in the kernel).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filters<'a> {
+    pub syscall_pid: Option<u32>,
+    pub syscall_comm: Option<&'a str>,
+}
 
 /// What a source's configuration reads from the running kernel.
 pub struct Kernel<'a> {
@@ -47,13 +54,13 @@ pub fn tracepoints(source: Source) -> &'static [Tracepoint] {
 }
 
 /// Fills `source`'s part of the programs' configuration.
-pub fn configure(source: Source, c: &mut Config, k: &Kernel, opts: &ProbeOptions) -> Result<()> {
+pub fn configure(source: Source, c: &mut Config, k: &Kernel, f: &Filters) -> Result<()> {
     match source {
         Source::Sched => sched::configure(c, k),
         Source::Process => process::configure(c, k),
         Source::Profile => Ok(()),
         Source::Block => block::configure(c, k),
-        Source::Syscall => syscall::configure(c, k, opts),
+        Source::Syscall => syscall::configure(c, k, f),
         Source::Tcp => tcp::configure(c, k),
         Source::Signal => signal::configure(c, k),
         Source::Oom => oom::configure(c, k),

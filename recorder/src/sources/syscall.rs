@@ -2,21 +2,21 @@
 use anyhow::{bail, Result};
 use flightrec_common::{Config, SyscallOffsets, COMM_LEN};
 
-use super::{Kernel, Tracepoint};
-use crate::{probes::ProbeOptions, tracefs::Format};
+use super::{Filters, Kernel, Tracepoint};
+use crate::tracefs::Format;
 
 pub const TRACEPOINTS: &[Tracepoint] = &[
     ("sys_enter", "raw_syscalls", "sys_enter"),
     ("sys_exit", "raw_syscalls", "sys_exit"),
 ];
 
-pub fn configure(c: &mut Config, k: &Kernel, opts: &ProbeOptions) -> Result<()> {
+pub fn configure(c: &mut Config, k: &Kernel, opts: &Filters) -> Result<()> {
     c.syscall = syscall_offsets(
         &(k.format)("raw_syscalls", "sys_enter")?,
         &(k.format)("raw_syscalls", "sys_exit")?,
     )?;
     c.syscall_tgid = opts.syscall_pid.unwrap_or(0);
-    if let Some(comm) = &opts.syscall_comm {
+    if let Some(comm) = opts.syscall_comm {
         let b = comm.as_bytes();
         if b.is_empty() || b.len() >= COMM_LEN {
             bail!("--comm must be 1 to {} bytes, got {comm:?}", COMM_LEN - 1);
