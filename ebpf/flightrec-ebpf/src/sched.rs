@@ -11,17 +11,33 @@ use crate::emit::{
 /// context, `sched_wakeup` may run on the woken task's CPU after an IPI, where `current` is
 /// whatever runs there (often the idle task). Entries are taken by `sched_wakeup` (every waking is
 /// followed by its wake-up), so the map holds only wake-ups in flight; a plain preallocated hash
-/// costs less per operation than an LRU one.
+/// costs less per operation than an LRU one. An entry whose wake-up program the kernel skipped
+/// stays until the task's next waking replaces it: the time of the waking bounds how long it is
+/// believed ([`WAKER_FRESH_NS`]), so a stale one can never name the waker of a later wake-up.
 #[map]
-static WAKERS: HashMap<u32, u64> = HashMap::with_max_entries(WAKERS_ENTRIES, 0);
+static WAKERS: HashMap<u32, Waker> = HashMap::with_max_entries(WAKERS_ENTRIES, 0);
 
 const WAKERS_ENTRIES: u32 = 8192;
 
-/// `sched_waking`: remembers who wakes the task (`current`, as its pid_tgid).
+/// A waking and its wake-up are microseconds apart (the same try_to_wake_up, or an IPI later).
+const WAKER_FRESH_NS: u64 = 10_000_000;
+
+/// Who woke a task (pid_tgid), and when.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Waker {
+    id: u64,
+    ts: u64,
+}
+
+/// `sched_waking`: remembers who wakes the task (`current`) and when.
 pub fn waking(ctx: &TracePointContext) {
     let pid: i32 = field(ctx, conf!(wakeup.pid));
     let (tid, tgid) = current();
-    let waker = ((tgid as u64) << 32) | tid as u64;
+    let waker = Waker {
+        id: ((tgid as u64) << 32) | tid as u64,
+        ts: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+    };
     let _ = WAKERS.insert(&(pid as u32), &waker, 0);
 }
 
@@ -80,11 +96,16 @@ pub fn wakeup(ctx: &TracePointContext, new: bool) {
     let raw = Raw::copy(ctx, buf, conf!(wakeup.record_len));
     let pid: i32 = raw.get(conf!(wakeup.pid));
     // The waker `sched_waking` saw; `current` when it did not run (a new task: wake_up_new_task
-    // has no waking; or the entry was evicted).
+    // has no waking; the map was full; the kernel skipped it).
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     let (tid, tgid) = match unsafe { WAKERS.get(&(pid as u32)) } {
         Some(&w) => {
             let _ = WAKERS.remove(&(pid as u32));
-            (w as u32, (w >> 32) as u32)
+            if now.wrapping_sub(w.ts) < WAKER_FRESH_NS {
+                (w.id as u32, (w.id >> 32) as u32)
+            } else {
+                current()
+            }
         }
         None => current(),
     };
