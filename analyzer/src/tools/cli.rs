@@ -139,15 +139,25 @@ pub enum Tool {
     },
 }
 
+/// A tool's output: its report as JSON with `--json`, else the capture's losses and `text`.
+fn output<R: serde::Serialize>(
+    common: &Common,
+    r: &R,
+    lost: &crate::lost::Lost,
+    text: impl FnOnce() -> String,
+) -> Result<String> {
+    if common.json {
+        return json(r);
+    }
+    Ok(format!("{}\n{}", lost.banner(), text()))
+}
+
 /// hardirqs' or softirqs' output.
 fn irqs(common: Common, kind: super::irqs::Kind) -> Result<String> {
     let (cap, filter) = open(&common)?;
     require_events(&cap, "irq")?;
     let r = super::irqs::irqs(&cap, &filter, kind)?;
-    if common.json {
-        return json(&r);
-    }
-    Ok(format!("{}\n{}", r.lost.banner(), r.render(kind)))
+    output(&common, &r, &r.lost, || r.render(kind))
 }
 
 /// A TCP tool's output.
@@ -155,14 +165,7 @@ fn tcp(common: Common, tool: super::tcp::report::Tool) -> Result<String> {
     let (cap, filter) = open(&common)?;
     require_events(&cap, "tcp")?;
     let r = super::tcp::report::report(&cap, &filter, tool)?;
-    if common.json {
-        return json(&r);
-    }
-    Ok(format!(
-        "{}\n{}",
-        r.lost.banner(),
-        r.render(&cap, &filter, tool)
-    ))
+    output(&common, &r, &r.lost, || r.render(&cap, &filter, tool))
 }
 
 impl Tool {
@@ -177,29 +180,25 @@ impl Tool {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "sched")?;
                 let r = super::cpudist::cpudist(&cap, &filter, by, preempted)?;
-                if common.json {
-                    return json(&r);
-                }
-                let mut out = format!("{}\n", r.lost.banner());
-                if r.groups.is_empty() {
-                    out.push_str("no matching events in this range\n");
-                }
-                for g in &r.groups {
-                    if by.is_some() {
-                        out.push_str(&format!("\n{}\n", g.name));
+                output(&common, &r, &r.lost, || {
+                    let mut out = String::new();
+                    if r.groups.is_empty() {
+                        out.push_str("no matching events in this range\n");
                     }
-                    out.push_str(&g.dist.render());
-                }
-                Ok(out)
+                    for g in &r.groups {
+                        if by.is_some() {
+                            out.push_str(&format!("\n{}\n", g.name));
+                        }
+                        out.push_str(&g.dist.render());
+                    }
+                    out
+                })
             }
             Tool::Biosnoop { common } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "block")?;
                 let r = super::biosnoop::biosnoop(&cap, &filter)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+                output(&common, &r, &r.lost, || r.render())
             }
             Tool::Bitesize { common } => {
                 let (cap, filter) = open(&common)?;
@@ -224,19 +223,13 @@ impl Tool {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "syscall")?;
                 let r = super::syscount::syscount(&cap, &filter, per_process, top)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render(per_process)))
+                output(&common, &r, &r.lost, || r.render(per_process))
             }
             Tool::Execsnoop { common, redact } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "process")?;
                 let r = super::execsnoop::execsnoop(&cap, &filter, redact)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+                output(&common, &r, &r.lost, || r.render())
             }
             Tool::Exitsnoop {
                 common,
@@ -247,27 +240,20 @@ impl Tool {
                 require_events(&cap, "process")?;
                 let opts = super::exitsnoop::Options { threads, failed };
                 let r = super::exitsnoop::exitsnoop(&cap, &filter, opts)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+                output(&common, &r, &r.lost, || r.render())
             }
             Tool::Runqlen { common, per_cpu } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "sched")?;
                 let r = super::runqlen::runqlen(&cap, &filter)?;
-                if common.json {
-                    return json(&r);
-                }
-                let mut out = format!("{}\n", r.lost.banner());
-                if per_cpu {
-                    for q in &r.cpus {
-                        out.push_str(&format!("\ncpu = {}\n{}", q.cpu.unwrap_or(0), q.render()));
+                output(&common, &r, &r.lost, || {
+                    if !per_cpu {
+                        return r.all.render();
                     }
-                } else {
-                    out.push_str(&r.all.render());
-                }
-                Ok(out)
+                    let cpus = r.cpus.iter();
+                    cpus.map(|q| format!("\ncpu = {}\n{}", q.cpu.unwrap_or(0), q.render()))
+                        .collect()
+                })
             }
             Tool::Timeline { common, cpu, limit } => {
                 let (cap, filter) = open(&common)?;
@@ -276,37 +262,25 @@ impl Tool {
                     cpu,
                 };
                 let r = super::timeline::timeline(&cap, &sel, limit)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+                output(&common, &r, &r.lost, || r.render())
             }
             Tool::Killsnoop { common, all } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "signal")?;
                 let r = super::killsnoop::killsnoop(&cap, &filter, all)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+                output(&common, &r, &r.lost, || r.render())
             }
             Tool::Oomkill { common } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "oom")?;
                 let r = super::oomkill::oomkill(&cap, &filter)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+                output(&common, &r, &r.lost, || r.render())
             }
             Tool::Drsnoop { common } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "reclaim")?;
                 let r = super::drsnoop::drsnoop(&cap, &filter)?;
-                if common.json {
-                    return json(&r);
-                }
-                Ok(format!("{}\n{}", r.lost.banner(), r.render()))
+                output(&common, &r, &r.lost, || r.render())
             }
             Tool::Hardirqs { common } => irqs(common, super::irqs::Kind::Hard),
             Tool::Softirqs { common } => irqs(common, super::irqs::Kind::Soft),
