@@ -254,21 +254,27 @@ impl Segment {
     fn decode(&self, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
         let path = self.dir.join(table.file_name());
         let shown = path.display().to_string();
-        // A table added to the format after this segment was written (its segment.json does not
-        // list it) reads as empty, not as damage.
-        if !path.exists()
-            && !self.meta.rows.contains_key(table.name())
-            && !self.meta.rows.is_empty()
-        {
-            return Ok(Vec::new());
-        }
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => CaptureError::MissingTable(shown.clone()),
-            _ => CaptureError::Io {
-                path: shown.clone(),
-                cause: e,
-            },
-        })?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            // A table added to the format after this segment was written (its segment.json does
+            // not list it) reads as empty, not as damage.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && !self.meta.rows.is_empty()
+                    && !self.meta.rows.contains_key(table.name()) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CaptureError::MissingTable(shown))
+            }
+            Err(e) => {
+                return Err(CaptureError::Io {
+                    path: shown,
+                    cause: e,
+                })
+            }
+        };
         let parquet_err = |e: &dyn std::fmt::Display| CaptureError::Parquet {
             path: shown.clone(),
             reason: e.to_string(),

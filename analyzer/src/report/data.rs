@@ -96,14 +96,6 @@ impl Cells {
         }
         out
     }
-
-    pub fn len(&self) -> usize {
-        self.col.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.col.is_empty()
-    }
 }
 
 /// The JSON of `data`, gzip-compressed, base64-encoded: safe inside a `<script>` element as it is.
