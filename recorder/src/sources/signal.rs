@@ -25,3 +25,19 @@ pub fn signal_offsets(f: &Format) -> Result<SignalOffsets> {
         result: f.offset("result", &[4])?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracefs::{read_format, tracefs_root};
+
+    #[test]
+    fn this_kernel_signal_format_parses() {
+        let Ok(root) = tracefs_root() else {
+            flightrec_tests::skip("tracefs is not available (needs root)");
+            return;
+        };
+        let f = read_format(&root, "signal", "signal_generate").unwrap();
+        signal_offsets(&f).unwrap();
+    }
+}
