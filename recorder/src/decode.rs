@@ -46,8 +46,8 @@ pub enum Record<'a> {
     Switch(SwitchEvent, Stack<'a>, UserStack<'a>),
     /// A wake-up (`new` for a freshly forked task).
     Wakeup(WakeupEvent, bool),
-    /// An exec.
-    Exec(ExecEvent),
+    /// An exec and the start of its argument area (empty when not copied).
+    Exec(ExecEvent, &'a [u8]),
     /// A fork.
     Fork(ForkEvent),
     /// An exit.
@@ -75,7 +75,7 @@ impl Record<'_> {
     pub fn source(&self) -> Source {
         match self {
             Record::Switch(..) | Record::Wakeup(..) => Source::Sched,
-            Record::Exec(_) | Record::Fork(_) | Record::Exit(_) => Source::Process,
+            Record::Exec(..) | Record::Fork(_) | Record::Exit(_) => Source::Process,
             Record::Sample(..) => Source::Profile,
             Record::Block(..) => Source::Block,
             Record::Syscall(..) => Source::Syscall,
@@ -160,7 +160,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         }
         EventKind::Wakeup => Record::Wakeup(read(bytes)?, false),
         EventKind::WakeupNew => Record::Wakeup(read(bytes)?, true),
-        EventKind::Exec => Record::Exec(read(bytes)?),
+        EventKind::Exec => {
+            let ev: ExecEvent = read(bytes)?;
+            let n = ev.args_len.max(0) as usize;
+            let args = bytes
+                .get(size_of::<ExecEvent>()..size_of::<ExecEvent>() + n)
+                .ok_or(DecodeError::Short(bytes.len()))?;
+            Record::Exec(ev, args)
+        }
         EventKind::Fork => Record::Fork(read(bytes)?),
         EventKind::Exit => Record::Exit(read(bytes)?),
         EventKind::Sample => {

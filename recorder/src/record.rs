@@ -258,7 +258,7 @@ impl Recorder {
             match decode(&item) {
                 Ok(rec) => {
                     let user = match &rec {
-                        Record::Exec(e) => {
+                        Record::Exec(e, _) => {
                             self.maps.exec(e.hdr.tgid as i32, e.hdr.ts);
                             self.unwinder.forget_thread(e.hdr.tid as i32);
                             self.unwinder.forget_thread(e.old_pid);

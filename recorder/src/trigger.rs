@@ -308,7 +308,7 @@ impl Watch {
                 }
             }
             // Current is the task after exec.
-            Record::Exec(e) => {
+            Record::Exec(e, _) => {
                 self.threads
                     .insert(e.hdr.tid as i32, (e.hdr.tgid as i32, e.comm));
             }

@@ -86,6 +86,7 @@ impl Table {
         match self {
             Table::Stacks => &["method", "truncated"],
             Table::Tasks => &["cgroup"],
+            Table::Process => &["args", "args_truncated"],
             _ => &[],
         }
     }
@@ -181,6 +182,8 @@ fn build(table: Table) -> Schema {
                 f("parent_tid", Int32, true),
                 f("comm", Utf8, false),
                 f("filename", Utf8, true),
+                f("args", Utf8, true),
+                f("args_truncated", Boolean, true),
                 f("group_dead", Boolean, true),
                 f("exit_code", Int32, true),
             ]);

@@ -1,4 +1,5 @@
-//! `execsnoop`: one line per successful exec: time, process name, pid, parent, command line.
+//! `execsnoop`: one line per successful exec: time, process name, pid, parent, command line (as the
+//! kernel copied it at the exec, so short-lived processes and processes that exec again keep theirs).
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -23,10 +24,13 @@ pub struct Exec {
     pub ppid: Option<i32>,
     /// The file executed.
     pub filename: String,
-    /// The command line (argv joined by spaces) as read from /proc right after the exec; the file
-    /// alone when the process was gone by then, or with `--redact`.
+    /// The command line (argv joined by spaces): as the kernel copied it at the exec; else as the
+    /// recorder read it from /proc after the exec (captures from before the copy existed); else
+    /// the file alone (the process was gone by then, or `--redact`).
     pub args: String,
-    /// True when `args` is the whole command line.
+    /// Where `args` came from: `exec`, `proc` or `file`.
+    pub args_from: &'static str,
+    /// True when `args` is the whole command line (not cut short, not the file alone).
     pub full_args: bool,
 }
 
@@ -56,9 +60,11 @@ pub fn execsnoop(cap: &Capture, filter: &Filter, redact: bool) -> Result<Report>
         // A fork of this process in the capture names its parent too.
         let forked = forks.get(&pid).and_then(|f| f.parent_tid);
         let filename = e.filename.clone().unwrap_or_default();
-        let (args, full_args) = match (&p.cmdline, redact) {
-            (Some(c), false) => (c.clone(), true),
-            _ => (filename.clone(), false),
+        let (args, args_from, full_args) = match (&e.args, &p.cmdline, redact) {
+            (_, _, true) => (filename.clone(), "file", false),
+            (Some((a, cut)), ..) => (a.clone(), "exec", !cut),
+            (None, Some(c), _) => (c.clone(), "proc", true),
+            (None, None, _) => (filename.clone(), "file", false),
         };
         execs.push(Exec {
             time: super::time(cap, e.ts),
@@ -67,6 +73,7 @@ pub fn execsnoop(cap: &Capture, filter: &Filter, redact: bool) -> Result<Report>
             ppid: p.ppid.or(forked),
             filename,
             args,
+            args_from,
             full_args,
         });
     }
@@ -85,9 +92,15 @@ impl Report {
         );
         for e in &self.execs {
             let ppid = e.ppid.map_or("-".to_string(), |p| p.to_string());
+            // A cut command line ends in "..." as libbpf-tools' execsnoop prints it.
+            let more = if e.args_from == "exec" && !e.full_args {
+                " ..."
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "{:<24} {:<16} {:>7} {:>7} {}",
+                "{:<24} {:<16} {:>7} {:>7} {}{more}",
                 e.time, e.comm, e.pid, ppid, e.args
             );
         }

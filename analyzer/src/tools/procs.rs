@@ -34,6 +34,9 @@ pub struct Event {
     pub comm: String,
     /// For an exec, the file.
     pub filename: Option<String>,
+    /// For an exec, the command line copied in the kernel at the exec and whether it was cut
+    /// (absent with `--redact` and in captures from before it was recorded).
+    pub args: Option<(String, bool)>,
     /// For an exit, true when the whole process ended.
     pub group_dead: bool,
     /// For an exit, the wait status (code << 8, or the signal in the low 7 bits, 0x80 = core).
@@ -57,7 +60,7 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
     let mut events = Vec::new();
     let mut procs: HashMap<i32, Proc> = HashMap::new();
     for seg in selected(cap, filter) {
-        let cols = [
+        let mut cols = vec![
             "ts",
             "cpu",
             "event",
@@ -69,7 +72,12 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
             "group_dead",
             "exit_code",
         ];
+        let with_args = seg.has_column(Table::Process, "args");
+        if with_args {
+            cols.extend(["args", "args_truncated"]);
+        }
         for b in seg.read(Table::Process, &cols)? {
+            let args = with_args.then(|| (strings(&b, "args"), bools(&b, "args_truncated")));
             let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
             let (tid, tgid, parent) = (
                 prim::<Int32Type>(&b, "tid"),
@@ -95,6 +103,10 @@ pub fn load(cap: &Capture, filter: &Filter) -> Result<(Vec<Event>, HashMap<i32, 
                     parent_tid: opt(parent, i),
                     comm: comm.value(i).to_string(),
                     filename: file.is_valid(i).then(|| file.value(i).to_string()),
+                    args: args
+                        .as_ref()
+                        .filter(|(a, _)| a.is_valid(i))
+                        .map(|(a, cut)| (a.value(i).to_string(), cut.is_valid(i) && cut.value(i))),
                     group_dead: dead.is_valid(i) && dead.value(i),
                     status: opt(code, i),
                 });

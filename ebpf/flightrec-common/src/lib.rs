@@ -35,7 +35,7 @@ pub use syscall::*;
 pub use tcp::*;
 
 /// Bumped whenever a record layout or the meaning of a field changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "EVENTS";
@@ -66,6 +66,9 @@ pub const MAX_WINDOW: usize = 16384;
 pub const SCRATCH_SIZE: usize = 32768;
 /// Longest exec filename copied, including the terminating NUL.
 pub const FILENAME_LEN: usize = 256;
+/// Most bytes of an exec's arguments copied (libbpf-tools' execsnoop keeps 20 of 128 bytes each
+/// by default; a power of two, for the verifier's mask).
+pub const ARGS_LEN: usize = 2048;
 /// Length of a task's comm, including the terminating NUL.
 pub const COMM_LEN: usize = 16;
 

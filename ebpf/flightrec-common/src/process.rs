@@ -1,7 +1,10 @@
 //! Process lifecycle: exec, fork and exit records and tracepoint offsets.
+#[cfg(doc)]
+use crate::ARGS_LEN;
 use crate::{EventHeader, COMM_LEN, FILENAME_LEN};
 
-/// `sched:sched_process_exec`. Current is the task after exec.
+/// `sched:sched_process_exec`. Current is the task after exec. Followed by the start of its
+/// argument area (`args_len` bytes), read from the new program's stack at the exec.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecEvent {
@@ -19,6 +22,11 @@ pub struct ExecEvent {
     pub comm: [u8; COMM_LEN],
     /// Path of the executed file, NUL terminated, truncated to [`FILENAME_LEN`].
     pub filename: [u8; FILENAME_LEN],
+    /// Bytes of the new program's argument area (`mm->arg_end - mm->arg_start`: the arguments,
+    /// each NUL terminated), or 0 when the kernel's BTF did not give the offsets.
+    pub args_total: u32,
+    /// Bytes of it copied (at most [`ARGS_LEN`]) and following this struct, or -errno.
+    pub args_len: i32,
 }
 
 /// `sched:sched_process_fork`. Current is the parent.
@@ -74,4 +82,8 @@ pub struct ProcessOffsets {
     pub exit_group_dead: u32,
     /// Offset of `exit_code` in `struct task_struct` (from BTF); 0 when unknown.
     pub task_exit_code: u32,
+    /// Offsets of `arg_start` and `arg_end` in `struct mm_struct` (from BTF); 0 when unknown
+    /// (`mm` in `task_struct` is [`crate::Config::task_mm`]).
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
 }

@@ -1,10 +1,15 @@
 //! exec, fork and exit: the process table of the capture.
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel, generated as gen,
+    },
     programs::TracePointContext,
 };
 use flightrec_common::{
-    EventKind, ExecEvent, ExitEvent, ForkEvent, Source, COMM_LEN, DATA_LOC_FLAG, EXIT_CODE_UNKNOWN,
+    EventKind, ExecEvent, ExitEvent, ForkEvent, Source, ARGS_LEN, COMM_LEN, DATA_LOC_FLAG,
+    EXIT_CODE_UNKNOWN,
 };
 
 use aya_ebpf::{macros::map, maps::LruHashMap};
@@ -40,14 +45,66 @@ pub fn exec(ctx: &TracePointContext) {
             conf!(process.exec_filename) | DATA_LOC_FLAG,
             &mut (*ev).filename,
         ) as i32;
+        (*ev).args_total = 0;
+        (*ev).args_len = 0;
+        let at = core::mem::size_of::<ExecEvent>();
+        read_args(&mut *ev, buf.add(at));
+        let args = if (*ev).args_len > 0 {
+            (*ev).args_len as usize
+        } else {
+            0
+        };
         // The recorder reads the new program's mappings while it runs: wake it now.
-        emit_waking(
-            Source::Process,
-            ev.cast(),
-            core::mem::size_of::<ExecEvent>(),
-            true,
-        );
+        emit_waking(Source::Process, buf, at + args, true);
     }
+}
+
+/// Copies the start of the new program's arguments (the `argv` strings the kernel just put on its
+/// stack, between `mm->arg_start` and `mm->arg_end`) to `dst`, when the kernel's BTF gave the
+/// offsets.
+#[inline(always)]
+fn read_args(ev: &mut ExecEvent, dst: *mut u8) {
+    let (mm_off, start_off, end_off) = (
+        conf!(task_mm),
+        conf!(process.mm_arg_start),
+        conf!(process.mm_arg_end),
+    );
+    if mm_off == 0 || start_off == 0 || end_off == 0 {
+        return;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Ok(mm) = (unsafe { bpf_probe_read_kernel(task.add(mm_off as usize).cast::<u64>()) }) else {
+        return;
+    };
+    if mm == 0 {
+        return;
+    }
+    let mm = mm as *const u8;
+    let start = unsafe { bpf_probe_read_kernel(mm.add(start_off as usize).cast::<u64>()) };
+    let end = unsafe { bpf_probe_read_kernel(mm.add(end_off as usize).cast::<u64>()) };
+    let (Ok(start), Ok(end)) = (start, end) else {
+        return;
+    };
+    if end <= start {
+        return;
+    }
+    let total = end - start;
+    ev.args_total = if total > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        total as u32
+    };
+    let dst = dst.cast::<c_void>();
+    let src = start as *const c_void;
+    // Two calls with sizes the verifier can bound: the whole buffer, or less than it.
+    let (rc, n) = if total >= ARGS_LEN as u64 {
+        let rc = unsafe { gen::bpf_probe_read_user(dst, ARGS_LEN as u32, src) };
+        (rc, ARGS_LEN as i32)
+    } else {
+        let n = total as u32 & (ARGS_LEN as u32 - 1);
+        (unsafe { gen::bpf_probe_read_user(dst, n, src) }, n as i32)
+    };
+    ev.args_len = if rc < 0 { rc as i32 } else { n };
 }
 
 pub fn fork(ctx: &TracePointContext) {

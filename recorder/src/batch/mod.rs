@@ -129,7 +129,7 @@ impl SegmentBatch {
         let h = match rec {
             Record::Switch(e, ..) => e.hdr,
             Record::Wakeup(e, _) => e.hdr,
-            Record::Exec(e) => e.hdr,
+            Record::Exec(e, _) => e.hdr,
             Record::Fork(e) => e.hdr,
             Record::Exit(e) => e.hdr,
             Record::Sample(e, ..) => e.hdr,
@@ -159,7 +159,7 @@ impl SegmentBatch {
                 tasks.set_comm(e.pid, &e.comm);
                 self.tids.insert(e.pid);
             }
-            Record::Exec(e) => {
+            Record::Exec(e, args) => {
                 let filename = if e.filename_len > 0 {
                     c_str(&e.filename)
                 } else {
@@ -167,6 +167,9 @@ impl SegmentBatch {
                 };
                 tasks.exec(e.pid, h.tgid as i32, &e.comm, filename);
                 let filename = (!self.redact).then_some(filename);
+                let args = (!self.redact)
+                    .then(|| process::exec_args(e, args))
+                    .flatten();
                 self.process_row(
                     &h,
                     ProcessRow {
@@ -176,6 +179,7 @@ impl SegmentBatch {
                         parent: Some(e.old_pid),
                         comm: &e.comm,
                         filename,
+                        args,
                         group_dead: None,
                         exit_code: None,
                     },
@@ -192,6 +196,7 @@ impl SegmentBatch {
                         parent: Some(e.parent_pid),
                         comm: &e.comm,
                         filename: None,
+                        args: None,
                         group_dead: None,
                         exit_code: None,
                     },
@@ -208,6 +213,7 @@ impl SegmentBatch {
                         parent: None,
                         comm: &e.comm,
                         filename: None,
+                        args: None,
                         group_dead: Some(e.group_dead != 0),
                         exit_code: (e.exit_code != EXIT_CODE_UNKNOWN).then_some(e.exit_code),
                     },

@@ -18,6 +18,8 @@ pub fn configure(c: &mut Config, k: &Kernel) -> Result<()> {
         &(k.format)("sched", "sched_process_exit")?,
     )?;
     c.process.task_exit_code = (k.btf_offset)("task_struct", "exit_code");
+    c.process.mm_arg_start = (k.btf_offset)("mm_struct", "arg_start");
+    c.process.mm_arg_end = (k.btf_offset)("mm_struct", "arg_end");
     Ok(())
 }
 
@@ -42,6 +44,8 @@ pub fn process_offsets(exec: &Format, fork: &Format, exit: &Format) -> Result<Pr
         exit_group_dead: exit.offset("group_dead", &[1])?,
         // Not a tracepoint field: filled in from the kernel's BTF by the loader.
         task_exit_code: 0,
+        mm_arg_start: 0,
+        mm_arg_end: 0,
     })
 }
 

@@ -44,10 +44,26 @@ fn execsnoop_and_exitsnoop_agree_with_libbpf_tools() {
         .spawn()
         .unwrap();
     let mut killed = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    // Gone before /proc can be read: only the kernel's copy at the exec has its arguments. And one
+    // whose arguments are longer than the copy (3300 bytes).
+    let mut short = Command::new("/bin/true")
+        .args(["short", &tag])
+        .spawn()
+        .unwrap();
+    let long_args: Vec<String> = (0..300).map(|i| format!("arg-{i:05}")).collect();
+    let mut long = Command::new("/bin/true").args(&long_args).spawn().unwrap();
+    // A process that execs again: each exec keeps its own command line.
+    let mut reexec = Command::new("/bin/sh")
+        .args(["-c", "exec /bin/sleep 0.3", &tag])
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(600));
     killed.kill().unwrap();
     assert_eq!(sh.wait().unwrap().code(), Some(3));
     killed.wait().unwrap();
+    for c in [&mut short, &mut long, &mut reexec] {
+        assert!(c.wait().unwrap().success());
+    }
     std::thread::sleep(Duration::from_millis(800));
     let (peer_execs, peer_exits) = (by_pid(&execs.stop_lines()), by_pid(&exits.stop_lines()));
     rec.stop();
@@ -85,14 +101,46 @@ fn execsnoop_and_exitsnoop_agree_with_libbpf_tools() {
             Some(peer[2].clone()),
             "{e}"
         );
-        // libbpf-tools prints argv from the exec call, flightrec from /proc after it.
+        // Both copy argv at the exec: libbpf-tools at the call, flightrec at its success.
         assert_eq!(
             e["args"].as_str(),
             Some(peer[4..].join(" ").as_str()),
             "{e}"
         );
         assert_eq!(e["full_args"], true, "{e}");
+        assert_eq!(e["args_from"], "exec", "{e}");
     }
+    let all_of = |pid: u32| -> Vec<serde_json::Value> {
+        let list = ours_exec["execs"].as_array().unwrap().iter();
+        list.filter(|e| e["pid"].as_i64() == Some(pid as i64))
+            .cloned()
+            .collect()
+    };
+    let s = &all_of(short.id())[..];
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0]["args"], format!("/bin/true short {tag}"), "{s:?}");
+    assert_eq!(s[0]["full_args"], true);
+    let peer_short = peer_execs[&(short.id() as i64)][4..].join(" ");
+    assert_eq!(peer_short, format!("/bin/true short {tag}"));
+    // The long one: the first 2048 bytes of it, marked cut.
+    let l = &all_of(long.id())[..];
+    let whole = format!("/bin/true {}", long_args.join(" "));
+    let got = l[0]["args"].as_str().unwrap();
+    assert!(got.len() > 1900 && whole.starts_with(got), "{got}");
+    assert_eq!(
+        (l[0]["full_args"].as_bool(), l[0]["args_from"].as_str()),
+        (Some(false), Some("exec"))
+    );
+    let r = &all_of(reexec.id())[..];
+    let lines: Vec<_> = r.iter().map(|e| e["args"].as_str().unwrap()).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("/bin/sh -c exec /bin/sleep 0.3 {tag}"),
+            "/bin/sleep 0.3".to_string()
+        ],
+        "{r:?}"
+    );
 
     // exitsnoop prints "code N" or "signal N (NAME)" last.
     let sh_exit = ours(&ours_exit, "exits", sh_pid);
