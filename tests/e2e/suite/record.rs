@@ -434,11 +434,16 @@ fn redact_leaves_command_lines_and_paths_out() {
     assert!(c.manifest.config.redacted);
     let mut execs = 0;
     for b in c.table(Table::Process) {
-        let (ev, file) = (strings(&b, "event"), strings(&b, "filename"));
+        let (ev, file, args) = (
+            strings(&b, "event"),
+            strings(&b, "filename"),
+            strings(&b, "args"),
+        );
         for i in 0..b.num_rows() {
             if ev[i].as_deref() == Some("exec") {
                 execs += 1;
                 assert_eq!(file[i], None, "exec file name kept");
+                assert_eq!(args[i], None, "exec arguments kept");
             }
         }
     }
