@@ -420,6 +420,21 @@ pub fn run(cli: Cli) -> Result<String> {
                     offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?,
                     "Off-CPU Time",
                 ),
+                flame::Kind::Faults => {
+                    require_events(&cap, "fault")?;
+                    let r = profile::count_stacks(
+                        &cap,
+                        &filter,
+                        flightrec_schemas::Table::Fault,
+                        "faults",
+                    )?;
+                    (r, "Page Fault")
+                }
+                flame::Kind::Locks => {
+                    require_events(&cap, "lock")?;
+                    let (_, r) = crate::tools::klockstat::klockstat(&cap, &filter)?;
+                    (r, "Kernel Lock Wait")
+                }
             };
             let title = format!(
                 "{what} Flame Graph: {} ({})",
@@ -447,7 +462,7 @@ pub fn run(cli: Cli) -> Result<String> {
     }
 }
 
-fn stacks_output(
+pub(crate) fn stacks_output(
     r: &crate::stackagg::StackReport,
     common: &Common,
     folded: bool,

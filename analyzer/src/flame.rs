@@ -12,6 +12,10 @@ pub enum Kind {
     Oncpu,
     /// Off-CPU: width = time blocked, in microseconds.
     Offcpu,
+    /// Page faults: width = faults (needs `--events ...,fault`).
+    Faults,
+    /// Kernel lock waits: width = time waited, in microseconds (needs `--events ...,lock`).
+    Locks,
 }
 
 /// Writes the SVG of `report` to `out`.
@@ -32,9 +36,13 @@ pub fn write_svg(
             opts.count_name = "samples".into();
             opts.colors = Palette::Basic(BasicPalette::Hot);
         }
-        Kind::Offcpu => {
+        Kind::Offcpu | Kind::Locks => {
             opts.count_name = "us".into();
             opts.colors = Palette::Basic(BasicPalette::Io);
+        }
+        Kind::Faults => {
+            opts.count_name = "faults".into();
+            opts.colors = Palette::Basic(BasicPalette::Mem);
         }
     }
     if report.lost.total > 0 {

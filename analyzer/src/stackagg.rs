@@ -11,7 +11,7 @@ use crate::{hist::fmt_ns, lost::Lost};
 pub struct StackRow {
     /// `comm;frame;...;frame`, root first.
     pub folded: String,
-    /// Total: ns for off-CPU, samples for profiles.
+    /// Total: ns for off-CPU and lock waits, samples for profiles, faults for page faults.
     pub value: u64,
     /// Number of intervals or samples.
     pub count: u64,
@@ -20,7 +20,7 @@ pub struct StackRow {
 /// Stacks of an analysis.
 #[derive(Clone, Debug, Serialize)]
 pub struct StackReport {
-    /// What `value` counts: `ns` or `samples`.
+    /// What `value` counts: `ns`, `samples` or `faults`.
     pub unit: &'static str,
     /// Stacks, largest value first.
     pub stacks: Vec<StackRow>,
@@ -90,7 +90,7 @@ impl StackReport {
                 format!("{} in {} intervals", fmt_ns(r.value), r.count)
             } else {
                 let pct = 100.0 * r.value as f64 / self.total.max(1) as f64;
-                format!("{} samples ({pct:.1}%)", r.value)
+                format!("{} {} ({pct:.1}%)", r.value, self.unit)
             };
             let _ = writeln!(out, "    -  {comm}\n        {value}\n");
         }

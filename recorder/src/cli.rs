@@ -69,7 +69,7 @@ pub struct RecordArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub segment: Duration,
     /// Event sources, comma separated: sched, process, profile, block, syscall, tcp, signal, oom,
-    /// irq, reclaim, or all.
+    /// irq, reclaim, lock, fault, or all.
     #[arg(long, default_value = "sched,process,profile,block,signal,oom,reclaim", value_parser = parse_events)]
     pub events: Sources,
     /// Profile sampling frequency per CPU, Hz.

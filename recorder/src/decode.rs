@@ -1,8 +1,8 @@
 //! Ring-buffer records → typed views. No allocation: stacks stay borrowed byte slices.
 use flightrec_common::{
-    BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, IrqEvent, OomEvent,
-    ReclaimEvent, SampleEvent, SignalEvent, Source, SwitchEvent, SyscallEvent, TcpEvent, UserRegs,
-    WakeupEvent,
+    BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FaultEvent, ForkEvent, IrqEvent,
+    LockEvent, OomEvent, ReclaimEvent, SampleEvent, SignalEvent, Source, SwitchEvent, SyscallEvent,
+    TcpEvent, UserRegs, WakeupEvent,
 };
 
 /// A stack as the kernel walked it: leaf first, or the errno of a failed walk.
@@ -68,6 +68,10 @@ pub enum Record<'a> {
     Irq(IrqEvent, EventKind),
     /// A direct or memcg reclaim begin or end.
     Reclaim(ReclaimEvent, EventKind),
+    /// A lock contention begin (`end` false, with the waiter's kernel stack) or end.
+    Lock(LockEvent, Stack<'a>, bool),
+    /// A user page fault and the faulting task's user stack.
+    Fault(FaultEvent, UserStack<'a>),
 }
 
 impl Record<'_> {
@@ -84,6 +88,8 @@ impl Record<'_> {
             Record::Oom(_) => Source::Oom,
             Record::Irq(..) => Source::Irq,
             Record::Reclaim(..) => Source::Reclaim,
+            Record::Lock(..) => Source::Lock,
+            Record::Fault(..) => Source::Fault,
         }
     }
 }
@@ -197,6 +203,23 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         | EventKind::DirectReclaimEnd
         | EventKind::MemcgReclaimBegin
         | EventKind::MemcgReclaimEnd) => Record::Reclaim(read(bytes)?, k),
+        EventKind::LockBegin => {
+            let ev: LockEvent = read(bytes)?;
+            let (k, _) = stacks(
+                bytes,
+                size_of::<LockEvent>(),
+                ev.kstack_len,
+                0,
+                UserRegs::default(),
+            )?;
+            Record::Lock(ev, k, false)
+        }
+        EventKind::LockEnd => Record::Lock(read(bytes)?, Stack::Frames(&[]), true),
+        EventKind::PageFault => {
+            let ev: FaultEvent = read(bytes)?;
+            let (_, u) = stacks(bytes, size_of::<FaultEvent>(), 0, ev.ustack_len, ev.regs)?;
+            Record::Fault(ev, u)
+        }
     })
 }
 

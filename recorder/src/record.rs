@@ -283,6 +283,10 @@ impl Recorder {
                             let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
                             self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
                         }
+                        Record::Fault(e, u) => {
+                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
+                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
+                        }
                         _ => None,
                     };
                     self.batch

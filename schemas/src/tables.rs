@@ -29,6 +29,10 @@ pub enum Table {
     Irq,
     /// Direct and memcg reclaim begins and ends.
     Reclaim,
+    /// Kernel lock contention begins and ends.
+    Lock,
+    /// User page faults.
+    Fault,
     /// Stacks referenced by this segment's events.
     Stacks,
     /// Every task referenced by this segment's events, with its names.
@@ -41,7 +45,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order files are written.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 17] = [
         Table::SchedSwitch,
         Table::SchedWakeup,
         Table::Process,
@@ -53,6 +57,8 @@ impl Table {
         Table::Oom,
         Table::Irq,
         Table::Reclaim,
+        Table::Lock,
+        Table::Fault,
         Table::Stacks,
         Table::Tasks,
         Table::KernelSymbols,
@@ -73,6 +79,8 @@ impl Table {
             Table::Oom => "oom",
             Table::Irq => "irq",
             Table::Reclaim => "reclaim",
+            Table::Lock => "lock",
+            Table::Fault => "fault",
             Table::Stacks => "stacks",
             Table::Tasks => "tasks",
             Table::KernelSymbols => "kernel_symbols",
@@ -276,6 +284,28 @@ fn build(table: Table) -> Schema {
                 f("order", Int32, true),
                 f("gfp_flags", UInt64, true),
                 f("nr_reclaimed", UInt64, true),
+            ]);
+        }
+        Table::Lock => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("event", dict_utf8(), false),
+                f("lock_addr", UInt64, false),
+                f("kind", dict_utf8(), true),
+                f("spin", Boolean, true),
+                f("ret", Int32, true),
+                f("kstack", UInt32, true),
+            ]);
+        }
+        Table::Fault => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([
+                f("address", UInt64, false),
+                f("ip", UInt64, false),
+                f("error_code", UInt64, false),
+                f("ustack", UInt32, true),
             ]);
         }
         Table::Stacks => {

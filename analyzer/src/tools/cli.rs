@@ -3,7 +3,9 @@
 use anyhow::Result;
 use clap::Subcommand;
 
-use crate::cli::{json, open, require_events, Common};
+use flightrec_schemas::Table;
+
+use crate::cli::{json, open, require_events, stacks_output, Common};
 
 /// The tools' subcommands.
 #[derive(Debug, Subcommand)]
@@ -95,6 +97,29 @@ pub enum Tool {
     Oomkill {
         #[command(flatten)]
         common: Common,
+    },
+    /// Kernel lock contention: time waited per caller, with the stacks (klockstat; needs
+    /// `--events ...,lock`).
+    Klockstat {
+        #[command(flatten)]
+        common: Common,
+        /// One line per kernel stack, `comm;frame;... microseconds`, for a flame graph.
+        #[arg(long)]
+        folded: bool,
+        /// Callers to show in text output.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+    /// Page faults taken in user mode, counted per user stack (faults; needs `--events ...,fault`).
+    Faults {
+        #[command(flatten)]
+        common: Common,
+        /// One line per stack, `comm;frame;... faults`, for a flame graph.
+        #[arg(long)]
+        folded: bool,
+        /// Stacks to show in text output.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
     },
     /// Each reclaim a task had to do before its allocation went on, direct or memory-cgroup, with
     /// its latency and pages (drsnoop).
@@ -281,6 +306,29 @@ impl Tool {
                 require_events(&cap, "reclaim")?;
                 let r = super::drsnoop::drsnoop(&cap, &filter)?;
                 output(&common, &r, &r.lost, || r.render())
+            }
+            Tool::Klockstat {
+                common,
+                folded,
+                top,
+            } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "lock")?;
+                let (r, stacks) = super::klockstat::klockstat(&cap, &filter)?;
+                if folded {
+                    return stacks_output(&stacks, &common, true, top);
+                }
+                output(&common, &r, &r.lost, || r.render(top))
+            }
+            Tool::Faults {
+                common,
+                folded,
+                top,
+            } => {
+                let (cap, filter) = open(&common)?;
+                require_events(&cap, "fault")?;
+                let r = crate::profile::count_stacks(&cap, &filter, Table::Fault, "faults")?;
+                stacks_output(&r, &common, folded, top)
             }
             Tool::Hardirqs { common } => irqs(common, super::irqs::Kind::Hard),
             Tool::Softirqs { common } => irqs(common, super::irqs::Kind::Soft),

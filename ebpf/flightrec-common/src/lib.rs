@@ -13,7 +13,9 @@
 #![no_std]
 
 mod block;
+mod fault;
 mod irq;
+mod lock;
 mod oom;
 mod process;
 mod profile;
@@ -24,7 +26,9 @@ mod syscall;
 mod tcp;
 
 pub use block::*;
+pub use fault::*;
 pub use irq::*;
+pub use lock::*;
 pub use oom::*;
 pub use process::*;
 pub use profile::*;
@@ -35,7 +39,7 @@ pub use syscall::*;
 pub use tcp::*;
 
 /// Bumped whenever a record layout or the meaning of a field changes.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "EVENTS";
@@ -96,10 +100,14 @@ pub enum Source {
     Irq = 8,
     /// Direct and memory-cgroup reclaim.
     Reclaim = 9,
+    /// Kernel lock contention.
+    Lock = 10,
+    /// User page faults.
+    Fault = 11,
 }
 
 /// Number of [`Source`] variants.
-pub const SOURCE_COUNT: usize = 10;
+pub const SOURCE_COUNT: usize = 12;
 
 impl Source {
     /// All sources in index order.
@@ -114,6 +122,8 @@ impl Source {
         Source::Oom,
         Source::Irq,
         Source::Reclaim,
+        Source::Lock,
+        Source::Fault,
     ];
 
     /// The name used on the command line and in captures.
@@ -129,6 +139,8 @@ impl Source {
             Source::Oom => "oom",
             Source::Irq => "irq",
             Source::Reclaim => "reclaim",
+            Source::Lock => "lock",
+            Source::Fault => "fault",
         }
     }
 }
@@ -203,6 +215,12 @@ pub enum EventKind {
     MemcgReclaimBegin = 22,
     /// [`ReclaimEvent`] from `mm_vmscan_memcg_reclaim_end`
     MemcgReclaimEnd = 23,
+    /// [`LockEvent`] from `lock:contention_begin`
+    LockBegin = 24,
+    /// [`LockEvent`] from `lock:contention_end`
+    LockEnd = 25,
+    /// [`FaultEvent`] from `exceptions:page_fault_user`
+    PageFault = 26,
 }
 
 impl EventKind {
@@ -232,6 +250,9 @@ impl EventKind {
             21 => Self::DirectReclaimEnd,
             22 => Self::MemcgReclaimBegin,
             23 => Self::MemcgReclaimEnd,
+            24 => Self::LockBegin,
+            25 => Self::LockEnd,
+            26 => Self::PageFault,
             _ => return None,
         })
     }
@@ -348,6 +369,8 @@ pub struct Config {
     pub oom: OomOffsets,
     pub irq: IrqOffsets,
     pub reclaim: ReclaimOffsets,
+    pub lock: LockOffsets,
+    pub fault: FaultOffsets,
     /// The architecture's `pt_regs`.
     pub regs: RegsLayout,
     /// Bytes of user stack copied at a switch-out when the thread's stack top is not known.

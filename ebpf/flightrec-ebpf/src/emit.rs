@@ -180,7 +180,6 @@ pub fn walk_stacks<C: EbpfContext>(
     offset: usize,
     window: u32,
 ) -> (i32, i32, UserRegs, usize) {
-    let mut regs = UserRegs::default();
     let k = unsafe {
         bpf_get_stack(
             ctx.as_ptr(),
@@ -193,8 +192,26 @@ pub fn walk_stacks<C: EbpfContext>(
     // verifier prove every access stays inside the scratch buffer.
     let kb = if k > 0 { (k as usize) & 0x3ff } else { 0 };
     if tid == 0 {
-        return (k as i32, 0, regs, offset + kb);
+        return (k as i32, 0, UserRegs::default(), offset + kb);
     }
+    let (u, regs, len) = walk_user_stack(ctx, tid, tgid, buf, offset + kb, window);
+    (k as i32, u, regs, len)
+}
+
+/// The user half of [`walk_stacks`]: the registers, the frame-pointer walk where the copy may not
+/// reach the outermost frame, and the stack copy, written from `offset` (below 2 KiB). Returns
+/// (user bytes or -errno, the registers, total record length).
+#[inline(always)]
+pub fn walk_user_stack<C: EbpfContext>(
+    ctx: &C,
+    tid: u32,
+    tgid: u32,
+    buf: *mut u8,
+    offset: usize,
+    window: u32,
+) -> (i32, UserRegs, usize) {
+    let offset = offset & 0x7ff;
+    let mut regs = UserRegs::default();
     let has_regs = user_regs(&mut regs);
     // How much stack to copy: to the thread's stack top when known (then the copy holds every
     // frame), else `window` bytes. A window of 0 turns copies off (frame pointers only).
@@ -217,14 +234,14 @@ pub fn walk_stacks<C: EbpfContext>(
         unsafe {
             bpf_get_stack(
                 ctx.as_ptr(),
-                buf.add(offset + kb).cast::<c_void>(),
+                buf.add(offset).cast::<c_void>(),
                 MAX_STACK_BYTES as u32,
                 BPF_F_USER_STACK as u64,
             )
         }
     };
     let ub = if u > 0 { (u as usize) & 0x3ff } else { 0 };
-    let at = offset + kb + ub;
+    let at = offset + ub;
     if has_regs && window > 0 {
         let want = if whole {
             (top - regs.sp) as u32
@@ -233,7 +250,7 @@ pub fn walk_stacks<C: EbpfContext>(
         };
         regs.window_len = copy_window(buf, at, regs.sp, want);
     }
-    (k as i32, u as i32, regs, at + regs.window_len as usize)
+    (u as i32, regs, at + regs.window_len as usize)
 }
 
 /// Where the current process's initial stack began (`mm->start_stack`): its main thread's frames

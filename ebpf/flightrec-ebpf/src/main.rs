@@ -5,7 +5,9 @@
 
 mod block;
 mod emit;
+mod fault;
 mod irq;
+mod lock;
 mod oom;
 mod process;
 mod profile;
@@ -63,6 +65,9 @@ tracepoint!(mm_vmscan_direct_reclaim_begin, |ctx| reclaim::begin(ctx, false));
 tracepoint!(mm_vmscan_direct_reclaim_end, |ctx| reclaim::end(ctx, false));
 tracepoint!(mm_vmscan_memcg_reclaim_begin, |ctx| reclaim::begin(ctx, true));
 tracepoint!(mm_vmscan_memcg_reclaim_end, |ctx| reclaim::end(ctx, true));
+tracepoint!(contention_begin, |ctx| lock::begin(ctx));
+tracepoint!(contention_end, |ctx| lock::end(ctx));
+tracepoint!(page_fault_user, |ctx| fault::page_fault_user(ctx));
 
 #[perf_event]
 pub fn profile_cpu_clock(ctx: PerfEventContext) -> u32 {

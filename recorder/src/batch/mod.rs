@@ -23,7 +23,9 @@ use crate::{
 };
 
 mod block;
+mod fault;
 mod irq;
+mod lock;
 mod oom;
 mod process;
 mod profile;
@@ -66,6 +68,8 @@ pub struct SegmentBatch {
     oom: oom::Ooms,
     irq: irq::Irqs,
     reclaim: reclaim::Reclaims,
+    lock: lock::Locks,
+    fault: fault::Faults,
     stacks: StackTable,
     /// User frames placed in their modules when their stacks were first seen.
     placed: std::collections::HashMap<(i32, u64), Frame>,
@@ -140,6 +144,8 @@ impl SegmentBatch {
             Record::Oom(e) => e.hdr,
             Record::Irq(e, _) => e.hdr,
             Record::Reclaim(e, _) => e.hdr,
+            Record::Lock(e, ..) => e.hdr,
+            Record::Fault(e, _) => e.hdr,
         };
         self.seen(&h, rec.source());
         if h.tid != 0 {
@@ -238,6 +244,14 @@ impl SegmentBatch {
             }
             Record::Irq(e, kind) => self.irq.push(&h, e, *kind),
             Record::Reclaim(e, kind) => self.reclaim.push(&h, e, *kind),
+            Record::Lock(e, k, end) => {
+                let kid = (!end).then(|| self.kernel_stack(k, Source::Lock)).flatten();
+                self.lock.push(&h, e, *end, kid);
+            }
+            Record::Fault(e, _) => {
+                let uid = self.user_stack(h.tgid, user, Source::Fault);
+                self.fault.push(&h, e, uid);
+            }
         }
     }
 
@@ -369,6 +383,8 @@ impl SegmentBatch {
             self.oom.finish(),
             self.irq.finish(),
             self.reclaim.finish(),
+            self.lock.finish(),
+            self.fault.finish(),
         ]
     }
 }

@@ -10,7 +10,9 @@ use flightrec_common::{Config, Source};
 use crate::tracefs::Format;
 
 mod block;
+mod fault;
 mod irq;
+mod lock;
 mod oom;
 mod process;
 mod reclaim;
@@ -50,6 +52,8 @@ pub fn tracepoints(source: Source) -> &'static [Tracepoint] {
         Source::Oom => oom::TRACEPOINTS,
         Source::Irq => irq::TRACEPOINTS,
         Source::Reclaim => reclaim::TRACEPOINTS,
+        Source::Lock => lock::TRACEPOINTS,
+        Source::Fault => fault::TRACEPOINTS,
     }
 }
 
@@ -66,5 +70,7 @@ pub fn configure(source: Source, c: &mut Config, k: &Kernel, f: &Filters) -> Res
         Source::Oom => oom::configure(c, k),
         Source::Irq => irq::configure(c, k),
         Source::Reclaim => reclaim::configure(c, k),
+        Source::Lock => lock::configure(c, k),
+        Source::Fault => fault::configure(c, k),
     }
 }

@@ -4,8 +4,10 @@ mod analyze;
 mod cgroups;
 mod claims;
 mod cluster;
+mod faults;
 mod incident;
 mod irqs;
+mod locks;
 mod peers;
 mod record;
 mod reliability;
@@ -173,6 +175,23 @@ pub fn report(line: &str) {
 }
 
 /// The known workload.
+/// Builds the C program tests/e2e/data/`src` with `flags` into `dir`/`name`.
+pub fn build_c_program(src: &str, dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e/data")
+        .join(src);
+    let bin = dir.join(name);
+    let status = Command::new("cc")
+        .args(flags)
+        .args(["-g", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("cc (gcc) is needed to build the test programs");
+    assert!(status.success(), "compiling {} {flags:?}", src.display());
+    bin
+}
+
 pub fn workload() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flightrec-workload"))
 }

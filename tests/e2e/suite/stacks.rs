@@ -14,17 +14,7 @@ use super::*;
 
 /// Builds tests/e2e/data/stacks.c with `flags` into `dir`.
 fn build_c(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/data/stacks.c");
-    let bin = dir.join(name);
-    let status = Command::new("cc")
-        .args(flags)
-        .args(["-g", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .expect("cc (gcc) is needed to build the test programs");
-    assert!(status.success(), "compiling {} {flags:?}", src.display());
-    bin
+    build_c_program("stacks.c", dir, name, flags)
 }
 
 /// Builds tests/e2e/data/stacks.rs as a release build without frame pointers.
