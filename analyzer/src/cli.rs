@@ -420,6 +420,16 @@ pub fn run(cli: Cli) -> Result<String> {
                     offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?,
                     "Off-CPU Time",
                 ),
+                flame::Kind::Offwake => {
+                    require_events(&cap, "sched")?;
+                    let opts = crate::wakeups::Options {
+                        min_ns: o.min.map_or(0, |d| d.as_nanos() as u64),
+                        max_ns: o.max.map(|d| d.as_nanos() as u64),
+                    };
+                    let kind = crate::wakeups::Kind::Offwake;
+                    let r = crate::wakeups::wake_stacks(&cap, &filter, kind, opts)?;
+                    (r, "Off-Wake Time")
+                }
                 flame::Kind::Faults => {
                     require_events(&cap, "fault")?;
                     let r = profile::count_stacks(

@@ -12,6 +12,8 @@ pub enum Kind {
     Oncpu,
     /// Off-CPU: width = time blocked, in microseconds.
     Offcpu,
+    /// Off-CPU time with the waker's stack on top (offwaketime): width = time, in microseconds.
+    Offwake,
     /// Page faults: width = faults (needs `--events ...,fault`).
     Faults,
     /// Kernel lock waits: width = time waited, in microseconds (needs `--events ...,lock`).
@@ -36,7 +38,7 @@ pub fn write_svg(
             opts.count_name = "samples".into();
             opts.colors = Palette::Basic(BasicPalette::Hot);
         }
-        Kind::Offcpu | Kind::Locks => {
+        Kind::Offcpu | Kind::Locks | Kind::Offwake => {
             opts.count_name = "us".into();
             opts.colors = Palette::Basic(BasicPalette::Io);
         }

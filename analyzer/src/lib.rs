@@ -34,3 +34,4 @@ pub mod summary;
 pub mod syscalls;
 pub mod tools;
 pub mod verify;
+pub mod wakeups;

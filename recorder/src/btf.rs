@@ -13,6 +13,8 @@ struct Type {
     name_off: u32,
     kind: u32,
     kflag: bool,
+    /// Size in bytes (structs, unions, integers, enums).
+    size: u32,
     /// Struct/union members: (name offset, type id, offset field).
     members: Vec<(u32, u32, u32)>,
 }
@@ -58,10 +60,11 @@ impl Btf {
             name_off: 0,
             kind: 0,
             kflag: false,
+            size: 0,
             members: Vec::new(),
         }];
         while at < end {
-            let (name_off, info) = (u32_at(d, at)?, u32_at(d, at + 4)?);
+            let (name_off, info, size) = (u32_at(d, at)?, u32_at(d, at + 4)?, u32_at(d, at + 8)?);
             let (kind, vlen, kflag) = (
                 (info >> 24) & 0x1f,
                 (info & 0xffff) as usize,
@@ -80,6 +83,7 @@ impl Btf {
                 name_off,
                 kind,
                 kflag,
+                size,
                 members,
             });
         }
@@ -98,16 +102,25 @@ impl Btf {
         &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())]
     }
 
+    /// The struct named `name` (one with members: not a forward declaration).
+    fn find_struct(&self, kind: u32, name: &str) -> Option<usize> {
+        self.types.iter().position(|t| {
+            t.kind == kind && !t.members.is_empty() && self.name(t.name_off) == name.as_bytes()
+        })
+    }
+
+    /// Size in bytes of `struct name`.
+    pub fn struct_size(&self, name: &str) -> Result<u32> {
+        let id = self
+            .find_struct(KIND_STRUCT, name)
+            .with_context(|| format!("struct {name} not in the kernel's BTF"))?;
+        Ok(self.types[id].size)
+    }
+
     /// Byte offset of `member` in `struct name`, looking into anonymous struct and union members.
     pub fn member_offset(&self, name: &str, member: &str) -> Result<u32> {
         let id = self
-            .types
-            .iter()
-            .position(|t| {
-                t.kind == KIND_STRUCT
-                    && !t.members.is_empty()
-                    && self.name(t.name_off) == name.as_bytes()
-            })
+            .find_struct(KIND_STRUCT, name)
             .with_context(|| format!("struct {name} not in the kernel's BTF"))?;
         self.find(id, member, 0)
             .map(|bits| bits / 8)
@@ -143,6 +156,9 @@ mod tests {
             return;
         };
         let exit_code = btf.member_offset("task_struct", "exit_code").unwrap();
+        // x86_64's IRQ stack is as large as a task's kernel stack: 16 KiB (32 KiB with KASAN).
+        let stack = btf.struct_size("irq_stack").unwrap();
+        assert!([16384, 32768].contains(&stack), "{stack}");
         let pid = btf.member_offset("task_struct", "pid").unwrap();
         assert!(
             exit_code > 0 && pid > 0 && exit_code != pid,

@@ -83,6 +83,10 @@ pub struct RecordArgs {
     /// learned, its whole stack is copied (up to 16KiB). 0 copies nothing: frame pointers only.
     #[arg(long, default_value = "1KiB", value_parser = parse_stack_copy)]
     pub stack_copy: u64,
+    /// Also record the waker's kernel and user stacks at every wake-up (`sched_waking`), for
+    /// offwaketime and wakeuptime: about as costly again as the switches' stacks.
+    #[arg(long)]
+    pub waker_stacks: bool,
     /// Record syscalls of this process only.
     #[arg(long)]
     pub pid: Option<u32>,

@@ -2,7 +2,7 @@
 use flightrec_common::{
     BlockEvent, EventHeader, EventKind, ExecEvent, ExitEvent, FaultEvent, ForkEvent, IrqEvent,
     LockEvent, OomEvent, ReclaimEvent, SampleEvent, SignalEvent, Source, SwitchEvent, SyscallEvent,
-    TcpEvent, UserRegs, WakeupEvent,
+    TcpEvent, UserRegs, WakeupEvent, WakingEvent,
 };
 
 /// A stack as the kernel walked it: leaf first, or the errno of a failed walk.
@@ -54,6 +54,8 @@ pub enum Record<'a> {
     Exit(ExitEvent),
     /// A profile sample and its stacks.
     Sample(SampleEvent, Stack<'a>, UserStack<'a>),
+    /// A waking and the waker's stacks (`--waker-stacks`).
+    Waking(WakingEvent, Stack<'a>, UserStack<'a>),
     /// A block request issue (`complete` false) or completion.
     Block(BlockEvent, bool),
     /// A syscall enter (`exit` false) or exit.
@@ -78,7 +80,7 @@ impl Record<'_> {
     /// The source the record belongs to.
     pub fn source(&self) -> Source {
         match self {
-            Record::Switch(..) | Record::Wakeup(..) => Source::Sched,
+            Record::Switch(..) | Record::Wakeup(..) | Record::Waking(..) => Source::Sched,
             Record::Exec(..) | Record::Fork(_) | Record::Exit(_) => Source::Process,
             Record::Sample(..) => Source::Profile,
             Record::Block(..) => Source::Block,
@@ -203,6 +205,17 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         | EventKind::DirectReclaimEnd
         | EventKind::MemcgReclaimBegin
         | EventKind::MemcgReclaimEnd) => Record::Reclaim(read(bytes)?, k),
+        EventKind::Waking => {
+            let ev: WakingEvent = read(bytes)?;
+            let (k, u) = stacks(
+                bytes,
+                size_of::<WakingEvent>(),
+                ev.kstack_len,
+                ev.ustack_len,
+                ev.regs,
+            )?;
+            Record::Waking(ev, k, u)
+        }
         EventKind::LockBegin => {
             let ev: LockEvent = read(bytes)?;
             let (k, _) = stacks(

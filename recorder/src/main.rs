@@ -30,6 +30,7 @@ fn record(a: RecordArgs) -> anyhow::Result<()> {
             } else {
                 flightrec_common::MAX_WINDOW as u32
             },
+            waker_stacks: a.waker_stacks,
         },
         redact: a.redact,
         triggers: a.triggers,

@@ -61,6 +61,14 @@ pub struct ProbeOptions {
     pub switch_window: u32,
     /// Bytes of user stack copied with a sample of a thread whose stack top is not known yet.
     pub sample_window: u32,
+    /// Also record the waker's stacks at each `sched_waking`.
+    pub waker_stacks: bool,
+}
+
+/// The size of a task's kernel stack (`THREAD_SIZE`): x86_64's `struct irq_stack` has that size,
+/// else the 16 KiB x86_64 and arm64 use without KASAN. 0 (unknown) without BTF.
+fn thread_size(btf: Option<&crate::btf::Btf>) -> u32 {
+    btf.map_or(0, |b| b.struct_size("irq_stack").unwrap_or(16384))
 }
 
 /// The `pt_regs` layout of the architecture the recorder runs on.
@@ -121,8 +129,11 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
         regs: regs_layout()?,
         task_mm: btf_offset("task_struct", "mm"),
         mm_start_stack: btf_offset("mm_struct", "start_stack"),
+        task_stack: btf_offset("task_struct", "stack"),
+        thread_size: thread_size(btf.as_ref()),
         switch_window: opts.switch_window.min(MAX_WINDOW as u32),
         sample_window: opts.sample_window.min(MAX_WINDOW as u32),
+        waker_stacks: opts.waker_stacks as u32,
         ..Config::default()
     };
     let kernel = sources::Kernel {

@@ -122,6 +122,7 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
             syscall_pid: opts.probes.syscall_pid,
             syscall_comm: opts.probes.syscall_comm.clone(),
             redacted: opts.redact,
+            waker_stacks: opts.probes.waker_stacks && opts.probes.sources.contains(&Source::Sched),
         },
         devices: host::block_devices(),
         segments: Vec::new(),
@@ -280,6 +281,10 @@ impl Recorder {
                             self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
                         }
                         Record::Sample(e, _, u) => {
+                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
+                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
+                        }
+                        Record::Waking(e, _, u) => {
                             let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
                             self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
                         }

@@ -111,6 +111,7 @@ mod tests {
                 syscall_pid: None,
                 syscall_comm: None,
                 redacted: false,
+                waker_stacks: false,
             },
             devices: Default::default(),
             segments,

@@ -53,6 +53,9 @@ pub struct RecordConfig {
     /// Command lines and file paths were left out (`--redact`).
     #[serde(default)]
     pub redacted: bool,
+    /// Wake-ups carry their waker's stacks (`--waker-stacks`: the `sched_waking` table).
+    #[serde(default)]
+    pub waker_stacks: bool,
 }
 
 /// The capture manifest.

@@ -11,6 +11,8 @@ pub enum Table {
     SchedSwitch,
     /// `sched:sched_wakeup` and `sched_wakeup_new`.
     SchedWakeup,
+    /// `sched:sched_waking` with the waker's stacks (`--waker-stacks`).
+    SchedWaking,
     /// exec, fork and exit.
     Process,
     /// CPU-clock samples.
@@ -45,9 +47,10 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order files are written.
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 18] = [
         Table::SchedSwitch,
         Table::SchedWakeup,
+        Table::SchedWaking,
         Table::Process,
         Table::Profile,
         Table::Block,
@@ -70,6 +73,7 @@ impl Table {
         match self {
             Table::SchedSwitch => "sched_switch",
             Table::SchedWakeup => "sched_wakeup",
+            Table::SchedWaking => "sched_waking",
             Table::Process => "process",
             Table::Profile => "profile",
             Table::Block => "block",
@@ -180,6 +184,12 @@ fn build(table: Table) -> Schema {
                 f("waker_tgid", Int32, false),
                 f("new", Boolean, false),
             ]);
+        }
+        Table::SchedWaking => {
+            fields.extend(header());
+            fields.extend(current());
+            fields.extend([f("pid", Int32, false), f("irq", Boolean, false)]);
+            fields.extend(stack_refs());
         }
         Table::Process => {
             fields.extend(header());

@@ -1,11 +1,42 @@
 //! The command line of the book's other tools: one subcommand each, flattened into
 //! `flightrec-analyze`'s, with the same filters (`Common`), `--json` and loss reporting.
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use flightrec_schemas::Table;
 
-use crate::cli::{json, open, require_events, stacks_output, Common};
+use crate::{
+    cli::{json, open, require_events, stacks_output, Common},
+    wakeups::{wake_stacks, Kind, Options},
+};
+
+/// The intervals offwaketime and wakeuptime count.
+#[derive(Debug, Args)]
+pub struct WakeRange {
+    /// Leave out intervals shorter than this (e.g. 1ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    min: Option<std::time::Duration>,
+    /// Leave out intervals longer than this.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max: Option<std::time::Duration>,
+}
+
+/// offwaketime or wakeuptime.
+fn wake(common: Common, range: WakeRange, folded: bool, top: usize, kind: Kind) -> Result<String> {
+    let (cap, filter) = open(&common)?;
+    require_events(&cap, "sched")?;
+    if !cap.manifest.config.waker_stacks {
+        eprintln!(
+            "note: this capture has no waker stacks (record with --waker-stacks): wakers are shown by name"
+        );
+    }
+    let opts = Options {
+        min_ns: range.min.map_or(0, |d| d.as_nanos() as u64),
+        max_ns: range.max.map(|d| d.as_nanos() as u64),
+    };
+    let r = wake_stacks(&cap, &filter, kind, opts)?;
+    stacks_output(&r, &common, folded, top)
+}
 
 /// The tools' subcommands.
 #[derive(Debug, Subcommand)]
@@ -107,6 +138,34 @@ pub enum Tool {
         #[arg(long)]
         folded: bool,
         /// Callers to show in text output.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+    /// Off-CPU time by the blocked stack joined with the stack of the task that woke it, the
+    /// waker drawn upside down on top (offwaketime; waker stacks need `--waker-stacks`).
+    Offwaketime {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        range: WakeRange,
+        /// One line per stack pair, `target;...;--;...;waker microseconds`, for a flame graph.
+        #[arg(long)]
+        folded: bool,
+        /// Stacks to show in text output.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+    /// Time blocked until the wake-up, by the waker's stack (wakeuptime; waker stacks need
+    /// `--waker-stacks`).
+    Wakeuptime {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        range: WakeRange,
+        /// One line per waker stack, `waker;...;target microseconds`, for a flame graph.
+        #[arg(long)]
+        folded: bool,
+        /// Stacks to show in text output.
         #[arg(long, default_value_t = 20)]
         top: usize,
     },
@@ -320,6 +379,18 @@ impl Tool {
                 }
                 output(&common, &r, &r.lost, || r.render(top))
             }
+            Tool::Offwaketime {
+                common,
+                range,
+                folded,
+                top,
+            } => wake(common, range, folded, top, Kind::Offwake),
+            Tool::Wakeuptime {
+                common,
+                range,
+                folded,
+                top,
+            } => wake(common, range, folded, top, Kind::Wakeup),
             Tool::Faults {
                 common,
                 folded,

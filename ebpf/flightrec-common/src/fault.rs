@@ -2,7 +2,7 @@
 use crate::{EventHeader, UserRegs};
 
 /// One user page fault. Current is the faulting task; its kernel stack (the exception entry) is
-/// not walked, its user stack is, as for a profile sample: the user stack bytes and the stack copy
+/// not walked, its user stack is, as at a switch-out: the user stack bytes and the stack copy
 /// follow this struct.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

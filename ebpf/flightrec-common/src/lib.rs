@@ -221,6 +221,8 @@ pub enum EventKind {
     LockEnd = 25,
     /// [`FaultEvent`] from `exceptions:page_fault_user`
     PageFault = 26,
+    /// [`WakingEvent`] from `sched_waking` (with `--waker-stacks`)
+    Waking = 27,
 }
 
 impl EventKind {
@@ -253,6 +255,7 @@ impl EventKind {
             24 => Self::LockBegin,
             25 => Self::LockEnd,
             26 => Self::PageFault,
+            27 => Self::Waking,
             _ => return None,
         })
     }
@@ -377,10 +380,16 @@ pub struct Config {
     pub switch_window: u32,
     /// Bytes of user stack copied with a profile sample when the stack top is not known.
     pub sample_window: u32,
+    /// Non-zero: `sched_waking` also records the waker's stacks ([`WakingEvent`]).
+    pub waker_stacks: u32,
     /// Offsets of `task_struct.mm` and `mm_struct.start_stack` (from BTF; 0 when unknown): a
     /// process's main thread has every frame below its `start_stack`.
     pub task_mm: u32,
     pub mm_start_stack: u32,
+    /// Offset of `task_struct.stack` and the size of a kernel stack, from BTF (0 when unknown): a
+    /// tracepoint that fired on another stack than the current task's fired in an interrupt.
+    pub task_stack: u32,
+    pub thread_size: u32,
 }
 
 #[cfg(feature = "user")]

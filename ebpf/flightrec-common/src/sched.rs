@@ -48,6 +48,26 @@ pub struct WakeupEvent {
     pub comm: [u8; COMM_LEN],
 }
 
+/// `sched:sched_waking` with the waker's stacks (with `--waker-stacks`). Current is the waker: the
+/// task that wakes, or in interrupt context (`irq`) the task the interrupt came upon, whose user
+/// stack is then not walked. The stacks follow as in [`SwitchEvent`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WakingEvent {
+    /// Common prefix.
+    pub hdr: EventHeader,
+    /// Task being woken.
+    pub pid: i32,
+    /// 1 when the waking ran in an interrupt (on an interrupt stack, not the task's).
+    pub irq: u32,
+    /// Bytes of kernel stack following this struct, or -errno.
+    pub kstack_len: i32,
+    /// Bytes of user stack following the kernel stack, or -errno.
+    pub ustack_len: i32,
+    /// The waker's user registers, and the length of its stack copy.
+    pub regs: UserRegs,
+}
+
 /// Tracepoint field offsets of `sched_switch`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

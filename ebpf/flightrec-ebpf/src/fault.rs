@@ -1,4 +1,5 @@
-//! User page faults with the faulting task's user stack (walked as for a profile sample).
+//! User page faults with the faulting task's user stack (walked as at a switch-out: faults come as
+//! often as switches, so the stack copy is as long).
 use aya_ebpf::programs::TracePointContext;
 use flightrec_common::{EventKind, FaultEvent, Source, UserRegs};
 
@@ -29,7 +30,7 @@ pub fn page_fault_user(ctx: &TracePointContext) {
         tgid,
         buf,
         core::mem::size_of::<FaultEvent>(),
-        conf!(sample_window),
+        conf!(switch_window),
     );
     unsafe {
         (*ev).ustack_len = u;

@@ -1,6 +1,12 @@
 //! `sched_switch` with the stacks of the task leaving the CPU, and wake-ups with their waker.
 use aya_ebpf::{macros::map, maps::HashMap, programs::TracePointContext};
-use flightrec_common::{EventKind, Source, SwitchEvent, UserRegs, WakeupEvent};
+use core::ffi::c_void;
+
+use aya_ebpf::{helpers::generated::bpf_get_stack, EbpfContext};
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use flightrec_common::{
+    EventKind, Source, SwitchEvent, UserRegs, WakeupEvent, WakingEvent, MAX_STACK_BYTES,
+};
 
 use crate::emit::{
     conf, current, emit, emit_value, field, header, is_own, scratch, walk_stacks, Raw,
@@ -39,6 +45,74 @@ pub fn waking(ctx: &TracePointContext) {
         ts: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
     };
     let _ = WAKERS.insert(&(pid as u32), &waker, 0);
+    if conf!(waker_stacks) != 0 && !is_own(tgid) {
+        waking_stacks(ctx, pid, tid, tgid);
+    }
+}
+
+/// True when the tracepoint fired on another stack than the current task's kernel stack: an
+/// interrupt's (x86_64 and arm64 run hard and soft interrupts on per-CPU stacks). A softirq run
+/// on the task's own stack (at `local_bh_enable`) counts as the task's: it does that work on its
+/// behalf. False when BTF did not give the offsets.
+#[inline(always)]
+fn in_interrupt(ctx: &TracePointContext) -> bool {
+    let (off, size) = (conf!(task_stack), conf!(thread_size));
+    if off == 0 || size == 0 {
+        return false;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Ok(stack) = (unsafe { bpf_probe_read_kernel(task.add(off as usize).cast::<u64>()) }) else {
+        return false;
+    };
+    // For a BPF program the tracing core puts the registers it took at the tracepoint (its
+    // caller's frame: the stack the event happened on) where the record's common fields were.
+    // The program's own stack can be a private per-CPU one, so it says nothing.
+    let regs: u64 = field(ctx, 0);
+    if regs == 0 {
+        return false;
+    }
+    let at = (regs as *const u8).wrapping_add((conf!(regs.sp) & 0x1ff) as usize);
+    let Ok(sp) = (unsafe { bpf_probe_read_kernel(at.cast::<u64>()) }) else {
+        return false;
+    };
+    !(sp >= stack && sp < stack + size as u64)
+}
+
+/// Records the waker's stacks (`--waker-stacks`): its kernel stack, and in task context its user
+/// stack as a switch-out's. In interrupt context current is only the task the interrupt came upon:
+/// its user stack says nothing of the wake-up, the kernel stack (the interrupt's path) does.
+#[inline(always)]
+fn waking_stacks(ctx: &TracePointContext, pid: i32, tid: u32, tgid: u32) {
+    let Some(buf) = scratch(SLOT_TRACEPOINT) else {
+        return;
+    };
+    let irq = in_interrupt(ctx);
+    let ev = buf.cast::<WakingEvent>();
+    let at = core::mem::size_of::<WakingEvent>();
+    let (k, u, regs, len) = if irq || tid == 0 {
+        let k = unsafe {
+            bpf_get_stack(
+                ctx.as_ptr(),
+                buf.add(at).cast::<c_void>(),
+                MAX_STACK_BYTES as u32,
+                0,
+            )
+        };
+        // A no-op for valid lengths (at most MAX_STACK_BYTES < 1024).
+        let kb = if k > 0 { (k as usize) & 0x3ff } else { 0 };
+        (k as i32, 0, UserRegs::default(), at + kb)
+    } else {
+        walk_stacks(ctx, tid, tgid, buf, at, conf!(switch_window))
+    };
+    unsafe {
+        (*ev).hdr = header(tid, tgid, EventKind::Waking);
+        (*ev).pid = pid;
+        (*ev).irq = irq as u32;
+        (*ev).kstack_len = k;
+        (*ev).ustack_len = u;
+        (*ev).regs = regs;
+    }
+    emit(Source::Sched, buf, len);
 }
 
 pub fn switch(ctx: &TracePointContext) {

@@ -59,6 +59,7 @@ pub struct BatchCounts {
 pub struct SegmentBatch {
     switch: sched::Switches,
     wakeup: sched::Wakeups,
+    waking: sched::Wakings,
     process: process::Processes,
     profile: profile::Samples,
     block: block::Blocks,
@@ -146,6 +147,7 @@ impl SegmentBatch {
             Record::Reclaim(e, _) => e.hdr,
             Record::Lock(e, ..) => e.hdr,
             Record::Fault(e, _) => e.hdr,
+            Record::Waking(e, ..) => e.hdr,
         };
         self.seen(&h, rec.source());
         if h.tid != 0 {
@@ -247,6 +249,12 @@ impl SegmentBatch {
             Record::Lock(e, k, end) => {
                 let kid = (!end).then(|| self.kernel_stack(k, Source::Lock)).flatten();
                 self.lock.push(&h, e, *end, kid);
+            }
+            Record::Waking(e, k, _) => {
+                let kid = self.kernel_stack(k, Source::Sched);
+                let uid = self.user_stack(h.tgid, user, Source::Sched);
+                self.waking.push(&h, e, kid, uid);
+                self.tids.insert(e.pid);
             }
             Record::Fault(e, _) => {
                 let uid = self.user_stack(h.tgid, user, Source::Fault);
@@ -374,6 +382,7 @@ impl SegmentBatch {
         vec![
             self.switch.finish(),
             self.wakeup.finish(),
+            self.waking.finish(),
             self.process.finish(),
             self.profile.finish(),
             self.block.finish(),

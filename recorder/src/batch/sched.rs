@@ -1,11 +1,11 @@
-//! Rows of `sched_switch` and `sched_wakeup`.
+//! Rows of `sched_switch`, `sched_wakeup` and `sched_waking`.
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, UInt32Builder,
 };
-use flightrec_common::{EventHeader, SwitchEvent, WakeupEvent};
+use flightrec_common::{EventHeader, SwitchEvent, WakeupEvent, WakingEvent};
 use flightrec_schemas::Table;
 
-use super::rows::{arc, Header, Rows};
+use super::rows::{arc, Current, Header, Rows};
 
 #[derive(Default)]
 pub struct Switches {
@@ -95,6 +95,44 @@ impl Rows for Wakeups {
             arc(self.waker_tid.finish()),
             arc(self.waker_tgid.finish()),
             arc(self.new.finish()),
+        ]);
+        cols
+    }
+}
+
+/// Wakings with the waker's stacks (`--waker-stacks`).
+#[derive(Default)]
+pub struct Wakings {
+    h: Header,
+    cur: Current,
+    pid: Int32Builder,
+    irq: BooleanBuilder,
+    kstack: UInt32Builder,
+    ustack: UInt32Builder,
+}
+
+impl Wakings {
+    /// A waking; the header's task is the waker.
+    pub fn push(&mut self, h: &EventHeader, e: &WakingEvent, k: Option<u32>, u: Option<u32>) {
+        self.h.push(h);
+        self.cur.push(h);
+        self.pid.append_value(e.pid);
+        self.irq.append_value(e.irq != 0);
+        self.kstack.append_option(k);
+        self.ustack.append_option(u);
+    }
+}
+
+impl Rows for Wakings {
+    const TABLE: Table = Table::SchedWaking;
+    fn columns(&mut self) -> Vec<ArrayRef> {
+        let mut cols = self.h.finish();
+        cols.extend(self.cur.finish());
+        cols.extend([
+            arc(self.pid.finish()),
+            arc(self.irq.finish()),
+            arc(self.kstack.finish()),
+            arc(self.ustack.finish()),
         ]);
         cols
     }
