@@ -60,8 +60,8 @@ pub enum Record<'a> {
     Block(BlockEvent, bool),
     /// A syscall enter (`exit` false) or exit.
     Syscall(SyscallEvent, bool),
-    /// A TCP state change (`retransmit` false) or retransmit.
-    Tcp(TcpEvent, bool),
+    /// A TCP state change, retransmit or reset.
+    Tcp(TcpEvent, EventKind),
     /// A signal generated.
     Signal(SignalEvent),
     /// An OOM-killer victim.
@@ -193,8 +193,10 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         EventKind::BlockComplete => Record::Block(read(bytes)?, true),
         EventKind::SysEnter => Record::Syscall(read(bytes)?, false),
         EventKind::SysExit => Record::Syscall(read(bytes)?, true),
-        EventKind::TcpState => Record::Tcp(read(bytes)?, false),
-        EventKind::TcpRetransmit => Record::Tcp(read(bytes)?, true),
+        k @ (EventKind::TcpState
+        | EventKind::TcpRetransmit
+        | EventKind::TcpSendReset
+        | EventKind::TcpReceiveReset) => Record::Tcp(read(bytes)?, k),
         EventKind::Signal => Record::Signal(read(bytes)?),
         EventKind::OomVictim => Record::Oom(read(bytes)?),
         k @ (EventKind::IrqEntry

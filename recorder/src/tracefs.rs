@@ -137,6 +137,29 @@ impl Format {
     pub fn has(&self, name: &str) -> bool {
         self.fields.contains_key(name)
     }
+
+    /// The names the print format gives the values of `field`
+    /// (`__print_symbolic(REC->field, { 0, "NAME" }, ...)`), where they are numbers.
+    pub fn symbols(&self, field: &str) -> Vec<(i64, String)> {
+        let start = format!("__print_symbolic(REC->{field},");
+        let Some(at) = self.print_fmt.find(&start) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut rest = &self.print_fmt[at + start.len()..];
+        while let Some(open) = rest.trim_start().strip_prefix('{') {
+            let Some((pair, after)) = open.split_once('}') else {
+                break;
+            };
+            if let Some((v, name)) = pair.split_once(',') {
+                if let Ok(v) = v.trim().parse::<i64>() {
+                    out.push((v, name.trim().trim_matches('"').to_string()));
+                }
+            }
+            rest = after.trim_start().strip_prefix(',').unwrap_or(after);
+        }
+        out
+    }
 }
 
 /// The tracefs mount point, mounting it when the system has not (as perf does).
@@ -186,5 +209,20 @@ mod tests {
         let f = Format::parse("x:y", text).unwrap();
         assert!(f.field("filename", &[]).unwrap().data_loc);
         assert_eq!(f.offset("skaddr", &[8]).unwrap(), 16);
+    }
+
+    #[test]
+    fn symbolic_values_come_from_the_print_format() {
+        let text = "\tfield:int reason;\toffset:8;\tsize:4;\tsigned:0;\n\
+print fmt: \"reason=%s\", __print_symbolic(REC->reason, { 0, \"NOT_SPECIFIED\" }, { 1, \"NO_SOCKET\" })\n";
+        let f = Format::parse("x:y", text).unwrap();
+        assert_eq!(
+            f.symbols("reason"),
+            [
+                (0, "NOT_SPECIFIED".to_string()),
+                (1, "NO_SOCKET".to_string())
+            ]
+        );
+        assert!(f.symbols("other").is_empty());
     }
 }

@@ -99,6 +99,7 @@ impl Table {
             Table::Stacks => &["method", "truncated"],
             Table::Tasks => &["cgroup"],
             Table::Process => &["args", "args_truncated"],
+            Table::Tcp => &["reason", "tx_bytes", "rx_bytes"],
             _ => &[],
         }
     }
@@ -246,6 +247,9 @@ fn build(table: Table) -> Schema {
                 f("sport", UInt16, false),
                 f("daddr", Utf8, false),
                 f("dport", UInt16, false),
+                f("reason", dict_utf8(), true),
+                f("tx_bytes", UInt64, true),
+                f("rx_bytes", UInt64, true),
             ]);
         }
         Table::Signal => {

@@ -221,6 +221,12 @@ pub enum Tool {
         #[command(flatten)]
         common: Common,
     },
+    /// TCP resets sent and received: time, owner, addresses, state, the kernel's reason for a sent
+    /// one (`NO_SOCKET`, `TCP_ABORT_ON_CLOSE`, ...).
+    Tcpreset {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// A tool's output: its report as JSON with `--json`, else the capture's losses and `text`.
@@ -408,6 +414,7 @@ impl Tool {
             Tool::Tcpaccept { common } => tcp(common, super::tcp::report::Tool::Accept),
             Tool::Tcpconnlat { common } => tcp(common, super::tcp::report::Tool::Connlat),
             Tool::Tcpretrans { common } => tcp(common, super::tcp::report::Tool::Retrans),
+            Tool::Tcpreset { common } => tcp(common, super::tcp::report::Tool::Reset),
         }
     }
 }

@@ -213,14 +213,16 @@ pub fn timeline(cap: &Capture, sel: &Select, limit: usize) -> Result<Report> {
         if !sel.keeps_named(e.cpu, e.pid, &e.comm) || !in_cgroup(e.pid) {
             continue;
         }
-        let d = if e.retransmit {
-            format!("retransmit in {}", super::tcp::state::name(e.old))
-        } else {
-            format!(
-                "{} -> {}",
-                super::tcp::state::name(e.old),
-                super::tcp::state::name(e.new)
-            )
+        let st = super::tcp::state::name;
+        let d = match e.kind {
+            super::tcp::Kind::Retransmit => format!("retransmit in {}", st(e.old)),
+            super::tcp::Kind::SendReset => format!(
+                "reset sent in {} ({})",
+                st(e.old),
+                e.reason.as_deref().unwrap_or("?")
+            ),
+            super::tcp::Kind::ReceiveReset => format!("reset received in {}", st(e.old)),
+            super::tcp::Kind::State => format!("{} -> {}", st(e.old), st(e.new)),
         };
         let d = format!("{d} {}:{} {}:{}", e.laddr, e.lport, e.raddr, e.rport);
         add(e.ts, e.cpu, (e.tid, &e.comm), "tcp", d);

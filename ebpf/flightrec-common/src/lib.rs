@@ -39,7 +39,7 @@ pub use syscall::*;
 pub use tcp::*;
 
 /// Bumped whenever a record layout or the meaning of a field changes.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Name of the ring buffer map.
 pub const MAP_EVENTS: &str = "EVENTS";
@@ -223,6 +223,10 @@ pub enum EventKind {
     PageFault = 26,
     /// [`WakingEvent`] from `sched_waking` (with `--waker-stacks`)
     Waking = 27,
+    /// [`TcpEvent`] from `tcp_send_reset`
+    TcpSendReset = 28,
+    /// [`TcpEvent`] from `tcp_receive_reset`
+    TcpReceiveReset = 29,
 }
 
 impl EventKind {
@@ -256,6 +260,8 @@ impl EventKind {
             25 => Self::LockEnd,
             26 => Self::PageFault,
             27 => Self::Waking,
+            28 => Self::TcpSendReset,
+            29 => Self::TcpReceiveReset,
             _ => return None,
         })
     }
@@ -368,6 +374,9 @@ pub struct Config {
     pub syscall: SyscallOffsets,
     pub tcp_state: TcpOffsets,
     pub tcp_retransmit: TcpOffsets,
+    pub tcp_receive_reset: TcpOffsets,
+    pub tcp_send_reset: TcpResetOffsets,
+    pub tcp_sock: TcpSockOffsets,
     pub signal: SignalOffsets,
     pub oom: OomOffsets,
     pub irq: IrqOffsets,

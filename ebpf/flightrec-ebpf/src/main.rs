@@ -55,6 +55,8 @@ tracepoint!(sys_enter, |ctx| syscall::enter(ctx));
 tracepoint!(sys_exit, |ctx| syscall::exit(ctx));
 tracepoint!(inet_sock_set_state, |ctx| tcp::set_state(ctx));
 tracepoint!(tcp_retransmit_skb, |ctx| tcp::retransmit(ctx));
+tracepoint!(tcp_send_reset, |ctx| tcp::send_reset(ctx));
+tracepoint!(tcp_receive_reset, |ctx| tcp::receive_reset(ctx));
 tracepoint!(signal_generate, |ctx| signal::generate(ctx));
 tracepoint!(mark_victim, |ctx| oom::mark_victim(ctx));
 tracepoint!(irq_handler_entry, |ctx| irq::handler_entry(ctx));

@@ -235,7 +235,7 @@ impl SegmentBatch {
             }
             Record::Block(e, complete) => self.block.push(&h, e, *complete),
             Record::Syscall(e, exit) => self.syscall.push(&h, e, *exit),
-            Record::Tcp(e, retransmit) => self.tcp.push(&h, e, *retransmit),
+            Record::Tcp(e, kind) => self.tcp.push(&h, e, *kind),
             Record::Signal(e) => {
                 self.tids.insert(e.pid);
                 self.signal.push(&h, e);

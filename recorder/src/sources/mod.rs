@@ -21,6 +21,8 @@ mod signal;
 mod syscall;
 mod tcp;
 
+pub use tcp::reset_reason;
+
 /// A tracepoint program: (program name in the object, tracefs group, event).
 pub type Tracepoint = (&'static str, &'static str, &'static str);
 

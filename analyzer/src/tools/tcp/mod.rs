@@ -1,6 +1,7 @@
-//! TCP connections from the `tcp` table (`sock:inet_sock_set_state`, `tcp:tcp_retransmit_skb`):
-//! each kernel socket's life from its first state change to `CLOSE`, with its owner. What
-//! `tcplife`, `tcpconnect`, `tcpaccept`, `tcpconnlat` and `tcpretrans` print (`report.rs`).
+//! TCP connections from the `tcp` table (`sock:inet_sock_set_state`, `tcp:tcp_retransmit_skb`,
+//! `tcp:tcp_send_reset`, `tcp:tcp_receive_reset`): each kernel socket's life from its first state
+//! change to `CLOSE`, with its owner and the bytes it moved. What `tcplife`, `tcpconnect`,
+//! `tcpaccept`, `tcpconnlat`, `tcpretrans` and `tcpreset` print (`report.rs`).
 //!
 //! The task current at a state change is often not the socket's owner: the handshake completes in
 //! softirq context, on loopback in the peer's. So the owner is taken where the owner is current:
@@ -12,13 +13,16 @@
 //! which.
 use std::collections::HashMap;
 
-use arrow::datatypes::{Int32Type, UInt16Type, UInt64Type};
+use arrow::{
+    array::Array,
+    datatypes::{Int32Type, UInt16Type, UInt64Type},
+};
 use flightrec_schemas::Table;
 use serde::Serialize;
 
 use crate::{
     capture::{Capture, Result},
-    columns::{prim, strings},
+    columns::{opt, prim, strings},
     filter::Filter,
     names::Tasks,
     parallel::selected,
@@ -57,12 +61,21 @@ pub mod state {
     }
 }
 
+/// What a `tcp` row records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    State,
+    Retransmit,
+    SendReset,
+    ReceiveReset,
+}
+
 /// One row of the `tcp` table.
 #[derive(Clone, Debug)]
 pub struct Event {
     pub ts: u64,
     pub cpu: u16,
-    pub retransmit: bool,
+    pub kind: Kind,
     pub skaddr: u64,
     pub old: i32,
     pub new: i32,
@@ -75,6 +88,12 @@ pub struct Event {
     pub tid: i32,
     pub pid: i32,
     pub comm: String,
+    /// A sent reset's reason (`NO_SOCKET`, ...).
+    pub reason: Option<String>,
+    /// At `CLOSE`: what the socket sent and received over its life (`bytes_acked`,
+    /// `bytes_received`: the SYN and FIN count one each).
+    pub tx_bytes: Option<u64>,
+    pub rx_bytes: Option<u64>,
 }
 
 /// Who opened a connection.
@@ -108,6 +127,12 @@ pub struct Conn {
     pub end: Option<u64>,
     /// Retransmitted segments, with the state and time of each.
     pub retransmits: Vec<(u64, i32)>,
+    /// Bytes sent and received over the connection's life, where recorded at its `CLOSE`.
+    pub tx_bytes: Option<u64>,
+    pub rx_bytes: Option<u64>,
+    /// The kernel socket.
+    #[serde(skip)]
+    pub skaddr: u64,
 }
 
 /// A listening socket: its owner at `listen()`.
@@ -123,13 +148,26 @@ struct Listener {
 /// its start even when only its end is in the range), in time order.
 pub fn events(cap: &Capture, filter: &Filter) -> Result<Vec<Event>> {
     let mut out = Vec::new();
-    let cols = [
+    let base = [
         "ts", "cpu", "tid", "tgid", "event", "skaddr", "oldstate", "newstate", "family", "saddr",
         "sport", "daddr", "dport",
     ];
     for seg in selected(cap, filter) {
         let tasks = Tasks::load(seg)?;
+        let mut cols = base.to_vec();
+        // Resets and byte counts came later: older captures have neither.
+        let later = seg.has_column(Table::Tcp, "tx_bytes");
+        if later {
+            cols.extend(["reason", "tx_bytes", "rx_bytes"]);
+        }
         for b in seg.read(Table::Tcp, &cols)? {
+            let extra = later.then(|| {
+                (
+                    strings(&b, "reason"),
+                    prim::<UInt64Type>(&b, "tx_bytes"),
+                    prim::<UInt64Type>(&b, "rx_bytes"),
+                )
+            });
             let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
             let (tid, tgid) = (prim::<Int32Type>(&b, "tid"), prim::<Int32Type>(&b, "tgid"));
             let (old, new) = (
@@ -148,10 +186,24 @@ pub fn events(cap: &Capture, filter: &Filter) -> Result<Vec<Event>> {
                 strings(&b, "daddr"),
             );
             for i in 0..b.num_rows() {
+                let kind = match event.value(i) {
+                    "retransmit" => Kind::Retransmit,
+                    "send_reset" => Kind::SendReset,
+                    "receive_reset" => Kind::ReceiveReset,
+                    _ => Kind::State,
+                };
+                let (reason, tx, rx) = match &extra {
+                    Some((r, tx, rx)) => (
+                        r.is_valid(i).then(|| r.value(i).to_string()),
+                        opt(tx, i),
+                        opt(rx, i),
+                    ),
+                    None => (None, None, None),
+                };
                 out.push(Event {
                     ts: ts.value(i),
                     cpu: cpu.value(i),
-                    retransmit: event.value(i) == "retransmit",
+                    kind,
                     skaddr: skaddr.value(i),
                     old: old.value(i),
                     new: new.value(i),
@@ -163,6 +215,9 @@ pub fn events(cap: &Capture, filter: &Filter) -> Result<Vec<Event>> {
                     tid: tid.value(i),
                     pid: tgid.value(i),
                     comm: tasks.comm(tid.value(i)).to_string(),
+                    reason,
+                    tx_bytes: tx,
+                    rx_bytes: rx,
                 });
             }
         }
@@ -177,11 +232,15 @@ pub fn connections(events: &[Event]) -> Vec<Conn> {
     let mut open: HashMap<u64, (Conn, Option<(i32, String)>)> = HashMap::new();
     let mut done: Vec<Conn> = Vec::new();
     for e in events {
-        if e.retransmit {
-            if let Some((c, _)) = open.get_mut(&e.skaddr) {
-                c.retransmits.push((e.ts, e.old));
+        match e.kind {
+            Kind::Retransmit => {
+                if let Some((c, _)) = open.get_mut(&e.skaddr) {
+                    c.retransmits.push((e.ts, e.old));
+                }
+                continue;
             }
-            continue;
+            Kind::SendReset | Kind::ReceiveReset => continue,
+            Kind::State => {}
         }
         if e.new == state::LISTEN {
             listeners.insert(
@@ -232,6 +291,9 @@ pub fn connections(events: &[Event]) -> Vec<Conn> {
                 established: None,
                 end: None,
                 retransmits: Vec::new(),
+                tx_bytes: None,
+                rx_bytes: None,
+                skaddr: e.skaddr,
             };
             open.insert(e.skaddr, (conn, None));
         }
@@ -250,6 +312,7 @@ pub fn connections(events: &[Event]) -> Vec<Conn> {
         if e.new == state::CLOSE {
             let (mut c, closer) = open.remove(&e.skaddr).expect("open connection");
             c.end = Some(e.ts);
+            (c.tx_bytes, c.rx_bytes) = (e.tx_bytes, e.rx_bytes);
             if c.owner_from == "current" {
                 match closer {
                     Some((pid, comm)) => (c.pid, c.comm, c.owner_from) = (pid, comm, "close"),
