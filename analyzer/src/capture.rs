@@ -1,8 +1,13 @@
 //! Opening a capture and reading only the columns and segments an analysis needs.
+//!
+//! Damage costs only what is damaged: opened leniently (the analysis commands, unless `--strict`),
+//! a table file that cannot be read reads as empty and is recorded as [`Damage`], and a segment
+//! whose metadata cannot be read is left out and recorded; every report states them with the
+//! losses. Opened strictly (`verify`, exports, `--strict`), the first damage is the error.
 use std::{
     fs::{self, File},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use arrow::{datatypes::Schema, record_batch::RecordBatch};
@@ -65,6 +70,24 @@ pub enum CaptureError {
 /// Result of capture reading.
 pub type Result<T> = std::result::Result<T, CaptureError>;
 
+/// A table file, or a whole segment, that could not be read: its events are lost to the analysis.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Damage {
+    /// The segment's id; `None` when its metadata is unreadable (`dir` says which).
+    pub segment: Option<u64>,
+    /// The segment's directory name.
+    pub dir: String,
+    /// The table; `None` for the whole segment.
+    pub table: Option<String>,
+    /// The segment's time range (monotonic ns), where its metadata gives it.
+    pub start_ns: Option<u64>,
+    pub end_ns: Option<u64>,
+    /// The rows the segment's metadata lists for the table: events lost to the analysis.
+    pub rows: u64,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
 /// One finished segment.
 #[derive(Clone, Debug)]
 pub struct Segment {
@@ -72,6 +95,10 @@ pub struct Segment {
     pub meta: SegmentMeta,
     /// Its directory.
     pub dir: PathBuf,
+    /// A damaged table is an error (else it reads as empty and is recorded in `damage`).
+    pub strict: bool,
+    /// Tables found damaged so far (shared by clones).
+    pub damage: Arc<Mutex<Vec<Damage>>>,
 }
 
 /// An opened capture.
@@ -88,6 +115,8 @@ pub struct Capture {
     /// Ids of open segments found as write-ahead journals (`segments/.<id>.journal`): recording
     /// now, or left by a recorder that was killed and not yet salvaged.
     pub journals: Vec<u64>,
+    /// Segments left out because their metadata could not be read (lenient opening only).
+    pub damaged: Vec<Damage>,
 }
 
 impl Capture {
@@ -97,10 +126,17 @@ impl Capture {
         self.manifest.devices.get(&mm).cloned().unwrap_or(mm)
     }
 
-    /// Opens a capture directory, or a bundle written by `flightrec export`.
+    /// Opens a capture directory, or a bundle written by `flightrec export`; any damage is an
+    /// error.
     pub fn open(path: &Path) -> Result<Capture> {
+        Capture::open_with(path, true)
+    }
+
+    /// Opens a capture that may be damaged: unreadable tables and segments are left out and
+    /// recorded ([`Capture::damage`]) unless `strict`.
+    pub fn open_with(path: &Path, strict: bool) -> Result<Capture> {
         if !path.is_file() {
-            return Capture::open_dir(path);
+            return Capture::open_dir(path, strict);
         }
         let tmp = tempfile::Builder::new()
             .prefix("flightrec-bundle-")
@@ -110,7 +146,7 @@ impl Capture {
                 cause,
             })?;
         crate::bundle::unpack(path, tmp.path())?;
-        let mut cap = Capture::open_dir(tmp.path()).map_err(|e| match e {
+        let mut cap = Capture::open_dir(tmp.path(), strict).map_err(|e| match e {
             CaptureError::NotACapture(_) => CaptureError::NotACapture(path.display().to_string()),
             other => other,
         })?;
@@ -120,7 +156,7 @@ impl Capture {
 
     /// Opens a capture directory. Segments are what is on disk with a `segment.json` (a recorder
     /// that died may not have listed its last segment in the manifest).
-    pub fn open_dir(root: &Path) -> Result<Capture> {
+    pub fn open_dir(root: &Path, strict: bool) -> Result<Capture> {
         let manifest_path = root.join(MANIFEST_FILE);
         if !manifest_path.is_file() {
             return Err(CaptureError::NotACapture(root.display().to_string()));
@@ -133,6 +169,7 @@ impl Capture {
         })?;
         let mut segments = Vec::new();
         let mut journals = Vec::new();
+        let mut damaged = Vec::new();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if let Some(id) = flightrec_schemas::journal_id(&name) {
@@ -146,10 +183,27 @@ impl Capture {
             if !meta_path.is_file() {
                 continue;
             }
-            let meta = SegmentMeta::read(&meta_path)?;
+            let meta = match SegmentMeta::read(&meta_path) {
+                Ok(m) => m,
+                Err(e) if !strict => {
+                    damaged.push(Damage {
+                        segment: None,
+                        dir: name,
+                        table: None,
+                        start_ns: None,
+                        end_ns: None,
+                        rows: 0,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             segments.push(Segment {
                 meta,
                 dir: e.path(),
+                strict,
+                damage: Arc::default(),
             });
         }
         segments.sort_by_key(|s| s.meta.id);
@@ -158,6 +212,12 @@ impl Capture {
             return Err(CaptureError::OnlyJournal(root.display().to_string()));
         }
         if segments.is_empty() {
+            if let Some(d) = damaged.first() {
+                return Err(CaptureError::Parquet {
+                    path: root.join(SEGMENTS_DIR).join(&d.dir).display().to_string(),
+                    reason: format!("no segment is readable; this one: {}", d.reason),
+                });
+            }
             return Err(CaptureError::Empty(root.display().to_string()));
         }
         Ok(Capture {
@@ -166,7 +226,18 @@ impl Capture {
             manifest,
             segments,
             journals,
+            damaged,
         })
+    }
+
+    /// Everything found damaged so far: segments left out at opening, and tables that could not
+    /// be read since.
+    pub fn damage(&self) -> Vec<Damage> {
+        let mut all = self.damaged.clone();
+        for s in &self.segments {
+            all.extend(s.damage.lock().expect("damage list").iter().cloned());
+        }
+        all
     }
 }
 
@@ -230,8 +301,37 @@ impl Segment {
     }
 
     /// Reads `columns` of `table` (all batches of the file). Checks each column's type against the
-    /// schema of this format version.
+    /// schema of this format version. A damaged file is an error when the capture was opened
+    /// strictly; else it reads as empty and is recorded in [`Segment::damage`].
     pub fn read(&self, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        match self.read_or_fail(table, columns) {
+            Err(e) if !self.strict => {
+                let mut damage = self.damage.lock().expect("damage list");
+                if !damage
+                    .iter()
+                    .any(|d| d.table.as_deref() == Some(table.name()))
+                {
+                    damage.push(Damage {
+                        segment: Some(self.meta.id),
+                        dir: self
+                            .dir
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default(),
+                        table: Some(table.name().to_string()),
+                        start_ns: Some(self.meta.start_ns),
+                        end_ns: Some(self.meta.end_ns),
+                        rows: self.meta.rows.get(table.name()).copied().unwrap_or(0),
+                        reason: e.to_string(),
+                    });
+                }
+                Ok(Vec::new())
+            }
+            other => other,
+        }
+    }
+
+    fn read_or_fail(&self, table: Table, columns: &[&str]) -> Result<Vec<RecordBatch>> {
         // The Arrow and Parquet decoders assert on some damaged data instead of returning an
         // error; such a file is damaged like any other, not a crash of the analyzer.
         READING.with(|r| r.set(true));

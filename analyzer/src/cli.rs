@@ -55,6 +55,10 @@ pub struct Common {
     /// build ID (DIR/.build-id/xx/rest.debug).
     #[arg(long)]
     pub debuginfo_dir: Option<PathBuf>,
+    /// Refuse a capture with any damaged file (by default the readable segments are analyzed and
+    /// the damaged files reported with the losses).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Off-CPU selection options.
@@ -216,7 +220,7 @@ pub(crate) fn require_events(cap: &Capture, source: &str) -> Result<()> {
 }
 
 pub(crate) fn open(common: &Common) -> Result<(Capture, Filter)> {
-    let cap = Capture::open(&common.capture)?;
+    let cap = Capture::open_with(&common.capture, common.strict)?;
     let start = capture_start(&cap);
     let time = |t: &Option<String>| -> Result<Option<u64>> {
         t.as_deref()
@@ -318,7 +322,9 @@ pub fn run(cli: Cli) -> Result<String> {
             tables,
             cluster,
         }),
-        Command::Verify { common } => {
+        Command::Verify { mut common } => {
+            // Verify reads every file to find damage: each one is a problem it lists.
+            common.strict = true;
             let (cap, _) = open(&common)?;
             let v = crate::verify::verify(&cap)?;
             let out = if common.json { json(&v)? } else { v.render() };
@@ -371,6 +377,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 to: until,
                 json: false,
                 debuginfo_dir,
+                strict: false,
             })?;
             use crate::convert::Format;
             if matches!(format, Format::Perfetto | Format::Chrome) {

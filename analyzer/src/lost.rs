@@ -5,9 +5,25 @@ use serde::Serialize;
 
 use crate::{
     capture::{Capture, Segment},
-    filter::Filter,
+    filter::{wall_clock, Filter},
     parallel::selected,
 };
+
+/// A damaged table or segment, as reports state it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Damaged {
+    /// The segment's id (absent when its metadata is unreadable) and directory.
+    pub segment: Option<u64>,
+    pub dir: String,
+    /// The table; absent for a whole segment.
+    pub table: Option<String>,
+    /// The time range lost (UTC), where the segment's metadata gives it.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Events the segment listed in that table.
+    pub rows: u64,
+    pub reason: String,
+}
 
 /// Losses over a set of segments.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -26,6 +42,9 @@ pub struct Lost {
     pub unwritten: u64,
     /// Segments with losses: (id, lost), the unwritten ones included.
     pub segments: Vec<(u64, u64)>,
+    /// Table files and segments that could not be read (their rows are counted in `total`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<Damaged>,
 }
 
 fn add(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
@@ -38,7 +57,28 @@ impl Lost {
     /// The losses of the segments the filter's range touches, and of the segments the recorder
     /// could not write there.
     pub fn in_range(cap: &Capture, filter: &Filter) -> Lost {
-        let mut l = Lost::of(selected(cap, filter));
+        let segs = selected(cap, filter);
+        let mut l = Lost::of(segs.iter().copied());
+        let damage = segs
+            .iter()
+            .flat_map(|s| s.damage.lock().expect("damage list").clone())
+            .chain(cap.damaged.iter().cloned());
+        for d in damage {
+            l.total += d.rows;
+            if let Some(id) = d.segment {
+                l.segments.push((id, d.rows));
+            }
+            let time = |ns: Option<u64>| ns.map(|t| wall_clock(&cap.manifest.clock, t));
+            l.damaged.push(Damaged {
+                segment: d.segment,
+                from: time(d.start_ns),
+                to: time(d.end_ns),
+                dir: d.dir,
+                table: d.table,
+                rows: d.rows,
+                reason: d.reason,
+            });
+        }
         for u in &cap.manifest.unwritten {
             if filter.overlaps(Some(u.start_ns), Some(u.end_ns)) {
                 l.unwritten += u.events();
@@ -70,7 +110,7 @@ impl Lost {
 
     /// One line for the top of a text report: prominent when anything was lost.
     pub fn banner(&self) -> String {
-        if self.total == 0 {
+        if self.total == 0 && self.damaged.is_empty() {
             return "lost events: 0".to_string();
         }
         let mut parts = Vec::new();
@@ -87,6 +127,21 @@ impl Lost {
             parts.push(format!(
                 "{} in segments the recorder could not write (disk full?)",
                 self.unwritten
+            ));
+        }
+        for d in &self.damaged {
+            let what = match (&d.table, d.segment) {
+                (Some(t), Some(id)) => format!("segment {id} {t}"),
+                (_, Some(id)) => format!("segment {id}"),
+                (_, None) => format!("segment directory {}", d.dir),
+            };
+            let when = match (&d.from, &d.to) {
+                (Some(f), Some(t)) => format!(" {f} .. {t}"),
+                _ => String::new(),
+            };
+            parts.push(format!(
+                "{} in DAMAGED {what}{when} ({}; analyzed without it, --strict refuses)",
+                d.rows, d.reason
             ));
         }
         format!(
