@@ -6,8 +6,10 @@
 //!   cargo run --release -p flightrec-bench -- analyzer [--switches 10M] [--rounds 5]
 //!   cargo run --release -p flightrec-bench -- throughput [--seconds 30] [--rates 100000,...]
 //!   cargo run --release -p flightrec-bench -- redis [--requests 200000] [--baseline DIR]
+//!   cargo run --release -p flightrec-bench -- fuzz [--cases 10000] [--seed 1]
 mod analyzer;
 mod cluster;
+mod fuzz;
 mod overhead;
 mod redis;
 mod throughput;
@@ -35,6 +37,8 @@ enum What {
     Throughput(throughput::Args),
     /// A real service (redis-server under redis-benchmark): the recorder's cost and its stacks.
     Redis(redis::Args),
+    /// Damaged and hostile captures and bundles, case by case: no panic, no write outside.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         What::Overhead(a) => overhead::run(a),
         What::Throughput(a) => throughput::run(a),
         What::Redis(a) => redis::run(a),
+        What::Fuzz(a) => fuzz::run(a),
     }
 }
