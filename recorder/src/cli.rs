@@ -35,6 +35,13 @@ pub enum Command {
         /// Capture directory.
         dir: PathBuf,
     },
+    /// Check what this machine's kernel offers the recorder: one line per piece, what is lost
+    /// without a missing one and how to fix it.
+    Check {
+        /// Event sources to check for (default: all).
+        #[arg(long, value_parser = parse_events)]
+        events: Option<Sources>,
+    },
     /// Write a capture or snapshot into one tar file for a ticket (-o), or captures from many
     /// hosts into one Hive-partitioned Parquet tree for SQL engines (--lake).
     Export {

@@ -17,6 +17,7 @@ pub mod export;
 pub mod host;
 pub mod journal;
 pub mod ksyms;
+pub mod preflight;
 pub mod probes;
 pub mod procmaps;
 pub mod record;

@@ -3,14 +3,53 @@ use std::process::ExitCode;
 use clap::Parser;
 use flightrec_recorder::{
     cli::{Cli, Command, RecordArgs},
-    control, export, journal,
+    control, export, journal, preflight,
     probes::ProbeOptions,
     record::{self, RecordOptions},
     snapshot,
     status::human_bytes,
 };
 
-fn record(a: RecordArgs) -> anyhow::Result<()> {
+/// Says what the kernel lacks, one line each; stops on what nothing can be recorded without, and
+/// leaves out the sources whose tracepoints are missing.
+fn preflight(
+    sources: &[flightrec_common::Source],
+) -> anyhow::Result<Vec<flightrec_common::Source>> {
+    let host = preflight::Host::this();
+    let checks = preflight::checks(&host, sources);
+    for c in checks.iter().filter(|c| !c.ok && !c.fatal) {
+        eprintln!("flightrec: {}", c.line());
+    }
+    if let Some(c) = checks.iter().find(|c| !c.ok && c.fatal) {
+        anyhow::bail!("{}", c.line());
+    }
+    let usable = preflight::usable(&host, sources);
+    if usable.is_empty() {
+        anyhow::bail!("none of the event sources asked for can be recorded on this kernel");
+    }
+    Ok(usable)
+}
+
+fn check(sources: Option<flightrec_recorder::cli::Sources>) -> anyhow::Result<()> {
+    let sources = sources.map_or(flightrec_common::Source::ALL.to_vec(), |s| s.0);
+    let host = preflight::Host::this();
+    let checks = preflight::checks(&host, &sources);
+    println!("kernel {}", host.release);
+    for c in &checks {
+        if c.ok {
+            println!("ok       {}", c.what);
+        } else {
+            println!("MISSING  {}", c.line());
+        }
+    }
+    if checks.iter().any(|c| !c.ok && c.fatal) {
+        anyhow::bail!("this machine cannot record (see the lines above)");
+    }
+    Ok(())
+}
+
+fn record(mut a: RecordArgs) -> anyhow::Result<()> {
+    a.events.0 = preflight(&a.events.0)?;
     let opts = RecordOptions {
         dir: a.dir,
         duration: a.duration,
@@ -92,6 +131,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Record(a) => record(a),
+        Command::Check { events } => check(events),
         Command::Snapshot { dir, name } => snapshot(&dir, name),
         Command::Salvage { dir } => salvage(&dir),
         Command::Export {

@@ -365,6 +365,46 @@ fn kill_9_at_random_moments_loses_at_most_the_last_second() {
 }
 
 #[test]
+fn without_privileges_the_recorder_says_what_is_missing_in_one_line() {
+    require_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).unwrap();
+    let dir = tmp.path().join("cap");
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(workspace_bin("flightrec"))
+        .args(["record", "--duration", "1s", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("privileges to load BPF programs missing") && err.contains("CAP_BPF"),
+        "{err}"
+    );
+    // Nothing was created.
+    assert!(!dir.exists());
+    // And as root, `flightrec check` finds everything here.
+    let out = Command::new(workspace_bin("flightrec"))
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !text.contains("MISSING"), "{text}");
+    assert!(
+        text.contains("ok       tracepoint lock:contention_begin"),
+        "{text}"
+    );
+}
+
+#[test]
 fn records_as_an_unprivileged_user_with_capabilities_only() {
     require_root!();
     let tmp = tempfile::tempdir().unwrap();
