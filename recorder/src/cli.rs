@@ -61,65 +61,73 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// Capture directory (created 0700 if missing; an existing capture's window is continued).
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTREC_DIR")]
     pub dir: PathBuf,
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or SIGTERM.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, env = "FLIGHTREC_DURATION")]
     pub duration: Option<Duration>,
     /// Keep this much history; older segments are deleted.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_duration, env = "FLIGHTREC_WINDOW")]
     pub window: Duration,
     /// Keep at most this many bytes of segments (e.g. 512MiB, 2GiB).
-    #[arg(long, default_value = "2GiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "2GiB", value_parser = parse_bytes, env = "FLIGHTREC_MAX_SIZE")]
     pub max_size: u64,
     /// Length of one segment.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "FLIGHTREC_SEGMENT")]
     pub segment: Duration,
     /// Event sources, comma separated: sched, process, profile, block, syscall, tcp, signal, oom,
     /// irq, reclaim, lock, fault, or all.
-    #[arg(long, default_value = "sched,process,profile,block,signal,oom,reclaim", value_parser = parse_events)]
+    #[arg(long, default_value = "sched,process,profile,block,signal,oom,reclaim", value_parser = parse_events, env = "FLIGHTREC_EVENTS")]
     pub events: Sources,
     /// Profile sampling frequency per CPU, Hz.
-    #[arg(long, default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, default_value_t = 49, value_parser = clap::value_parser!(u64).range(1..=10_000), env = "FLIGHTREC_FREQ")]
     pub freq: u64,
     /// Ring buffer size: a power of two, at least 64KiB.
-    #[arg(long, default_value = "16MiB", value_parser = parse_ringbuf)]
+    #[arg(long, default_value = "16MiB", value_parser = parse_ringbuf, env = "FLIGHTREC_RINGBUF_SIZE")]
     pub ringbuf_size: u64,
     /// Bytes of user stack copied with a switch-out (and with a profile sample) of a thread whose
     /// stack depth is not known yet, for unwinding frameless code with CFI; once a thread's depth is
     /// learned, its whole stack is copied (up to 16KiB). 0 copies nothing: frame pointers only.
-    #[arg(long, default_value = "1KiB", value_parser = parse_stack_copy)]
+    #[arg(long, default_value = "1KiB", value_parser = parse_stack_copy, env = "FLIGHTREC_STACK_COPY")]
     pub stack_copy: u64,
     /// Also record the waker's kernel and user stacks at every wake-up (`sched_waking`), for
     /// offwaketime and wakeuptime: about as costly again as the switches' stacks.
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTREC_WAKER_STACKS")]
     pub waker_stacks: bool,
     /// Record syscalls of this process only.
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTREC_PID")]
     pub pid: Option<u32>,
     /// Record syscalls of tasks with this comm only.
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTREC_COMM")]
     pub comm: Option<String>,
     /// Freeze the window automatically when a condition is seen: runq>DURATION (run-queue
     /// latency), block>DURATION (block I/O latency), exit:signal[=N] (a process killed by a
     /// signal), exit:code[=N] (a process exiting non-zero), exit:oom (a process chosen by the OOM
     /// killer); add ,pid=N or ,comm=NAME to watch one process or thread name
     /// (runq>20ms,comm=postgres). May be given several times.
-    #[arg(long = "trigger")]
+    #[arg(long = "trigger", env = "FLIGHTREC_TRIGGER", value_delimiter = ';')]
     pub triggers: Vec<Trigger>,
     /// After a trigger, keep recording this long before freezing.
-    #[arg(long, default_value = "5s", value_parser = parse_duration_or_zero)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration_or_zero, env = "FLIGHTREC_POST")]
     pub post: Duration,
     /// After a trigger fired, ignore further matches for this long.
-    #[arg(long, default_value = "60s", value_parser = parse_duration_or_zero)]
+    #[arg(long, default_value = "60s", value_parser = parse_duration_or_zero, env = "FLIGHTREC_COOLDOWN")]
     pub cooldown: Duration,
     /// Leave command-line arguments and file paths out of the capture (executables, exec file
     /// names, source paths; modules keep only their file name).
-    #[arg(long)]
+    #[arg(long, env = "FLIGHTREC_REDACT")]
     pub redact: bool,
     /// No status line.
-    #[arg(long, short)]
+    #[arg(long, short, env = "FLIGHTREC_QUIET")]
     pub quiet: bool,
+    /// Read settings from this file (TOML, a [record] table of the options above; default
+    /// $FLIGHTREC_CONFIG, else /etc/flightrec/flightrec.toml when it exists). The command line
+    /// wins over the environment (FLIGHTREC_<OPTION>), which wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective settings (and where each came from) as a config file, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod btf;
 pub mod cli;
+pub mod config;
 pub mod control;
 pub mod decode;
 pub mod export;

@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use flightrec_recorder::{
     cli::{Cli, Command, RecordArgs},
-    control, export, journal, preflight,
+    config, control, export, journal, preflight,
     probes::ProbeOptions,
     record::{self, RecordOptions},
     snapshot,
@@ -127,8 +127,46 @@ fn salvage(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Parses the command line, with `record`'s settings from the config file and the environment
+/// (`--print-config` prints them and exits).
+fn parse() -> Result<Cli, ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let is_record = args.get(1).is_some_and(|a| a == "record");
+    let loaded = if is_record {
+        let cmd = Cli::command();
+        let record = cmd.find_subcommand("record").expect("record subcommand");
+        match config::load(&args, record) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("flightrec: {e:#}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    } else {
+        config::Loaded::default()
+    };
+    // clap reads the environment when the command is built: after the file's settings are in it.
+    let cmd = Cli::command();
+    let matches = cmd.clone().get_matches_from(&args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Command::Record(a) = &cli.command {
+        if a.print_config {
+            let record = cmd.find_subcommand("record").expect("record subcommand");
+            let sub = matches
+                .subcommand_matches("record")
+                .expect("record matches");
+            print!("{}", config::print(record, sub, &loaded));
+            return Err(ExitCode::SUCCESS);
+        }
+    }
+    Ok(cli)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.command {
         Command::Record(a) => record(a),
         Command::Check { events } => check(events),

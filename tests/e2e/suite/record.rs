@@ -503,3 +503,71 @@ fn interruptible_detail(
     }
     v
 }
+
+#[test]
+fn settings_come_from_the_config_file_the_environment_and_the_command_line_in_that_order() {
+    // A recorder of its own: never beside a test that runs alone.
+    let _quiet = quiet();
+    require_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = tmp.path().join("cap");
+    let file = tmp.path().join("flightrec.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[record]\ndir = {:?}\nevents = [\"sched\", \"process\"]\nsegment = \"5s\"\nwindow = \"7m\"\nduration = \"2s\"\n",
+            cap.display()
+        ),
+    )
+    .unwrap();
+    let flightrec = || {
+        let mut c = std::process::Command::new(workspace_bin("flightrec"));
+        c.args(["record", "--config"]).arg(&file);
+        // The environment beats the file; the command line beats both.
+        c.env("FLIGHTREC_SEGMENT", "1s")
+            .env("FLIGHTREC_WINDOW", "9m");
+        c
+    };
+    let printed = flightrec()
+        .args(["--window", "3m", "--print-config"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.status.success(), "{text}");
+    for line in [
+        "segment = \"1s\"  # environment FLIGHTREC_SEGMENT",
+        "window = \"3m\"  # command line",
+        "events = \"sched,process\"  # config file",
+        "freq = \"49\"  # default",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    // The printed settings are a config file that gives the same settings.
+    let again = tmp.path().join("printed.toml");
+    std::fs::write(&again, text.as_bytes()).unwrap();
+    let reprinted = std::process::Command::new(workspace_bin("flightrec"))
+        .args(["record", "--print-config", "--config"])
+        .arg(&again)
+        .output()
+        .unwrap();
+    let values = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split("  #").next().unwrap_or(l).to_string())
+            .collect()
+    };
+    assert_eq!(
+        values(&String::from_utf8_lossy(&reprinted.stdout)),
+        values(&text)
+    );
+    // And a recording with them.
+    let out = flightrec().arg("--quiet").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Capture::open(&cap);
+    assert_eq!(c.manifest.config.events, ["sched", "process"]);
+    assert_eq!(c.manifest.config.segment_ns, 1_000_000_000);
+    assert_eq!(c.manifest.config.window_ns, 9 * 60 * 1_000_000_000);
+}
