@@ -7,11 +7,13 @@
 //!   cargo run --release -p flightrec-bench -- throughput [--seconds 30] [--rates 100000,...]
 //!   cargo run --release -p flightrec-bench -- redis [--requests 200000] [--baseline DIR]
 //!   cargo run --release -p flightrec-bench -- fuzz [--cases 10000] [--seed 1]
+//!   cargo run --release -p flightrec-bench -- soak [--minutes 60] [--window 5]
 mod analyzer;
 mod cluster;
 mod fuzz;
 mod overhead;
 mod redis;
+mod soak;
 mod throughput;
 mod util;
 
@@ -39,6 +41,8 @@ enum What {
     Redis(redis::Args),
     /// Damaged and hostile captures and bundles, case by case: no panic, no write outside.
     Fuzz(fuzz::Args),
+    /// The recorder for an hour under a mixed load: RSS, open files, disk and window each minute.
+    Soak(soak::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         What::Throughput(a) => throughput::run(a),
         What::Redis(a) => redis::run(a),
         What::Fuzz(a) => fuzz::run(a),
+        What::Soak(a) => soak::run(a),
     }
 }

@@ -8,6 +8,7 @@ mod faults;
 mod incident;
 mod irqs;
 mod locks;
+mod package;
 mod peers;
 mod record;
 mod reliability;
