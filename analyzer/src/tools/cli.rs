@@ -10,6 +10,18 @@ use crate::{
     wakeups::{wake_stacks, Kind, Options},
 };
 
+/// How the stack tools print: folded lines for a flame graph, or the top stacks (callers for
+/// klockstat) for people.
+#[derive(Debug, Args)]
+pub struct StackOut {
+    /// One line per stack, `comm;frame;... value` (microseconds for times), for a flame graph.
+    #[arg(long)]
+    folded: bool,
+    /// Stacks (klockstat: callers) to show in text output.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+}
+
 /// The intervals offwaketime and wakeuptime count.
 #[derive(Debug, Args)]
 pub struct WakeRange {
@@ -22,7 +34,7 @@ pub struct WakeRange {
 }
 
 /// offwaketime or wakeuptime.
-fn wake(common: Common, range: WakeRange, folded: bool, top: usize, kind: Kind) -> Result<String> {
+fn wake(common: Common, range: WakeRange, out: StackOut, kind: Kind) -> Result<String> {
     let (cap, filter) = open(&common)?;
     require_events(&cap, "sched")?;
     if !cap.manifest.config.waker_stacks {
@@ -35,7 +47,7 @@ fn wake(common: Common, range: WakeRange, folded: bool, top: usize, kind: Kind) 
         max_ns: range.max.map(|d| d.as_nanos() as u64),
     };
     let r = wake_stacks(&cap, &filter, kind, opts)?;
-    stacks_output(&r, &common, folded, top)
+    stacks_output(&r, &common, out.folded, out.top)
 }
 
 /// The tools' subcommands.
@@ -134,12 +146,8 @@ pub enum Tool {
     Klockstat {
         #[command(flatten)]
         common: Common,
-        /// One line per kernel stack, `comm;frame;... microseconds`, for a flame graph.
-        #[arg(long)]
-        folded: bool,
-        /// Callers to show in text output.
-        #[arg(long, default_value_t = 20)]
-        top: usize,
+        #[command(flatten)]
+        out: StackOut,
     },
     /// Off-CPU time by the blocked stack joined with the stack of the task that woke it, the
     /// waker drawn upside down on top (offwaketime; waker stacks need `--waker-stacks`).
@@ -148,12 +156,8 @@ pub enum Tool {
         common: Common,
         #[command(flatten)]
         range: WakeRange,
-        /// One line per stack pair, `target;...;--;...;waker microseconds`, for a flame graph.
-        #[arg(long)]
-        folded: bool,
-        /// Stacks to show in text output.
-        #[arg(long, default_value_t = 20)]
-        top: usize,
+        #[command(flatten)]
+        out: StackOut,
     },
     /// Time blocked until the wake-up, by the waker's stack (wakeuptime; waker stacks need
     /// `--waker-stacks`).
@@ -162,23 +166,15 @@ pub enum Tool {
         common: Common,
         #[command(flatten)]
         range: WakeRange,
-        /// One line per waker stack, `waker;...;target microseconds`, for a flame graph.
-        #[arg(long)]
-        folded: bool,
-        /// Stacks to show in text output.
-        #[arg(long, default_value_t = 20)]
-        top: usize,
+        #[command(flatten)]
+        out: StackOut,
     },
     /// Page faults taken in user mode, counted per user stack (faults; needs `--events ...,fault`).
     Faults {
         #[command(flatten)]
         common: Common,
-        /// One line per stack, `comm;frame;... faults`, for a flame graph.
-        #[arg(long)]
-        folded: bool,
-        /// Stacks to show in text output.
-        #[arg(long, default_value_t = 20)]
-        top: usize,
+        #[command(flatten)]
+        out: StackOut,
     },
     /// Each reclaim a task had to do before its allocation went on, direct or memory-cgroup, with
     /// its latency and pages (drsnoop).
@@ -372,40 +368,22 @@ impl Tool {
                 let r = super::drsnoop::drsnoop(&cap, &filter)?;
                 output(&common, &r, &r.lost, || r.render())
             }
-            Tool::Klockstat {
-                common,
-                folded,
-                top,
-            } => {
+            Tool::Klockstat { common, out } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "lock")?;
                 let (r, stacks) = super::klockstat::klockstat(&cap, &filter)?;
-                if folded {
-                    return stacks_output(&stacks, &common, true, top);
+                if out.folded {
+                    return stacks_output(&stacks, &common, true, out.top);
                 }
-                output(&common, &r, &r.lost, || r.render(top))
+                output(&common, &r, &r.lost, || r.render(out.top))
             }
-            Tool::Offwaketime {
-                common,
-                range,
-                folded,
-                top,
-            } => wake(common, range, folded, top, Kind::Offwake),
-            Tool::Wakeuptime {
-                common,
-                range,
-                folded,
-                top,
-            } => wake(common, range, folded, top, Kind::Wakeup),
-            Tool::Faults {
-                common,
-                folded,
-                top,
-            } => {
+            Tool::Offwaketime { common, range, out } => wake(common, range, out, Kind::Offwake),
+            Tool::Wakeuptime { common, range, out } => wake(common, range, out, Kind::Wakeup),
+            Tool::Faults { common, out } => {
                 let (cap, filter) = open(&common)?;
                 require_events(&cap, "fault")?;
                 let r = crate::profile::count_stacks(&cap, &filter, Table::Fault, "faults")?;
-                stacks_output(&r, &common, folded, top)
+                stacks_output(&r, &common, out.folded, out.top)
             }
             Tool::Hardirqs { common } => irqs(common, super::irqs::Kind::Hard),
             Tool::Softirqs { common } => irqs(common, super::irqs::Kind::Soft),

@@ -1,7 +1,7 @@
 //! `faults` on the real kernel: a C program built without frame pointers touches a known number of
 //! fresh pages under a known chain of functions; every fault must be counted under exactly that
 //! chain, and drawn in the page-fault flame graph.
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::*;
 
@@ -17,19 +17,7 @@ fn faults_counts_every_page_a_program_touched_under_its_exact_stack() {
     let cap = dir.path().join("cap");
     let rec = Recording::start(&cap, &["--events", "process,fault", "--segment", "60s"]);
     let pages = 3000;
-    let child = Command::new(&bin)
-        .arg(pages.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let touched: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .strip_prefix("touched ")
-        .and_then(|n| n.parse().ok())
-        .expect("the program says how many pages it touched");
+    let (pid, touched) = run_measuring(&bin, &[&pages.to_string()], "touched");
     assert_eq!(touched, pages);
     rec.stop();
     let c = cap.to_str().unwrap();

@@ -2,7 +2,6 @@
 //! for 300 ms (its write faults on a userfaultfd page inside the pipe write, and the program
 //! supplies the page late) while a second thread's write waits for the mutex, and measures that
 //! wait itself. libbpf-tools' klockstat needs kprobes, which this kernel lacks: no peer run.
-use std::process::{Command, Stdio};
 
 use super::*;
 
@@ -19,19 +18,7 @@ fn klockstat_finds_a_known_mutex_wait_with_its_caller_and_time() {
         &cap,
         &["--events", "sched,process,lock", "--segment", "60s"],
     );
-    let child = Command::new(&bin)
-        .arg("300")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let waited: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .strip_prefix("waited_ns ")
-        .and_then(|n| n.parse().ok())
-        .expect("the program says how long its write waited");
+    let (pid, waited) = run_measuring(&bin, &["300"], "waited_ns");
     assert!(waited > 250_000_000, "the waiter did not wait: {waited} ns");
     rec.stop();
     let c = cap.to_str().unwrap();

@@ -193,6 +193,31 @@ pub fn build_c_program(src: &str, dir: &Path, name: &str, flags: &[&str]) -> Pat
     bin
 }
 
+/// Runs a ground-truth program to its end: its pid and the number it printed after `label `
+/// (what it measured itself: `blocked_ns 123`).
+pub fn run_measuring(bin: &Path, args: &[&str], label: &str) -> (u32, u64) {
+    let child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{} failed", bin.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(label)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{} printed no {label}: {text}", bin.display()));
+    (pid, value)
+}
+
 pub fn workload() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flightrec-workload"))
 }

@@ -4,10 +4,7 @@
 //! the wake-up there after an IPI, where `current` is the idle task. With `--waker-stacks`,
 //! offwaketime and wakeuptime join a C program's known blocked chain with the known chain of the
 //! thread that woke it, and carry the time the program measured itself blocked.
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
+use std::{io::Write, process::Stdio};
 
 use super::{peers::Reaped, *};
 
@@ -112,19 +109,7 @@ fn offwaketime_and_wakeuptime_join_the_blocked_stack_with_the_wakers() {
             "60s",
         ],
     );
-    let child = Command::new(&bin)
-        .args(["20", "20"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let blocked: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .strip_prefix("blocked_ns ")
-        .and_then(|n| n.parse().ok())
-        .expect("the program says how long it was blocked");
+    let (pid, blocked) = run_measuring(&bin, &["20", "20"], "blocked_ns");
     rec.stop();
     let c = cap.path().to_str().unwrap();
     let within = |us: u64, what: &str| {
