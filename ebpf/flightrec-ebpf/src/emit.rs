@@ -180,6 +180,18 @@ pub fn walk_stacks<C: EbpfContext>(
     offset: usize,
     window: u32,
 ) -> (i32, i32, UserRegs, usize) {
+    let (k, at) = walk_kernel_stack(ctx, buf, offset);
+    if tid == 0 {
+        return (k, 0, UserRegs::default(), at);
+    }
+    let (u, regs, len) = walk_user_stack(ctx, tid, tgid, buf, at, window);
+    (k, u, regs, len)
+}
+
+/// Walks the current kernel stack into `buf` at `offset`. Returns (bytes or -errno, the offset
+/// after it).
+#[inline(always)]
+pub fn walk_kernel_stack<C: EbpfContext>(ctx: &C, buf: *mut u8, offset: usize) -> (i32, usize) {
     let k = unsafe {
         bpf_get_stack(
             ctx.as_ptr(),
@@ -188,14 +200,10 @@ pub fn walk_stacks<C: EbpfContext>(
             0,
         )
     };
-    // The masks are no-ops for valid lengths (at most MAX_STACK_BYTES < 1024); they let the
+    // The mask is a no-op for valid lengths (at most MAX_STACK_BYTES < 1024); it lets the
     // verifier prove every access stays inside the scratch buffer.
     let kb = if k > 0 { (k as usize) & 0x3ff } else { 0 };
-    if tid == 0 {
-        return (k as i32, 0, UserRegs::default(), offset + kb);
-    }
-    let (u, regs, len) = walk_user_stack(ctx, tid, tgid, buf, offset + kb, window);
-    (k as i32, u, regs, len)
+    (k as i32, offset + kb)
 }
 
 /// The user half of [`walk_stacks`]: the registers, the frame-pointer walk where the copy may not

@@ -2,13 +2,12 @@
 //! end when the wait is over. Begins and ends pair per thread and lock address in the readers (a
 //! mutex's waiter may spin, then sleep: two begins, one end; a spinlock taken inside a mutex's
 //! slow path nests another pair).
-use core::ffi::c_void;
-
-use aya_ebpf::{helpers::generated::bpf_get_stack, programs::TracePointContext, EbpfContext};
-use flightrec_common::{EventKind, LockEvent, Source, MAX_STACK_BYTES};
+use aya_ebpf::programs::TracePointContext;
+use flightrec_common::{EventKind, LockEvent, Source};
 
 use crate::emit::{
-    conf, current, emit, emit_value, field, header, is_own, scratch, SLOT_TRACEPOINT,
+    conf, current, emit, emit_value, field, header, is_own, scratch, walk_kernel_stack,
+    SLOT_TRACEPOINT,
 };
 
 pub fn begin(ctx: &TracePointContext) {
@@ -20,26 +19,16 @@ pub fn begin(ctx: &TracePointContext) {
         return;
     };
     let ev = buf.cast::<LockEvent>();
-    let at = core::mem::size_of::<LockEvent>();
-    let k = unsafe {
-        bpf_get_stack(
-            ctx.as_ptr(),
-            buf.add(at).cast::<c_void>(),
-            MAX_STACK_BYTES as u32,
-            0,
-        )
-    };
-    // The mask is a no-op for valid lengths (at most MAX_STACK_BYTES < 1024).
-    let kb = if k > 0 { (k as usize) & 0x3ff } else { 0 };
+    let (k, len) = walk_kernel_stack(ctx, buf, core::mem::size_of::<LockEvent>());
     unsafe {
         (*ev).hdr = header(tid, tgid, EventKind::LockBegin);
         (*ev).lock_addr = field(ctx, conf!(lock.begin_lock_addr));
         (*ev).flags = field(ctx, conf!(lock.begin_flags));
         (*ev).ret = 0;
-        (*ev).kstack_len = k as i32;
+        (*ev).kstack_len = k;
         (*ev)._pad = 0;
     }
-    emit(Source::Lock, buf, at + kb);
+    emit(Source::Lock, buf, len);
 }
 
 pub fn end(ctx: &TracePointContext) {

@@ -1,16 +1,15 @@
 //! `sched_switch` with the stacks of the task leaving the CPU, and wake-ups with their waker.
-use aya_ebpf::{macros::map, maps::HashMap, programs::TracePointContext};
-use core::ffi::c_void;
-
-use aya_ebpf::{helpers::generated::bpf_get_stack, EbpfContext};
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use flightrec_common::{
-    EventKind, Source, SwitchEvent, UserRegs, WakeupEvent, WakingEvent, MAX_STACK_BYTES,
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel},
+    macros::map,
+    maps::HashMap,
+    programs::TracePointContext,
 };
+use flightrec_common::{EventKind, Source, SwitchEvent, UserRegs, WakeupEvent, WakingEvent};
 
 use crate::emit::{
-    conf, current, emit, emit_value, field, header, is_own, scratch, walk_stacks, Raw,
-    SLOT_TRACEPOINT,
+    conf, current, emit, emit_value, field, header, is_own, scratch, walk_kernel_stack,
+    walk_stacks, Raw, SLOT_TRACEPOINT,
 };
 
 /// The waker of each task being woken, by the woken tid: `sched_waking` runs in the waker's
@@ -90,17 +89,8 @@ fn waking_stacks(ctx: &TracePointContext, pid: i32, tid: u32, tgid: u32) {
     let ev = buf.cast::<WakingEvent>();
     let at = core::mem::size_of::<WakingEvent>();
     let (k, u, regs, len) = if irq || tid == 0 {
-        let k = unsafe {
-            bpf_get_stack(
-                ctx.as_ptr(),
-                buf.add(at).cast::<c_void>(),
-                MAX_STACK_BYTES as u32,
-                0,
-            )
-        };
-        // A no-op for valid lengths (at most MAX_STACK_BYTES < 1024).
-        let kb = if k > 0 { (k as usize) & 0x3ff } else { 0 };
-        (k as i32, 0, UserRegs::default(), at + kb)
+        let (k, len) = walk_kernel_stack(ctx, buf, at);
+        (k, 0, UserRegs::default(), len)
     } else {
         walk_stacks(ctx, tid, tgid, buf, at, conf!(switch_window))
     };
