@@ -7,7 +7,7 @@ use flightrec_schemas::{task_state, Table};
 use serde::Serialize;
 
 use crate::{
-    capture::{Capture, Result},
+    capture::{Capture, Result, Segment},
     columns::{opt, prim},
     filter::Filter,
     intervals::{stitch, Intervals},
@@ -58,15 +58,57 @@ pub struct Options {
 /// A switch-out waiting for its switch-in: (tid, kernel stack, user stack).
 type Open = (i32, Option<u32>, Option<u32>);
 
-/// The columns of one `sched_switch` row that off-CPU analysis needs.
-struct Switch {
-    ts: u64,
-    prev: i32,
-    tgid: i32,
-    state: i64,
-    next: i32,
-    kstack: Option<u32>,
-    ustack: Option<u32>,
+/// The columns of one `sched_switch` row that off-CPU analyses need.
+pub(crate) struct Switch {
+    pub ts: u64,
+    pub prev: i32,
+    pub tgid: i32,
+    pub state: i64,
+    pub next: i32,
+    pub kstack: Option<u32>,
+    pub ustack: Option<u32>,
+}
+
+/// A segment's switches with the stacks of the tasks leaving the CPU, in time order.
+pub(crate) fn switches(seg: &Segment) -> Result<Vec<Switch>> {
+    let mut rows: Vec<Switch> = Vec::new();
+    let cols = [
+        "ts",
+        "prev_tid",
+        "prev_tgid",
+        "prev_state",
+        "next_tid",
+        "kstack",
+        "ustack",
+    ];
+    for b in seg.read(Table::SchedSwitch, &cols)? {
+        let ts = prim::<UInt64Type>(&b, "ts");
+        let (prev, tgid, next) = (
+            prim::<Int32Type>(&b, "prev_tid"),
+            prim::<Int32Type>(&b, "prev_tgid"),
+            prim::<Int32Type>(&b, "next_tid"),
+        );
+        let state = prim::<Int64Type>(&b, "prev_state");
+        let (k, u) = (
+            prim::<UInt32Type>(&b, "kstack"),
+            prim::<UInt32Type>(&b, "ustack"),
+        );
+        rows.reserve(b.num_rows());
+        for i in 0..b.num_rows() {
+            rows.push(Switch {
+                ts: ts.value(i),
+                prev: prev.value(i),
+                tgid: tgid.value(i),
+                state: state.value(i),
+                next: next.value(i),
+                kstack: opt(k, i),
+                ustack: opt(u, i),
+            });
+        }
+    }
+    // Stable sort: rows are nearly in time order already, which it sorts in near-linear time.
+    rows.sort_by_key(|r| r.ts);
+    Ok(rows)
 }
 
 /// Off-CPU time per folded stack, for threads passing `filter`.
@@ -96,45 +138,7 @@ where
     let keep = |d: u64| d >= opts.min_ns && opts.max_ns.is_none_or(|m| d <= m);
     let parts = map_segments(&segs, "off-CPU", |seg| {
         let tasks = Tasks::load(seg)?;
-        let mut rows: Vec<Switch> = Vec::new();
-        for b in seg.read(
-            Table::SchedSwitch,
-            &[
-                "ts",
-                "prev_tid",
-                "prev_tgid",
-                "prev_state",
-                "next_tid",
-                "kstack",
-                "ustack",
-            ],
-        )? {
-            let ts = prim::<UInt64Type>(&b, "ts");
-            let (prev, tgid, next) = (
-                prim::<Int32Type>(&b, "prev_tid"),
-                prim::<Int32Type>(&b, "prev_tgid"),
-                prim::<Int32Type>(&b, "next_tid"),
-            );
-            let state = prim::<Int64Type>(&b, "prev_state");
-            let (k, u) = (
-                prim::<UInt32Type>(&b, "kstack"),
-                prim::<UInt32Type>(&b, "ustack"),
-            );
-            rows.reserve(b.num_rows());
-            for i in 0..b.num_rows() {
-                rows.push(Switch {
-                    ts: ts.value(i),
-                    prev: prev.value(i),
-                    tgid: tgid.value(i),
-                    state: state.value(i),
-                    next: next.value(i),
-                    kstack: opt(k, i),
-                    ustack: opt(u, i),
-                });
-            }
-        }
-        // Stable sort: rows are nearly in time order already, which it sorts in near-linear time.
-        rows.sort_by_key(|r| r.ts);
+        let rows = switches(seg)?;
         let mut done: rustc_hash::FxHashMap<Open, (u64, u64)> = Default::default();
         let mut placed: rustc_hash::FxHashMap<(P, Open), u64> = Default::default();
         let mut open: Intervals<i32, (Open, Option<P>)> = Intervals::default();

@@ -246,11 +246,6 @@ fn member(
     Ok(format!("member {name} ({kind:?})"))
 }
 
-/// The names under `dir`, for checking that a case wrote nowhere else.
-fn listing(dir: &Path) -> Vec<PathBuf> {
-    files(dir)
-}
-
 pub fn run(a: Args) -> Result<()> {
     if !a.capture.join("manifest.json").is_file() {
         bail!(
@@ -267,7 +262,8 @@ pub fn run(a: Args) -> Result<()> {
     let names = files(&base);
     let work = root.path().join("work");
     fs::create_dir(&work)?;
-    let before = listing(root.path());
+    // Checked after each case: it wrote nowhere else.
+    let before = files(root.path());
     let mut rng = Rng(a.seed.max(1));
     let (mut panics, mut escapes, mut bundles) = (Vec::new(), Vec::new(), 0u64);
     let start = Instant::now();
@@ -300,7 +296,7 @@ pub fn run(a: Args) -> Result<()> {
         };
         // Nothing but the case's own directory may have changed.
         fs::remove_dir_all(&dir)?;
-        if listing(root.path()) != before || Path::new("/etc/flightrec-fuzz").exists() {
+        if files(root.path()) != before || Path::new("/etc/flightrec-fuzz").exists() {
             escapes.push(format!("case {case}: {what}"));
             break;
         }

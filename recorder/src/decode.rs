@@ -76,7 +76,19 @@ pub enum Record<'a> {
     Fault(FaultEvent, UserStack<'a>),
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
+    /// The user stack a record carries (switch-out, sample, waking, page fault) and the header of
+    /// the task it belongs to.
+    pub fn user_stack(&self) -> Option<(&EventHeader, &UserStack<'a>)> {
+        match self {
+            Record::Switch(e, _, u) => Some((&e.hdr, u)),
+            Record::Sample(e, _, u) => Some((&e.hdr, u)),
+            Record::Waking(e, _, u) => Some((&e.hdr, u)),
+            Record::Fault(e, u) => Some((&e.hdr, u)),
+            _ => None,
+        }
+    }
+
     /// The source the record belongs to.
     pub fn source(&self) -> Source {
         match self {

@@ -102,6 +102,15 @@ fn since(event: &str) -> &'static str {
     }
 }
 
+/// True when tracefs at `root` has the tracepoint `group:event`.
+fn has_tracepoint(root: &Path, group: &str, event: &str) -> bool {
+    root.join("events")
+        .join(group)
+        .join(event)
+        .join("format")
+        .is_file()
+}
+
 /// Every check, for the sources asked for.
 pub fn checks(host: &Host, wanted: &[Source]) -> Vec<Check> {
     let mut out = Vec::new();
@@ -147,15 +156,9 @@ pub fn checks(host: &Host, wanted: &[Source]) -> Vec<Check> {
     if let Some(root) = &host.tracefs {
         for &s in wanted {
             for (_, group, event) in sources::tracepoints(s) {
-                let present = root
-                    .join("events")
-                    .join(group)
-                    .join(event)
-                    .join("format")
-                    .is_file();
                 out.push(Check {
                     what: format!("tracepoint {group}:{event}"),
-                    ok: present,
+                    ok: has_tracepoint(root, group, event),
                     fatal: false,
                     lost: format!("the {} source is left out", s.name()),
                     fix: format!(
@@ -181,7 +184,7 @@ pub fn usable(host: &Host, wanted: &[Source]) -> Vec<Source> {
         .filter(|&s| {
             sources::tracepoints(s)
                 .iter()
-                .all(|(_, g, e)| root.join("events").join(g).join(e).join("format").is_file())
+                .all(|(_, g, e)| has_tracepoint(root, g, e))
         })
         .collect()
 }

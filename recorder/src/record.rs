@@ -276,23 +276,10 @@ impl Recorder {
                             }
                             None
                         }
-                        Record::Switch(e, _, u) => {
-                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
-                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
-                        }
-                        Record::Sample(e, _, u) => {
-                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
-                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
-                        }
-                        Record::Waking(e, _, u) => {
-                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
-                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
-                        }
-                        Record::Fault(e, u) => {
-                            let (tgid, tid) = (e.hdr.tgid as i32, e.hdr.tid as i32);
-                            self.unwinder.unwind(&mut self.maps, tgid, tid, e.hdr.ts, u)
-                        }
-                        _ => None,
+                        rec => rec.user_stack().and_then(|(h, u)| {
+                            let (tgid, tid) = (h.tgid as i32, h.tid as i32);
+                            self.unwinder.unwind(&mut self.maps, tgid, tid, h.ts, u)
+                        }),
                     };
                     self.batch
                         .push(&rec, user.as_ref(), &mut self.tasks, self.segment_id);

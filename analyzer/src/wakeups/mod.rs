@@ -10,7 +10,7 @@
 //! segment.
 use std::{collections::HashMap, rc::Rc};
 
-use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow::datatypes::{Int32Type, UInt32Type, UInt64Type};
 use flightrec_schemas::{task_state, Table};
 
 use crate::{
@@ -19,6 +19,7 @@ use crate::{
     filter::Filter,
     lost::Lost,
     names::{Stacks, Tasks},
+    offcpu::Switch,
     parallel::selected,
     stackagg::{merge, StackReport},
 };
@@ -45,14 +46,7 @@ pub struct Options {
 /// One event of the merged stream of a segment.
 enum Ev {
     /// A switch: prev (its process, state, stacks) out, next in.
-    Switch {
-        prev: i32,
-        tgid: i32,
-        state: i64,
-        next: i32,
-        k: Option<u32>,
-        u: Option<u32>,
-    },
+    Switch(Switch),
     /// A wake-up of `tid` by `waker`.
     Wakeup { tid: i32, waker: i32 },
     /// A waking of `pid` by `waker` (in an interrupt when `irq`), with the waker's stacks.
@@ -128,14 +122,15 @@ pub fn wake_stacks(
                     };
                     st.woken.insert(tid, (ts, by));
                 }
-                Ev::Switch {
+                Ev::Switch(Switch {
+                    ts: _,
                     prev,
                     tgid,
                     state,
                     next,
-                    k,
-                    u,
-                } => {
+                    kstack: k,
+                    ustack: u,
+                }) => {
                     // A switch-in ends the interval; one never woken (preempted) counts not.
                     let slept =
                         (next != 0).then(|| (st.asleep.remove(&next), st.woken.remove(&next)));
@@ -185,38 +180,8 @@ fn join(kind: Kind, target: &str, waker: &str) -> String {
 /// leads to, a wake-up before a switch at the same time).
 fn events(seg: &crate::capture::Segment) -> Result<Vec<(u64, Ev)>> {
     let mut out = Vec::new();
-    let cols = [
-        "ts",
-        "prev_tid",
-        "prev_tgid",
-        "prev_state",
-        "next_tid",
-        "kstack",
-        "ustack",
-    ];
-    for b in seg.read(Table::SchedSwitch, &cols)? {
-        let ts = prim::<UInt64Type>(&b, "ts");
-        let (prev, tgid, next) = (
-            prim::<Int32Type>(&b, "prev_tid"),
-            prim::<Int32Type>(&b, "prev_tgid"),
-            prim::<Int32Type>(&b, "next_tid"),
-        );
-        let state = prim::<Int64Type>(&b, "prev_state");
-        let (k, u) = (
-            prim::<UInt32Type>(&b, "kstack"),
-            prim::<UInt32Type>(&b, "ustack"),
-        );
-        for i in 0..b.num_rows() {
-            let ev = Ev::Switch {
-                prev: prev.value(i),
-                tgid: tgid.value(i),
-                state: state.value(i),
-                next: next.value(i),
-                k: opt(k, i),
-                u: opt(u, i),
-            };
-            out.push((ts.value(i), 2u8, ev));
-        }
+    for s in crate::offcpu::switches(seg)? {
+        out.push((s.ts, 2u8, Ev::Switch(s)));
     }
     for b in seg.read(Table::SchedWakeup, &["ts", "tid", "waker_tid"])? {
         let ts = prim::<UInt64Type>(&b, "ts");

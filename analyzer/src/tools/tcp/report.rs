@@ -68,9 +68,14 @@ fn owner_of<'a>(conns: &'a [Conn], e: &Event) -> Option<&'a Conn> {
     })
 }
 
-fn resets(cap: &Capture, events: &[Event], conns: &[Conn], filter: &Filter) -> Vec<ResetRow> {
-    let cgroups = super::super::procs::cgroups(cap, filter).unwrap_or_default();
-    events
+fn resets(
+    cap: &Capture,
+    events: &[Event],
+    conns: &[Conn],
+    filter: &Filter,
+) -> Result<Vec<ResetRow>> {
+    let cgroups = super::super::procs::cgroups(cap, filter)?;
+    Ok(events
         .iter()
         .filter(|e| matches!(e.kind, Kind::SendReset | Kind::ReceiveReset))
         .filter(|e| filter.in_range(e.ts))
@@ -103,7 +108,7 @@ fn resets(cap: &Capture, events: &[Event], conns: &[Conn], filter: &Filter) -> V
                 && filter.comm.as_deref().is_none_or(|n| n == r.comm)
                 && filter.in_cgroup(cgroups.get(&r.pid).map(String::as_str))
         })
-        .collect()
+        .collect())
 }
 
 /// A connection with its times as the tools print them.
@@ -125,7 +130,7 @@ pub fn report(cap: &Capture, filter: &Filter, tool: Tool) -> Result<Report> {
     let conns = connections(&events);
     if tool == Tool::Reset {
         return Ok(Report {
-            resets: resets(cap, &events, &conns, filter),
+            resets: resets(cap, &events, &conns, filter)?,
             connections: Vec::new(),
             lost: Lost::in_range(cap, filter),
         });
