@@ -431,7 +431,7 @@ fn records_as_an_unprivileged_user_with_capabilities_only() {
             "--freq",
             "199",
             "--duration",
-            "3s",
+            "60s",
             "--quiet",
             "--dir",
         ])
@@ -452,6 +452,11 @@ fn records_as_an_unprivileged_user_with_capabilities_only() {
         .unwrap();
     let pid = child.id().to_string();
     assert!(child.wait_with_output().unwrap().status.success());
+    // Stopped once the program is done, not on a timer: under a loaded CI machine the program's
+    // 100 ms of CPU can take seconds, and a timer ran out before its sleeps were recorded.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the recorder's pid (setpriv execs it), which is still our child.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
     let out = recorder.wait_with_output().unwrap();
     assert!(
         out.status.success(),
