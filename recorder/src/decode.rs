@@ -40,14 +40,15 @@ pub struct UserStack<'a> {
 }
 
 /// One decoded record.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Record<'a> {
     /// A context switch and the stacks of the task leaving the CPU.
     Switch(SwitchEvent, Stack<'a>, UserStack<'a>),
     /// A wake-up (`new` for a freshly forked task).
     Wakeup(WakeupEvent, bool),
-    /// An exec and the start of its argument area (empty when not copied).
-    Exec(ExecEvent, &'a [u8]),
+    /// An exec and the start of its argument area (empty when not copied). Boxed: the rare
+    /// record with a path inside would make every record the size of a path.
+    Exec(Box<ExecEvent>, &'a [u8]),
     /// A fork.
     Fork(ForkEvent),
     /// An exit.
@@ -186,7 +187,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             let args = bytes
                 .get(size_of::<ExecEvent>()..size_of::<ExecEvent>() + n)
                 .ok_or(DecodeError::Short(bytes.len()))?;
-            Record::Exec(ev, args)
+            Record::Exec(Box::new(ev), args)
         }
         EventKind::Fork => Record::Fork(read(bytes)?),
         EventKind::Exit => Record::Exit(read(bytes)?),

@@ -90,18 +90,23 @@ pub fn private_file(path: &Path) -> Result<File> {
         .with_context(|| format!("cannot create {}", path.display()))
 }
 
-fn properties() -> WriterProperties {
+fn properties(schema: &arrow::datatypes::Schema) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid level"),
         ))
         .set_created_by(format!("flightrec {}", env!("CARGO_PKG_VERSION")));
-    // Timestamps rise steadily: delta encoding beats dictionaries there.
+    // Numbers are written plain and left to zstd: a dictionary hashes every value, which cost the
+    // recorder about a tenth of its CPU at high event rates for ~9% smaller files (2.4 vs 2.6
+    // bytes per event on the pipe benchmark). Strings (names, paths) keep their dictionaries.
+    for f in schema.fields() {
+        if f.data_type().is_primitive() || f.data_type() == &arrow::datatypes::DataType::Boolean {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+        }
+    }
+    // Timestamps rise steadily: delta encoding beats plain there.
     for col in ["ts", "sector", "skaddr"] {
-        let path = ColumnPath::from(col);
-        b = b
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        b = b.set_column_encoding(ColumnPath::from(col), Encoding::DELTA_BINARY_PACKED);
     }
     b.build()
 }
@@ -109,7 +114,7 @@ fn properties() -> WriterProperties {
 /// Writes `batch` to `path` as Parquet and syncs it. Returns the file size.
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
     let file = private_file(path)?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(properties()))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(properties(&batch.schema())))?;
     w.write(batch)
         .with_context(|| format!("writing {}", path.display()))?;
     let file = w.into_inner()?;

@@ -105,6 +105,9 @@ impl StackTable {
 
     /// User stacks first seen since the last call, as (tgid, frames).
     pub fn take_fresh_user(&mut self) -> Vec<(i32, &[u64])> {
+        if self.fresh_user.is_empty() {
+            return Vec::new();
+        }
         let fresh = std::mem::take(&mut self.fresh_user);
         fresh
             .into_iter()

@@ -1,7 +1,9 @@
 //! The live process table: seeded from /proc when recording starts, kept current from exec, fork,
 //! exit and the comms the scheduler events carry. Each segment writes the rows of the tasks it
 //! references, so every pid in a capture has a name.
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use flightrec_common::COMM_LEN;
 
@@ -80,7 +82,7 @@ fn pick_cgroup(text: &str) -> String {
             v1.push(path);
         }
     }
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut counts: HashMap<&str, usize> = HashMap::default();
     for p in &v1 {
         *counts.entry(p).or_insert(0) += 1;
     }

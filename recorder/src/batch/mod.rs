@@ -3,7 +3,8 @@
 //! each
 //! behind [`Rows`];
 //! the lookup tables (stacks, tasks, kernel symbols) are made here when the segment is cut.
-use std::collections::HashSet;
+// Keys are thread ids, looked up for every event: FxHash is several times faster than SipHash.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use arrow::{
     array::{Int32Builder, StringBuilder},
@@ -73,8 +74,11 @@ pub struct SegmentBatch {
     fault: fault::Faults,
     stacks: StackTable,
     /// User frames placed in their modules when their stacks were first seen.
-    placed: std::collections::HashMap<(i32, u64), Frame>,
+    placed: HashMap<(i32, u64), Frame>,
     tids: HashSet<i32>,
+    /// The (tid, tgid) of the last record: events come in runs of one thread, whose table entries
+    /// need no second look.
+    last_task: Option<(u32, u32)>,
     /// Event rows moved out of the builders by checkpoints, oldest first.
     chunks: Vec<(Table, RecordBatch)>,
     /// Stacks already in the journal.
@@ -119,7 +123,6 @@ impl SegmentBatch {
         self.counts.first_ts = Some(self.counts.first_ts.map_or(h.ts, |t| t.min(h.ts)));
         self.counts.last_ts = Some(self.counts.last_ts.map_or(h.ts, |t| t.max(h.ts)));
         self.counts.rows[source as usize] += 1;
-        self.tids.insert(h.tid as i32);
     }
 
     /// Adds one record, updating the live task table from what it tells. `user` is the unwound
@@ -150,8 +153,13 @@ impl SegmentBatch {
             Record::Waking(e, ..) => e.hdr,
         };
         self.seen(&h, rec.source());
-        if h.tid != 0 {
-            tasks.see(h.tid as i32, h.tgid as i32);
+        // The task table only forgets threads at a segment cut, which starts a new batch.
+        if self.last_task != Some((h.tid, h.tgid)) {
+            self.last_task = Some((h.tid, h.tgid));
+            self.tids.insert(h.tid as i32);
+            if h.tid != 0 {
+                tasks.see(h.tid as i32, h.tgid as i32);
+            }
         }
         match rec {
             Record::Switch(e, k, _) => {
