@@ -1,7 +1,8 @@
 //! Sustained throughput: a load of known rate (getppid() calls at a fixed pace, two syscall events
 //! each, recorded with `--events syscall` filtered to the generator) held for `--seconds` at rising
 //! rates; for each, what was recorded and lost, and the recorder's CPU and peak RSS over its whole
-//! run after start-up (read when it is reaped, so the final drain and flush are included).
+//! run after start-up (read when it is reaped, so the final drain and flush are included). With
+//! `--baseline DIR`, another build's recorder runs each rate right after this one's.
 use std::{
     io::Write,
     process::{Command, Stdio},
@@ -25,6 +26,19 @@ pub struct Args {
         default_value = "100000,250000,500000,1000000"
     )]
     rates: Vec<u64>,
+    /// A directory holding another build's `flightrec`, run at each rate right after this build.
+    #[arg(long)]
+    baseline: Option<std::path::PathBuf>,
+}
+
+/// One recording of the generator at one rate.
+struct Run {
+    per_s: f64,
+    generated: u64,
+    recorded: u64,
+    lost: u64,
+    cpu: f64,
+    rss_kb: u64,
 }
 
 /// utime + stime of a live process, in clock ticks.
@@ -70,81 +84,31 @@ fn recorded_calls(bins: &str, cap: &std::path::Path, pid: u32) -> Result<u64> {
 pub fn run(a: Args) -> Result<()> {
     let bins = release_bins()?;
     let bins = bins.to_str().context("utf-8 path")?.to_string();
+    let mut builds = vec![("this build", bins.clone())];
+    if let Some(b) = &a.baseline {
+        builds.push(("--baseline", b.to_str().context("utf-8 path")?.to_string()));
+    }
     let work = std::env::temp_dir().join("flightrec-bench-throughput");
     let mut rows = Vec::new();
     let mut best = None;
-    // SAFETY: no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     for &rate in &a.rates {
-        let _ = std::fs::remove_dir_all(&work);
-        let cap = work.join("capture");
-        // The generator waits for a line on stdin, so the recorder can filter on its pid: only
-        // its own events are recorded and counted.
-        let mut gen = Command::new(format!("{bins}/flightrec-workload"))
-            .args([
-                "--wait",
-                "--syscall-rate",
-                &rate.to_string(),
-                "--syscall-secs",
-                &a.seconds.to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut rec = Command::new(format!("{bins}/flightrec"))
-            .args([
-                "record",
-                "--quiet",
-                "--events",
-                "syscall",
-                "--pid",
-                &gen.id().to_string(),
-                "--segment",
-                "5s",
-                "--ringbuf-size",
-                "64MiB",
-                "--dir",
-            ])
-            .arg(&cap)
-            .spawn()?;
-        while !cap.join("manifest.json").exists() {
-            if rec.try_wait()?.is_some() {
-                bail!("flightrec exited; run as root");
+        for (name, recorder) in &builds {
+            let r = one(&bins, recorder, rate, a.seconds, &work)?;
+            if r.lost == 0 && r.recorded == r.generated && *name == "this build" {
+                best = Some(best.map_or(r.per_s, |b: f64| b.max(r.per_s)));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            rows.push(vec![
+                name.to_string(),
+                format!("{rate}"),
+                format!("{:.0}", r.per_s),
+                r.generated.to_string(),
+                r.recorded.to_string(),
+                r.lost.to_string(),
+                format!("{:.0}%", 100.0 * r.cpu / a.seconds as f64),
+                format!("{:.2}", r.cpu / a.seconds as f64 / (r.per_s / 1e6)),
+                format!("{:.0} MiB", r.rss_kb as f64 / 1024.0),
+            ]);
         }
-        // Start-up (the /proc scan, loading) is not the cost of a rate: subtract it.
-        let cpu0 = cpu_ticks(rec.id()).unwrap_or(0) as f64 / hz;
-        let gen_pid = gen.id();
-        gen.stdin.take().context("stdin")?.write_all(b"go\n")?;
-        let out = gen.wait_with_output()?;
-        let calls: u64 = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("syscalls "))
-            .and_then(|v| v.trim().parse().ok())
-            .context("the generator reports its calls")?;
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
-        let (cpu, rss_kb) = reap(&rec)?;
-        let cpu = cpu - cpu0;
-        let summary = capture_summary(&bins, &cap).context("reading the capture")?;
-        let lost = summary["lost"]["total"].as_u64().unwrap_or(0);
-        let recorded = 2 * recorded_calls(&bins, &cap, gen_pid)?;
-        let generated = calls * 2;
-        let per_s = generated as f64 / a.seconds as f64;
-        if lost == 0 && recorded == generated {
-            best = Some(best.map_or(per_s, |b: f64| b.max(per_s)));
-        }
-        rows.push(vec![
-            format!("{rate}"),
-            format!("{:.0}", per_s),
-            generated.to_string(),
-            recorded.to_string(),
-            lost.to_string(),
-            format!("{:.0}%", 100.0 * cpu / a.seconds as f64),
-            format!("{:.2}", cpu / a.seconds as f64 / (per_s / 1e6)),
-            format!("{:.0} MiB", rss_kb as f64 / 1024.0),
-        ]);
     }
     println!(
         "\nSustained load of known rate for {} s each (syscall events of one process):\n",
@@ -152,6 +116,7 @@ pub fn run(a: Args) -> Result<()> {
     );
     table(
         &[
+            "recorder",
             "calls/s asked",
             "events/s generated",
             "generated",
@@ -172,4 +137,71 @@ pub fn run(a: Args) -> Result<()> {
         a.seconds
     );
     Ok(())
+}
+
+/// Records the generator at `rate` calls/s for `seconds` with the `flightrec` in `recorder`
+/// (the generator and the analyzer from `bins`).
+fn one(bins: &str, recorder: &str, rate: u64, seconds: u64, work: &std::path::Path) -> Result<Run> {
+    // SAFETY: no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let _ = std::fs::remove_dir_all(work);
+    let cap = work.join("capture");
+    // The generator waits for a line on stdin, so the recorder can filter on its pid: only
+    // its own events are recorded and counted.
+    let mut gen = Command::new(format!("{bins}/flightrec-workload"))
+        .args([
+            "--wait",
+            "--syscall-rate",
+            &rate.to_string(),
+            "--syscall-secs",
+            &seconds.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut rec = Command::new(format!("{recorder}/flightrec"))
+        .args([
+            "record",
+            "--quiet",
+            "--events",
+            "syscall",
+            "--pid",
+            &gen.id().to_string(),
+            "--segment",
+            "5s",
+            "--ringbuf-size",
+            "64MiB",
+            "--dir",
+        ])
+        .arg(&cap)
+        .spawn()?;
+    while !cap.join("manifest.json").exists() {
+        if rec.try_wait()?.is_some() {
+            bail!("flightrec exited; run as root");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Start-up (the /proc scan, loading) is not the cost of a rate: subtract it.
+    let cpu0 = cpu_ticks(rec.id()).unwrap_or(0) as f64 / hz;
+    let gen_pid = gen.id();
+    gen.stdin.take().context("stdin")?.write_all(b"go\n")?;
+    let out = gen.wait_with_output()?;
+    let calls: u64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("syscalls "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("the generator reports its calls")?;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    let (cpu, rss_kb) = reap(&rec)?;
+    let summary = capture_summary(bins, &cap).context("reading the capture")?;
+    let generated = calls * 2;
+    Ok(Run {
+        per_s: generated as f64 / seconds as f64,
+        generated,
+        recorded: 2 * recorded_calls(bins, &cap, gen_pid)?,
+        lost: summary["lost"]["total"].as_u64().unwrap_or(0),
+        cpu: cpu - cpu0,
+        rss_kb,
+    })
 }
