@@ -285,9 +285,7 @@ impl Recorder {
                         .push(&rec, user.as_ref(), &mut self.tasks, self.segment_id);
                     // Frames are placed in their modules now, with the mappings they were
                     // unwound with: a later exec must not rename them.
-                    if user.is_some() {
-                        self.batch.normalize_fresh(&self.maps);
-                    }
+                    self.batch.normalize_fresh(&self.maps);
                     if !self.watch.is_empty() && self.fired.is_none() {
                         self.fired = self.watch.observe(&rec);
                     }

@@ -114,7 +114,9 @@ fn properties(schema: &arrow::datatypes::Schema) -> WriterProperties {
 /// Writes `batch` to `path` as Parquet and syncs it. Returns the file size.
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
     let file = private_file(path)?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(properties(&batch.schema())))?;
+    let schema = batch.schema();
+    let props = properties(&schema);
+    let mut w = ArrowWriter::try_new(file, schema, Some(props))?;
     w.write(batch)
         .with_context(|| format!("writing {}", path.display()))?;
     let file = w.into_inner()?;

@@ -105,6 +105,7 @@ impl StackTable {
 
     /// User stacks first seen since the last call, as (tgid, frames).
     pub fn take_fresh_user(&mut self) -> Vec<(i32, &[u64])> {
+        // Called after every record: most add no user stack.
         if self.fresh_user.is_empty() {
             return Vec::new();
         }
