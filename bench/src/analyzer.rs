@@ -52,7 +52,16 @@ fn perf_pipeline(bins: &str, secs: u64, rounds: usize) -> Result<Option<(u64, Du
         .stdout(std::process::Stdio::null())
         .spawn()?;
     let status = Command::new("perf")
-        .args(["record", "-q", "-e", "sched:sched_switch", "-g", "-a", "-o"])
+        .args([
+            "record",
+            "-q",
+            "--no-buildid-cache",
+            "-e",
+            "sched:sched_switch",
+            "-g",
+            "-a",
+            "-o",
+        ])
         .arg(&data)
         .args(["--", "sleep", &secs.to_string()])
         .status();

@@ -105,6 +105,7 @@ fn start(
                 .args([
                     "record",
                     "-q",
+                    "--no-buildid-cache",
                     "-e",
                     "sched:sched_switch",
                     "-e",

@@ -504,7 +504,14 @@ fn perf_still_sees_the_tracepoints_the_recorder_uses() {
     );
     let data = cap.path().join("perf.data");
     let perf = Command::new("perf")
-        .args(["record", "-q", "-e", "sched:sched_switch", "-o"])
+        .args([
+            "record",
+            "-q",
+            "--no-buildid-cache",
+            "-e",
+            "sched:sched_switch",
+            "-o",
+        ])
         .arg(&data)
         .args(["--", "sleep", "0.2"])
         .status()

@@ -430,7 +430,13 @@ fn under_perf(name: &str, cflags: &[&str], perf_args: &[&str], args: &[&str]) ->
         &["--events", "sched,process", "--segment", "2s"],
     );
     let perf = Command::new("perf")
-        .args(["record", "-q", "-e", "sched:sched_switch"])
+        .args([
+            "record",
+            "-q",
+            "--no-buildid-cache",
+            "-e",
+            "sched:sched_switch",
+        ])
         .args(perf_args)
         .arg("-o")
         .arg(build.path().join("perf.data"))
