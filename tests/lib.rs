@@ -24,44 +24,56 @@ pub struct Slice {
     pub tid: i32,
     /// The CPU it ran on.
     pub cpu: u16,
-    /// Switch-in.
+    /// Switch-in; when `whole` is false, the CPU's switch before the unreported switch-in (the
+    /// earliest it can have been).
     pub start: u64,
     /// Switch-out.
     pub end: u64,
+    /// False when the kernel never reported the switch-in: the CPU's chain of switches breaks
+    /// there (the previous switch on the CPU handed it to another task). Seen on this machine: the
+    /// kernel never emits `sched_switch` for a thread of PID 1 (the VM's agent) leaving a CPU, so
+    /// whatever runs after it comes in unannounced. The slice is then a bound, not a measurement.
+    pub whole: bool,
 }
 
 /// The on-CPU slices of `threads`, from `sched_switch` rows `(ts, cpu, prev_tid, next_tid)` in
-/// any order.
+/// any order. Each CPU's switches are walked in their own order (one clock; across CPUs,
+/// timestamps of a migration's switch-out and switch-in need not be ordered). A switch-out whose
+/// switch-in is missing from the CPU's chain gives a slice that is not `whole`.
 pub fn on_cpu_slices(
     mut switches: Vec<(u64, u16, i32, i32)>,
     threads: &std::collections::HashSet<i32>,
 ) -> Vec<Slice> {
-    switches.sort_unstable();
-    let mut on = std::collections::HashMap::new();
+    switches.sort_unstable_by_key(|s| (s.1, s.0));
     let mut out = Vec::new();
+    // The CPU, and who its last switch handed it to, when.
+    let mut running: Option<(u16, i32, u64)> = None;
     for (ts, cpu, prev, next) in switches {
-        if let Some((start, cpu)) = on.remove(&prev) {
-            out.push(Slice {
-                tid: prev,
-                cpu,
-                start,
-                end: ts,
-            });
+        if let Some((_, tid, since)) = running.filter(|r| r.0 == cpu) {
+            if threads.contains(&prev) {
+                out.push(Slice {
+                    tid: prev,
+                    cpu,
+                    start: since,
+                    end: ts,
+                    whole: tid == prev,
+                });
+            }
         }
-        if threads.contains(&next) {
-            on.insert(next, (ts, cpu));
-        }
+        running = Some((cpu, next, ts));
     }
     out
 }
 
 /// What periodic per-CPU sampling can give for these slices: the cpu-clock timer of a CPU ticks
-/// every `period` ns, so a slice of length L holds floor(L / period) or ceil(L / period) ticks.
+/// every `period` ns, so a slice of length L holds floor(L / period) or ceil(L / period) ticks
+/// (a slice that is not whole: from none up to the ceiling of its bound).
 /// Returns (sum of floors, sum of ceilings).
 pub fn sample_bounds(slices: &[Slice], period: u64) -> (u64, u64) {
     slices.iter().fold((0, 0), |(lo, hi), s| {
         let l = s.end - s.start;
-        (lo + l / period, hi + l.div_ceil(period))
+        let floor = if s.whole { l / period } else { 0 };
+        (lo + floor, hi + l.div_ceil(period))
     })
 }
 
