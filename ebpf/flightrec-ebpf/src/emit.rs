@@ -12,7 +12,7 @@ use aya_ebpf::{
         },
     },
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
     EbpfContext,
 };
@@ -359,6 +359,12 @@ fn copy_window(buf: *mut u8, at: usize, sp: u64, want: u32) -> u32 {
     done
 }
 
+/// Set when a program that must not wake user space wanted to: the next scheduler or profile
+/// record (on any CPU) wakes it instead. One flag for all CPUs; a race only defers a wake-up to the
+/// recorder's periodic drain.
+#[map]
+static WAKE_PENDING: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Writes `len` bytes of `buf` as one record. Wakes user space only once enough data is queued, so
 /// the recorder's own wake-ups do not flood the scheduler it is tracing; losses are counted.
 #[inline(always)]
@@ -373,10 +379,32 @@ pub fn emit_waking(source: Source, buf: *const u8, len: usize, now: bool) {
     let len = len & (SCRATCH_SIZE - 1);
     let data = unsafe { core::slice::from_raw_parts(buf, len) };
     let queued = EVENTS.query(BPF_RB_AVAIL_DATA);
-    let flags = if now || queued + len as u64 >= conf!(wakeup_bytes) {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
+    let want = now || queued + len as u64 >= conf!(wakeup_bytes);
+    // A wake-up is an irq_work: its interrupt arrives as soon as interrupts are enabled. Programs
+    // that run with them enabled (exec, block issue, syscalls, ...) would take it inside
+    // themselves, and the kernel would skip the scheduler programs for the recorder's own wake-up
+    // as a recursion (a missed switch or wake-up per exec, measured). Scheduler programs run with
+    // interrupts disabled and perf_event ones in a hard interrupt: the wake-up waits until they
+    // return, so only they wake; the others leave it to them.
+    let pending = WAKE_PENDING.get_ptr_mut(0);
+    let flags = match source {
+        Source::Sched | Source::Profile => {
+            let asked = pending.is_some_and(|p| unsafe { *p } != 0);
+            if want || asked {
+                if let (Some(p), true) = (pending, asked) {
+                    unsafe { *p = 0 };
+                }
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            }
+        }
+        _ => {
+            if let (Some(p), true) = (pending, want) {
+                unsafe { *p = 1 };
+            }
+            BPF_RB_NO_WAKEUP
+        }
     };
     let counter = match EVENTS.output::<[u8]>(data, flags as u64) {
         Ok(()) => Counter::Emitted,
