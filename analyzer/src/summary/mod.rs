@@ -1,5 +1,6 @@
 //! `summary`: what a capture holds, what was lost, who used and waited for the CPU, and how whole
 //! the user stacks are ([`stacks`]).
+pub mod chain;
 pub mod stacks;
 
 use std::fmt::Write;
@@ -70,6 +71,9 @@ pub struct Summary {
     pub events: std::collections::BTreeMap<String, u64>,
     /// Losses.
     pub lost: Lost,
+    /// Context switches that ran but are not in the capture, found where a CPU's chain of switches
+    /// breaks ([`chain`]); lost or skipped `sched` records account for some of them.
+    pub unreported_switches: u64,
     /// Processes by estimated CPU time (profile samples / frequency).
     pub top_cpu: Vec<ProcessTime>,
     /// Processes by off-CPU time of their threads.
@@ -213,6 +217,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
             .collect();
         let ustacks = stacks::per_process(seg, filter, &tasks)?;
         Ok((
+            (seg.meta.id, chain::Chain::of(seg, filter)?),
             cpu,
             off,
             open,
@@ -226,7 +231,9 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
     let mut events = std::collections::BTreeMap::new();
     let mut opens = Vec::new();
     let mut ustacks = Vec::new();
-    for (c, o, open, n, ev, us) in parts {
+    let mut chains = Vec::new();
+    for (ch, c, o, open, n, ev, us) in parts {
+        chains.push(ch);
         ustacks.push(us);
         for (k, v) in ev {
             *events.entry(k).or_insert(0) += v;
@@ -241,6 +248,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         opens.push(open);
     }
     stitch(opens, |p, d| *off.entry(p).or_insert(0) += d);
+    let unreported_switches = chain::Chain::join(chains);
     // --cgroup keeps the processes of that cgroup in the top lists.
     let kept = |pid: &i32| filter.in_cgroup(names.get(pid).and_then(|n: &Named| n.1.as_deref()));
     cpu.retain(|p, _| kept(p));
@@ -278,6 +286,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         .iter()
         .any(|s| !filter.covers(s.meta.first_event_ns, s.meta.last_event_ns));
     Ok(Summary {
+        unreported_switches,
         whole_segments,
         user_stacks: stacks::merge(ustacks),
         host: m.host.clone(),
@@ -379,6 +388,18 @@ impl Summary {
                 .map(|(id, n)| format!("{id}: {n}"))
                 .collect();
             let _ = writeln!(o, "lost per segment  {}", segs.join(", "));
+        }
+        if self.unreported_switches > 0 {
+            let sched =
+                |m: &std::collections::BTreeMap<String, u64>| m.get("sched").copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "switches    {} the kernel ran but the capture lacks: a CPU's switch took off it \
+                 another task than its previous switch put on (lost or skipped sched records \
+                 account for at most {}; the rest the kernel never reported)",
+                self.unreported_switches,
+                sched(&self.lost.ringbuf) + sched(&self.lost.missed)
+            );
         }
         let c = &self.cost;
         let pct = |ns: u64| 100.0 * ns as f64 / c.wall_ns.max(1) as f64;

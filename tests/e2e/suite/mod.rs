@@ -2,6 +2,7 @@
 //! capture back with the Parquet reader.
 mod analyze;
 mod cgroups;
+mod chain;
 mod claims;
 mod cluster;
 mod faults;
