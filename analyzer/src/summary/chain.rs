@@ -14,14 +14,16 @@ use crate::{
     filter::Filter,
 };
 
+/// Per CPU: the task its first switch took off it (when that switch is in the filter's range), and
+/// the task its last switch put on it.
+type Ends = HashMap<u16, (Option<i32>, i32)>;
+
 /// One segment's chain breaks, and its ends per CPU for joining it to its neighbours.
 #[derive(Debug, Default)]
 pub struct Chain {
     /// Breaks inside the segment (in the filter's range).
     pub breaks: u64,
-    /// Per CPU: the task its first switch took off it (when that switch is in the filter's range),
-    /// and the task its last switch put on it.
-    ends: HashMap<u16, (Option<i32>, i32)>,
+    ends: Ends,
 }
 
 impl Chain {
@@ -65,7 +67,7 @@ impl Chain {
     /// not selected) is not a break.
     pub fn join(parts: Vec<(u64, Chain)>) -> u64 {
         let mut total = 0;
-        let mut before: Option<(u64, HashMap<u16, (Option<i32>, i32)>)> = None;
+        let mut before: Option<(u64, Ends)> = None;
         for (id, chain) in parts {
             total += chain.breaks;
             if let Some((prev_id, ends)) = &before {
