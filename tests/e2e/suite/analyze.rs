@@ -71,12 +71,26 @@ fn analyses_match_the_workload_recorded_just_now() {
             .map(|s| (s["count"].as_u64(), s["folded"].as_str().map(|f| f.len())))
             .collect::<Vec<_>>()
     );
-    // nanosleep never returns early, and wakes at most 1.25 ms late here: [500, 525] ms.
+    // nanosleep never returns early, and wakes at most 1.25 ms late here: [25, 26.25] ms each. A
+    // sleep whose switch-in the kernel never reported cannot be measured (on this VM: the agent's
+    // threads leave a CPU unannounced, and the task after them comes in so): the analyzer drops
+    // it, and only it.
+    let sleeps_raw = c.switch_outs_through(pid.parse().unwrap(), 1, "do_nanosleep");
+    let unmeasured = c
+        .unmeasured_off_cpu(pid.parse().unwrap(), &sleeps_raw)
+        .len() as u64;
+    let measured = 20 - unmeasured;
+    if unmeasured > 0 {
+        report(&format!(
+            "analyze: {unmeasured} of 20 sleeps ended by a switch-in the kernel never reported"
+        ));
+    }
     assert!(
-        ns + 20 * 20_000 >= 500_000_000 && ns <= 525_000_000,
-        "{ns} ns"
+        ns + measured * 20_000 >= measured * 25_000_000 && ns <= measured * 26_250_000,
+        "{ns} ns in {measured} measurable sleeps"
     );
-    assert_eq!(intervals, 20, "one interval per sleep");
+    assert_eq!(sleeps_raw.len(), 20, "one switch-out per sleep");
+    assert_eq!(intervals, measured, "one interval per measurable sleep");
 
     // The analyzer's requests of the workload are exactly those the raw table says it issued and
     // saw completed: its 32 direct writes (4 KiB WS) and the metadata writes of its fsyncs.

@@ -418,6 +418,43 @@ impl Capture {
         v
     }
 
+    /// Switch-outs of `tid` in `state` whose kernel stack passes through `function`, by time.
+    pub fn switch_outs_through(&self, tid: i32, state: i64, function: &str) -> Vec<u64> {
+        let kstacks = self.kernel_stacks();
+        let mut out = Vec::new();
+        for (seg, b) in self.table_by_segment(Table::SchedSwitch) {
+            let (ts, prev) = (u64s(&b, "ts"), i32s(&b, "prev_tid"));
+            let (st, kstack) = (i64s(&b, "prev_state"), u32s(&b, "kstack"));
+            for i in 0..b.num_rows() {
+                let through = kstack[i]
+                    .and_then(|k| kstacks[seg].get(&k))
+                    .is_some_and(|names| names.iter().any(|n| n == function));
+                if prev[i] == Some(tid) && st[i] == Some(state) && through {
+                    out.push(ts[i].unwrap());
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Of `tid`'s switch-outs at `outs`, those whose time off CPU cannot be measured: the kernel
+    /// never reported the switch-in that ended it (the slice the thread ran next is not whole: its
+    /// CPU's chain of switches breaks there, see `flightrec_tests::on_cpu_slices`).
+    pub fn unmeasured_off_cpu(&self, tid: i32, outs: &[u64]) -> Vec<u64> {
+        let slices = flightrec_tests::on_cpu_slices(self.switch_rows(), &[tid].into());
+        outs.iter()
+            .copied()
+            .filter(|&t| {
+                slices
+                    .iter()
+                    .filter(|s| s.end > t)
+                    .min_by_key(|s| s.end)
+                    .is_some_and(|s| !s.whole)
+            })
+            .collect()
+    }
+
     /// Sum of a per-source count over all segments.
     pub fn sum(
         &self,
