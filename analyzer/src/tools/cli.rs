@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use flightrec_schemas::Table;
 
 use crate::{
-    cli::{json, open, require_events, stacks_output, Common},
+    cli::common::{json, open, require_events, stacks_output, Common},
     wakeups::{wake_stacks, Kind, Options},
 };
 

@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use crate::unwind::{Arch, ModuleCfi};
+use crate::unwind::cfi::{Arch, ModuleCfi};
 
 /// Opens the file behind a mapping: through `/proc/<pid>/map_files/` (the exact file, even if
 /// deleted or replaced; needs CAP_SYS_ADMIN), else by its path when that is still the same inode

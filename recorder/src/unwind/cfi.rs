@@ -10,8 +10,6 @@ use gimli::{
 };
 use object::{Object, ObjectSection};
 
-use super::Arch;
-
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
 /// How one register of the caller is recovered.
@@ -82,6 +80,50 @@ type Index = Vec<(u64, u64, usize)>;
 struct Section {
     file: Range<usize>,
     addr: u64,
+}
+
+/// The instruction set whose CFI is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// x86_64: CFA from rsp (7) or rbp (6); the return address column is 16.
+    X86_64,
+    /// aarch64: CFA from sp (31) or x29; the return address is x30 (the link register).
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture the recorder runs on.
+    pub const HOST: Arch = if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    };
+
+    /// DWARF numbers of (stack pointer, frame pointer, return address).
+    pub fn dwarf_regs(self) -> (gimli::Register, gimli::Register, gimli::Register) {
+        match self {
+            Arch::X86_64 => (gimli::X86_64::RSP, gimli::X86_64::RBP, gimli::X86_64::RA),
+            Arch::Aarch64 => (gimli::AArch64::SP, gimli::AArch64::X29, gimli::AArch64::X30),
+        }
+    }
+
+    /// DWARF number of the instruction pointer, for CFA expressions.
+    pub fn dwarf_ip(self) -> gimli::Register {
+        match self {
+            Arch::X86_64 => gimli::X86_64::RA,
+            Arch::Aarch64 => gimli::AArch64::X30,
+        }
+    }
+
+    /// Where the return address is when the CFI does not say: on x86_64 the call pushed it at
+    /// CFA - 8. On aarch64 it is in the link register, which only the innermost frame has; the
+    /// walk on aarch64 is not built yet, so it is unknown there.
+    pub fn default_ra(self) -> Recover {
+        match self {
+            Arch::X86_64 => Recover::At(-8),
+            Arch::Aarch64 => Recover::Unknown,
+        }
+    }
 }
 
 /// The CFI of one ELF file, mapped into memory.
