@@ -129,8 +129,9 @@ fn finish_part(
     Part { values, open }
 }
 
-fn runq(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
-    // (ts, woken-or-preempted tid to open, switched-in tid to close)
+/// A segment's run-queue events in time order: (ts, the woken or preempted tid a wait opens for,
+/// the switched-in tid whose wait closes), -1 where there is none.
+pub(crate) fn runq_events(seg: &Segment) -> Result<Vec<(u64, i32, i32)>> {
     let mut ev: Vec<(u64, i32, i32)> = Vec::new();
     for b in seg.read(Table::SchedWakeup, &["ts", "tid"])? {
         let (ts, tid) = (prim::<UInt64Type>(&b, "ts"), prim::<Int32Type>(&b, "tid"));
@@ -159,6 +160,11 @@ fn runq(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
     }
     // Stable sort: rows are nearly in time order already (runs per drain), which it sorts in near-linear time.
     ev.sort_by_key(|e| e.0);
+    Ok(ev)
+}
+
+fn runq(cap: &Capture, seg: &Segment, ctx: Ctx) -> Result<Part> {
+    let ev = runq_events(seg)?;
     let mut done: HashMap<Key, Vec<u64>> = HashMap::default();
     let mut open: Intervals<(u32, u64), Key> = Intervals::default();
     for (ts, opened, closed) in ev {

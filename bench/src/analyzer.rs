@@ -152,7 +152,7 @@ pub fn run(a: Args) -> Result<()> {
     let query = "SELECT folded, SUM(offcpu_ns) FROM offcpu GROUP BY folded";
     let runq_query = "SELECT COUNT(*), SUM(latency_ns), MAX(latency_ns) FROM runq_latency";
     let (mut sql_cap, mut sql_lake) = (Vec::new(), Vec::new());
-    let (mut runq, mut runq_sql) = (Vec::new(), Vec::new());
+    let (mut runq, mut runq_sql, mut runq_cap) = (Vec::new(), Vec::new(), Vec::new());
     let (mut sql_cluster, mut runq_cluster) = (Vec::new(), Vec::new());
     // Two executors of one task each: the two CPUs of this machine, as the embedded engine has.
     let cluster = crate::cluster::Cluster::start(&bins, 2, 1)?;
@@ -173,6 +173,9 @@ pub fn run(a: Args) -> Result<()> {
         runq_sql.push(time_sh(&format!(
             "{analyze} sql {} --format csv -e '{runq_query}' >/dev/null",
             lake.display()
+        ))?);
+        runq_cap.push(time_sh(&format!(
+            "{analyze} sql {cap} --format csv -e '{runq_query}' >/dev/null"
         ))?);
         sql_cap.push(time_sh(&format!(
             "{analyze} sql {cap} --format csv -e '{query}' >/dev/null"
@@ -204,7 +207,7 @@ pub fn run(a: Args) -> Result<()> {
     let rate = |d: Duration| format!("{:.2} M/s", n as f64 / d.as_secs_f64() / 1e6);
     let (f, g) = (median(folded), median(flame));
     let (sc, sl) = (median(sql_cap), median(sql_lake));
-    let (rq, rs) = (median(runq), median(runq_sql));
+    let (rq, rs, rc) = (median(runq), median(runq_sql), median(runq_cap));
     let (cs, cr) = (median(sql_cluster), median(runq_cluster));
     drop(cluster);
     let perf = if a.perf_seconds > 0 {
@@ -251,7 +254,12 @@ pub fn run(a: Args) -> Result<()> {
                 rate(rq),
             ],
             vec![
-                format!("sql '{runq_query}' on the lake"),
+                format!("sql '{runq_query}' on the capture"),
+                format!("{:.3} s", rc.as_secs_f64()),
+                rate(rc),
+            ],
+            vec![
+                "the same on its lake export".into(),
                 format!("{:.3} s", rs.as_secs_f64()),
                 rate(rs),
             ],

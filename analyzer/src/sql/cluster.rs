@@ -75,6 +75,6 @@ pub async fn session(url: &str, inputs: &[Input]) -> Result<SessionContext> {
             None => ctx.register_table(name, Arc::new(missing(&lakes, table)?))?,
         };
     }
-    super::register_views(&ctx).await?;
+    super::register_views(&ctx, &[]).await?;
     Ok(ctx)
 }

@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub mod cluster;
+pub mod native;
 pub mod output;
 pub mod parity;
 pub mod source;
@@ -48,21 +49,30 @@ fn one_line(e: impl std::fmt::Display) -> String {
     )
 }
 
-/// A session with every table and view of `inputs` registered.
+/// A session with every table and view of `inputs` registered: `runq_latency` and `offcpu`
+/// computed natively when every input is a local capture ([`native`]), all else by its SQL.
 pub async fn session(inputs: &[Input]) -> Result<SessionContext> {
+    session_with(inputs, true).await
+}
+
+/// [`session`], with the native views or (`native` false) every view by its SQL.
+pub async fn session_with(inputs: &[Input], native: bool) -> Result<SessionContext> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = SessionConfig::new()
         .with_target_partitions(threads)
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
-    source::register(&ctx, inputs).await?;
-    register_views(&ctx).await?;
+    let natives = source::register(&ctx, inputs, native).await?;
+    register_views(&ctx, &natives).await?;
     Ok(ctx)
 }
 
-/// Creates the views of `schemas/sql` in `ctx`, whose tables are registered.
-async fn register_views(ctx: &SessionContext) -> Result<()> {
+/// Creates the views of `schemas/sql` in `ctx`, whose tables are registered, but those in `skip`.
+async fn register_views(ctx: &SessionContext, skip: &[&str]) -> Result<()> {
     for (name, text) in views::VIEWS {
+        if skip.contains(&name) {
+            continue;
+        }
         if let Err(e) = ctx.sql(text).await {
             bail!("view {name} of schemas/sql does not plan: {}", one_line(e));
         }

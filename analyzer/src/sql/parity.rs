@@ -131,28 +131,43 @@ pub fn rows_as_text(
         };
         let mut out = Vec::new();
         for (_, sql) in queries {
-            let mut rows = Vec::new();
-            for b in query(&ctx, sql).await? {
-                for i in 0..b.num_rows() {
-                    rows.push(
-                        b.columns()
-                            .iter()
-                            .map(|c| {
-                                if c.is_null(i) {
-                                    String::new()
-                                } else {
-                                    arrow::util::display::array_value_to_string(c, i)
-                                        .unwrap_or_default()
-                                }
-                            })
-                            .collect(),
-                    );
-                }
-            }
-            rows.sort();
-            out.push(rows);
+            out.push(text_rows(&query(&ctx, sql).await?));
         }
         Ok(out)
+    })
+}
+
+/// Every value as text (null as empty), rows sorted.
+fn text_rows(batches: &[arrow::record_batch::RecordBatch]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(i) {
+                            String::new()
+                        } else {
+                            arrow::util::display::array_value_to_string(c, i).unwrap_or_default()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// All rows of `view` over `inputs` as text, sorted: computed natively where the session does
+/// ([`super::native`]), or (`native` false) by the view's SQL.
+pub fn view_rows(inputs: &[Input], view: &str, native: bool) -> Result<Vec<Vec<String>>> {
+    super::block_on(async {
+        let ctx = super::session_with(inputs, native).await?;
+        Ok(text_rows(
+            &query(&ctx, &format!("SELECT * FROM {view}")).await?,
+        ))
     })
 }
 

@@ -23,6 +23,7 @@ use datafusion::{
 use flightrec_schemas::{Table, MANIFEST_FILE};
 use futures::StreamExt;
 
+use super::native::View;
 use crate::{
     capture::Capture,
     lake::{
@@ -142,6 +143,37 @@ impl PartitionStream for SegmentPart {
     }
 }
 
+/// A view of one capture computed natively ([`View`]) when a query reads it.
+#[derive(Debug)]
+struct NativePart {
+    cap: Arc<Capture>,
+    ident: Arc<Ident>,
+    view: View,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for NativePart {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (cap, ident, view) = (self.cap.clone(), self.ident.clone(), self.view);
+        let rows = futures::stream::once(async move {
+            tokio::task::spawn_blocking(move || view.rows(&cap, &ident)).await
+        })
+        .flat_map(|r| {
+            let batches = match r {
+                Ok(Ok(b)) => b.into_iter().map(Ok).collect(),
+                Ok(Err(e)) => vec![Err(DataFusionError::External(e.into()))],
+                Err(e) => vec![Err(DataFusionError::External(Box::new(e)))],
+            };
+            futures::stream::iter(batches)
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), rows))
+    }
+}
+
 /// `name` of the lakes at `roots` as one table; `None` when no lake has it.
 pub(crate) fn lake_table(
     roots: &[&PathBuf],
@@ -180,8 +212,14 @@ pub(crate) fn listing(urls: Vec<ListingTableUrl>, file: SchemaRef) -> Result<Lis
     Ok(ListingTable::try_new(config)?)
 }
 
-/// Registers every table of `inputs` in `ctx`, each the union of all inputs.
-pub async fn register(ctx: &SessionContext, inputs: &[Input]) -> Result<()> {
+/// Registers every table of `inputs` in `ctx`, each the union of all inputs. When every input is a
+/// local capture and `native` is set, also the [`View`]s, computed natively; returns their names
+/// (the other views are SQL).
+pub async fn register(
+    ctx: &SessionContext,
+    inputs: &[Input],
+    native: bool,
+) -> Result<Vec<&'static str>> {
     let caps: Vec<(Arc<Capture>, Arc<Ident>)> = inputs
         .iter()
         .filter_map(|i| match i {
@@ -249,5 +287,27 @@ pub async fn register(ctx: &SessionContext, inputs: &[Input]) -> Result<()> {
             }
         }
     }
-    Ok(())
+    if !native || !lakes.is_empty() || caps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for view in View::ALL {
+        let parts: Vec<Arc<dyn PartitionStream>> = caps
+            .iter()
+            .map(|(cap, ident)| -> Arc<dyn PartitionStream> {
+                Arc::new(NativePart {
+                    cap: cap.clone(),
+                    ident: ident.clone(),
+                    view,
+                    schema: view.schema(),
+                })
+            })
+            .collect();
+        ctx.register_table(
+            view.name(),
+            Arc::new(StreamingTable::try_new(view.schema(), parts)?),
+        )?;
+        names.push(view.name());
+    }
+    Ok(names)
 }

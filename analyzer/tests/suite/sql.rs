@@ -34,6 +34,37 @@ fn views_equal_the_analyzer_on_the_fixture() {
     assert_parity(&cap, &[&f.dir]);
 }
 
+/// `runq_latency` and `offcpu` of local captures are computed natively: row for row what the
+/// views' SQL gives on the same capture.
+#[test]
+fn native_views_equal_their_sql_row_for_row() {
+    let f = fixture("basic");
+    let inputs = [Input::open(&f.dir).unwrap()];
+    for view in flightrec_analyzer::sql::native::View::ALL {
+        let native = parity::view_rows(&inputs, view.name(), true).unwrap();
+        let sql = parity::view_rows(&inputs, view.name(), false).unwrap();
+        assert!(
+            native.len() > 1000,
+            "{}: {} rows",
+            view.name(),
+            native.len()
+        );
+        let first = native.iter().zip(&sql).find(|(a, b)| a != b);
+        assert!(
+            native.len() == sql.len() && first.is_none(),
+            "{}: {} native rows, {} by SQL; first difference: {first:?}",
+            view.name(),
+            native.len(),
+            sql.len()
+        );
+        eprintln!(
+            "native {}: {} rows equal the SQL's",
+            view.name(),
+            native.len()
+        );
+    }
+}
+
 #[test]
 fn a_lake_tree_gives_the_same_answers_in_portable_types() {
     let f = fixture("basic");
