@@ -115,9 +115,18 @@ fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A quiet first second writes a small segment; then the tmpfs is filled but for 64 KiB and
-    // switches and syscalls flood in: later segments cannot all fit, whatever the flood's rate.
-    std::thread::sleep(Duration::from_millis(1500));
+    // A quiet first second writes a small segment (waited for: on a loaded machine its write can
+    // take longer than the second after it); then the tmpfs is filled but for 64 KiB and switches
+    // and syscalls flood in: later segments cannot all fit, whatever the flood's rate.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && fs::read(dir.join(MANIFEST_FILE))
+            .ok()
+            .and_then(|m| serde_json::from_slice::<Manifest>(&m).ok())
+            .is_none_or(|m| m.segments.is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     fill_but(mnt.0.path(), 64 << 10);
     let load = (Load::flood(), Load::syscalls());
     let out = rec.wait_with_output().unwrap();
