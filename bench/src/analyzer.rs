@@ -292,9 +292,10 @@ pub fn run(a: Args) -> Result<()> {
         ],
     );
     println!(
-        "\nSQL over the offcpu view takes {:.1}x (capture) and {:.1}x (lake) the time of offcpu --folded; runq_latency {:.1}x latency --kind runq. Lake: {:.1} MiB.",
+        "\nSQL over the offcpu view takes {:.1}x (capture) and {:.1}x (lake) the time of offcpu --folded; runq_latency {:.1}x (capture) and {:.1}x (lake) latency --kind runq. Lake: {:.1} MiB.",
         sc.as_secs_f64() / f.as_secs_f64(),
         sl.as_secs_f64() / f.as_secs_f64(),
+        rc.as_secs_f64() / rq.as_secs_f64(),
         rs.as_secs_f64() / rq.as_secs_f64(),
         dir_bytes(&lake) as f64 / 1048576.0
     );
