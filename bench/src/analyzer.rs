@@ -51,17 +51,8 @@ fn perf_pipeline(bins: &str, secs: u64, rounds: usize) -> Result<Option<(u64, Du
         .args(["--pingpong", "100000000"])
         .stdout(std::process::Stdio::null())
         .spawn()?;
-    let status = Command::new("perf")
-        .args([
-            "record",
-            "-q",
-            "--no-buildid-cache",
-            "-e",
-            "sched:sched_switch",
-            "-g",
-            "-a",
-            "-o",
-        ])
+    let status = crate::util::perf_record_switches()
+        .args(["-g", "-a", "-o"])
         .arg(&data)
         .args(["--", "sleep", &secs.to_string()])
         .status();

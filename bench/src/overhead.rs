@@ -101,19 +101,8 @@ fn start(
             c
         }
         Config::PerfRecord => {
-            let c = Command::new("perf")
-                .args([
-                    "record",
-                    "-q",
-                    "--no-buildid-cache",
-                    "-e",
-                    "sched:sched_switch",
-                    "-e",
-                    "sched:sched_wakeup",
-                    "-g",
-                    "-a",
-                    "-o",
-                ])
+            let c = crate::util::perf_record_switches()
+                .args(["-e", "sched:sched_wakeup", "-g", "-a", "-o"])
                 .arg(work.join("perf.data"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

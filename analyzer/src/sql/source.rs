@@ -8,7 +8,10 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::{
+    datatypes::{DataType, SchemaRef},
+    record_batch::RecordBatch,
+};
 use datafusion::{
     catalog::{streaming::StreamingTable, MemTable, TableProvider},
     datasource::{
@@ -125,12 +128,18 @@ impl PartitionStream for SegmentPart {
             self.segment,
             self.table,
         );
-        let rows = futures::stream::once(async move {
-            tokio::task::spawn_blocking(move || {
-                segment_rows(&cap, &ident, &cap.segments[segment], table)
-            })
-            .await
+        blocking_stream(self.schema.clone(), move || {
+            segment_rows(&cap, &ident, &cap.segments[segment], table)
         })
+    }
+}
+
+/// The batches `work` makes on a blocking thread, as a stream (errors as DataFusion's).
+fn blocking_stream(
+    schema: SchemaRef,
+    work: impl FnOnce() -> Result<Vec<RecordBatch>> + Send + 'static,
+) -> SendableRecordBatchStream {
+    let rows = futures::stream::once(async move { tokio::task::spawn_blocking(work).await })
         .flat_map(|r| {
             let batches = match r {
                 Ok(Ok(b)) => b.into_iter().map(Ok).collect(),
@@ -139,8 +148,7 @@ impl PartitionStream for SegmentPart {
             };
             futures::stream::iter(batches)
         });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), rows))
-    }
+    Box::pin(RecordBatchStreamAdapter::new(schema, rows))
 }
 
 /// A view of one capture computed natively ([`View`]) when a query reads it.
@@ -159,18 +167,7 @@ impl PartitionStream for NativePart {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (cap, ident, view) = (self.cap.clone(), self.ident.clone(), self.view);
-        let rows = futures::stream::once(async move {
-            tokio::task::spawn_blocking(move || view.rows(&cap, &ident)).await
-        })
-        .flat_map(|r| {
-            let batches = match r {
-                Ok(Ok(b)) => b.into_iter().map(Ok).collect(),
-                Ok(Err(e)) => vec![Err(DataFusionError::External(e.into()))],
-                Err(e) => vec![Err(DataFusionError::External(Box::new(e)))],
-            };
-            futures::stream::iter(batches)
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), rows))
+        blocking_stream(self.schema.clone(), move || view.rows(&cap, &ident))
     }
 }
 

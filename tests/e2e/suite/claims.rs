@@ -503,15 +503,8 @@ fn perf_still_sees_the_tracepoints_the_recorder_uses() {
         &["--events", "sched,process", "--segment", "1s"],
     );
     let data = cap.path().join("perf.data");
-    let perf = Command::new("perf")
-        .args([
-            "record",
-            "-q",
-            "--no-buildid-cache",
-            "-e",
-            "sched:sched_switch",
-            "-o",
-        ])
+    let perf = perf_record_switches()
+        .arg("-o")
         .arg(&data)
         .args(["--", "sleep", "0.2"])
         .status()

@@ -429,14 +429,7 @@ fn under_perf(name: &str, cflags: &[&str], perf_args: &[&str], args: &[&str]) ->
         cap.path(),
         &["--events", "sched,process", "--segment", "2s"],
     );
-    let perf = Command::new("perf")
-        .args([
-            "record",
-            "-q",
-            "--no-buildid-cache",
-            "-e",
-            "sched:sched_switch",
-        ])
+    let perf = perf_record_switches()
         .args(perf_args)
         .arg("-o")
         .arg(build.path().join("perf.data"))
