@@ -5,14 +5,7 @@
 //! for a thread of PID 1, its VM agent, leaving a CPU; the task after it comes in unannounced).
 use rustc_hash::FxHashMap as HashMap;
 
-use arrow::datatypes::{Int32Type, UInt16Type, UInt64Type};
-use flightrec_schemas::Table;
-
-use crate::{
-    capture::{Result, Segment},
-    columns::prim,
-    filter::Filter,
-};
+use crate::filter::Filter;
 
 /// Per CPU: the task its first switch took off it (when that switch is in the filter's range), and
 /// the task its last switch put on it.
@@ -27,20 +20,9 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// The chain breaks of one segment's `sched_switch` rows.
-    pub fn of(seg: &Segment, filter: &Filter) -> Result<Chain> {
-        let mut rows: Vec<(u16, u64, i32, i32)> = Vec::new();
-        for b in seg.read(Table::SchedSwitch, &["ts", "cpu", "prev_tid", "next_tid"])? {
-            let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
-            let (prev, next) = (
-                prim::<Int32Type>(&b, "prev_tid"),
-                prim::<Int32Type>(&b, "next_tid"),
-            );
-            rows.extend(
-                (0..b.num_rows())
-                    .map(|i| (cpu.value(i), ts.value(i), prev.value(i), next.value(i))),
-            );
-        }
+    /// The chain breaks of one segment's `sched_switch` rows, `(cpu, ts, prev_tid, next_tid)` in
+    /// any order.
+    pub fn of(mut rows: Vec<(u16, u64, i32, i32)>, filter: &Filter) -> Chain {
         // One CPU's switches in its own clock's order.
         rows.sort_unstable_by_key(|r| (r.0, r.1));
         let mut chain = Chain::default();
@@ -59,7 +41,7 @@ impl Chain {
                 }
             }
         }
-        Ok(chain)
+        chain
     }
 
     /// All breaks of consecutive segments (by id, oldest first): also where a CPU's last switch in

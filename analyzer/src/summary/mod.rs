@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use arrow::datatypes::{Int32Type, UInt64Type};
+use arrow::datatypes::{Int32Type, UInt16Type, UInt64Type};
 use flightrec_schemas::Table;
 use serde::Serialize;
 
@@ -186,17 +186,20 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
         let mut off: HashMap<i32, u64> = HashMap::default();
         let mut open: Intervals<i32, i32> = Intervals::default();
         let mut seen: std::collections::HashSet<i32> = cpu.keys().copied().collect();
+        // (cpu, ts, prev, next) of every switch, for the chain of each CPU.
+        let mut switches = Vec::new();
         for b in seg.read(
             Table::SchedSwitch,
-            &["ts", "prev_tid", "prev_tgid", "next_tid"],
+            &["ts", "cpu", "prev_tid", "prev_tgid", "next_tid"],
         )? {
-            let ts = prim::<UInt64Type>(&b, "ts");
+            let (ts, on) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
             let (prev, tgid, next) = (
                 prim::<Int32Type>(&b, "prev_tid"),
                 prim::<Int32Type>(&b, "prev_tgid"),
                 prim::<Int32Type>(&b, "next_tid"),
             );
             for i in 0..b.num_rows() {
+                switches.push((on.value(i), ts.value(i), prev.value(i), next.value(i)));
                 if let Some((p, d)) = open.close(&next.value(i), ts.value(i)) {
                     *off.entry(p).or_insert(0) += d;
                 }
@@ -217,7 +220,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
             .collect();
         let ustacks = stacks::per_process(seg, filter, &tasks)?;
         Ok((
-            (seg.meta.id, chain::Chain::of(seg, filter)?),
+            (seg.meta.id, chain::Chain::of(switches, filter)),
             cpu,
             off,
             open,
