@@ -63,10 +63,10 @@ fn known_workload_is_recorded_with_nothing_lost() {
 
     // Sleeps: switch-outs in S state with kernel stacks, and the matching time off CPU.
     let kstacks = c.kernel_stacks();
+    let nanosleeps = c.switch_outs_through(pid, TASK_INTERRUPTIBLE, "do_nanosleep");
     let mut outs: Vec<(u64, i64, bool)> = Vec::new();
-    let mut nanosleeps: Vec<u64> = Vec::new();
     let mut ins: Vec<u64> = Vec::new();
-    for (seg, b) in c.table_by_segment(Table::SchedSwitch) {
+    for b in c.table(Table::SchedSwitch) {
         let (ts, prev, next, state, kstack) = (
             u64s(&b, "ts"),
             i32s(&b, "prev_tid"),
@@ -77,14 +77,6 @@ fn known_workload_is_recorded_with_nothing_lost() {
         for i in 0..b.num_rows() {
             if prev[i] == Some(pid) {
                 outs.push((ts[i].unwrap(), state[i].unwrap(), kstack[i].is_some()));
-                let through = |f: &str| {
-                    kstack[i]
-                        .and_then(|k| kstacks[seg].get(&k))
-                        .is_some_and(|names| names.iter().any(|n| n == f))
-                };
-                if state[i] == Some(TASK_INTERRUPTIBLE) && through("do_nanosleep") {
-                    nanosleeps.push(ts[i].unwrap());
-                }
             }
             if next[i] == Some(pid) {
                 ins.push(ts[i].unwrap());

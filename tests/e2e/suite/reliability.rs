@@ -120,9 +120,8 @@ fn full_disk_keeps_recording_evicts_and_breaks_no_segment() {
     // and syscalls flood in: later segments cannot all fit, whatever the flood's rate.
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline
-        && fs::read(dir.join(MANIFEST_FILE))
+        && Manifest::read(&dir.join(MANIFEST_FILE))
             .ok()
-            .and_then(|m| serde_json::from_slice::<Manifest>(&m).ok())
             .is_none_or(|m| m.segments.is_empty())
     {
         std::thread::sleep(Duration::from_millis(50));
