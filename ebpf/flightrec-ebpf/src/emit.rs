@@ -387,24 +387,29 @@ pub fn emit_waking(source: Source, buf: *const u8, len: usize, now: bool) {
     // interrupts disabled and perf_event ones in a hard interrupt: the wake-up waits until they
     // return, so only they wake; the others leave it to them.
     let pending = WAKE_PENDING.get_ptr_mut(0);
-    let flags = match source {
+    let wake = match source {
         Source::Sched | Source::Profile => {
-            let asked = pending.is_some_and(|p| unsafe { *p } != 0);
-            if want || asked {
-                if let (Some(p), true) = (pending, asked) {
+            // Takes the flag another program left (written only when set: every CPU reads it).
+            let asked = match pending {
+                Some(p) if unsafe { *p } != 0 => {
                     unsafe { *p = 0 };
+                    true
                 }
-                BPF_RB_FORCE_WAKEUP
-            } else {
-                BPF_RB_NO_WAKEUP
-            }
+                _ => false,
+            };
+            want || asked
         }
         _ => {
-            if let (Some(p), true) = (pending, want) {
+            if let (true, Some(p)) = (want, pending) {
                 unsafe { *p = 1 };
             }
-            BPF_RB_NO_WAKEUP
+            false
         }
+    };
+    let flags = if wake {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
     };
     let counter = match EVENTS.output::<[u8]>(data, flags as u64) {
         Ok(()) => Counter::Emitted,
