@@ -34,12 +34,15 @@ fn sigusr1_freezes_the_window_into_a_snapshot() {
     assert_eq!(unsafe { libc::kill(rec.pid() as i32, libc::SIGUSR1) }, 0);
     let snaps = cap.path().join("snapshots");
     let mut snap = None;
+    // A snapshot is assembled in a hidden `.NAME.tmp` directory and renamed when complete.
     wait_for("a snapshot after SIGUSR1", Duration::from_secs(10), || {
         snap = std::fs::read_dir(&snaps)
             .ok()
-            .and_then(|mut d| d.next())
-            .and_then(Result::ok)
-            .map(|e| e.path())
+            .and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            })
             .filter(|p| p.join("manifest.json").exists());
         snap.is_some()
     });
