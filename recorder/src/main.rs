@@ -92,6 +92,13 @@ fn record(mut a: RecordArgs) -> anyhow::Result<()> {
             human_bytes(s.bytes),
             dir.display()
         );
+        if s.unwind.stacks > 0 {
+            eprintln!(
+                "flightrec: unwound {} user stacks, {:.0}% from the cache of identical stacks",
+                s.unwind.stacks,
+                100.0 * s.unwind.cached as f64 / s.unwind.stacks as f64
+            );
+        }
     }
     if s.failed_segments > 0 {
         anyhow::bail!("{} segments could not be written", s.failed_segments);

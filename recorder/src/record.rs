@@ -31,7 +31,7 @@ use crate::{
     status::Status,
     tasks::TaskTable,
     trigger::{Fired, Trigger, Watch},
-    unwind::Unwinder,
+    unwind::{UnwindStats, Unwinder},
     usersyms::UserMaps,
     writer::{Checkpoint, Job, Work, Writer},
 };
@@ -88,6 +88,8 @@ pub struct RecordSummary {
     pub failed_segments: u64,
     /// Wall time recorded.
     pub elapsed: Duration,
+    /// What the unwinder did.
+    pub unwind: UnwindStats,
 }
 
 fn per_source(values: &[u64; SOURCE_COUNT], sources: &[Source]) -> SourceCounts {
@@ -571,6 +573,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         writer,
         events,
         lost,
+        unwinder,
         ..
     } = rec;
     let stats = writer.stats.clone();
@@ -586,5 +589,6 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         bytes: manifest.segments.iter().map(|s| s.bytes).sum(),
         failed_segments: stats.failed,
         elapsed: started.elapsed(),
+        unwind: unwinder.stats,
     })
 }

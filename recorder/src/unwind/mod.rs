@@ -11,6 +11,7 @@
 //! kernel's `STACK_TOPS` map, and its later events copy the whole stack (up to 16 KiB). Frames
 //! always come from the event's own copy.
 pub mod cfi;
+mod memo;
 pub mod walk;
 
 use std::collections::HashSet;
@@ -19,11 +20,11 @@ use aya::maps::{HashMap as BpfHashMap, MapData};
 use flightrec_common::{UserRegs, REGS_VALID};
 use flightrec_schemas::unwind::Truncation;
 use gimli::UnwindContext;
-use rustc_hash::FxHashMap as HashMap;
 
 pub use self::cfi::{Arch, ModuleCfi};
 use self::{
     cfi::{Cfa, Lookup},
+    memo::Memo,
     walk::{walk, Input, Regs, Rules, Step, Walk},
 };
 use crate::{decode::UserStack, procmaps::UserMaps};
@@ -43,9 +44,9 @@ pub struct UnwindStats {
 pub struct Unwinder {
     ctx: Box<UnwindContext<usize>>,
     /// Rules by (module id, module address).
-    rules: HashMap<(u64, u64), Step>,
+    rules: Memo<(u64, u64), Step>,
     /// Results by a hash of everything the walk reads: the walk is a function of its inputs.
-    walks: HashMap<u128, Walk>,
+    walks: Memo<u128, Walk>,
     tops: Option<BpfHashMap<MapData, u32, u64>>,
     /// Threads whose top was looked for (found or not).
     tried: HashSet<i32>,
@@ -53,16 +54,19 @@ pub struct Unwinder {
     pub stats: UnwindStats,
 }
 
-/// Entries of each cache before it is cleared (a bound on memory, not a tuning knob).
-const CACHE_LIMIT: usize = 1 << 18;
+/// Entries of a generation of the walk cache (at most two are held): a walk is about 150 bytes,
+/// so about 5 MiB at most.
+const WALKS_GENERATION: usize = 1 << 14;
+/// Entries of a generation of the rule cache: about 40 bytes each.
+const RULES_GENERATION: usize = 1 << 15;
 
 impl Unwinder {
     /// An unwinder; `tops` is the kernel's map of stack tops (none in tests).
     pub fn new(tops: Option<BpfHashMap<MapData, u32, u64>>) -> Unwinder {
         Unwinder {
             ctx: Box::new(UnwindContext::new()),
-            rules: HashMap::default(),
-            walks: HashMap::default(),
+            rules: Memo::new(RULES_GENERATION),
+            walks: Memo::new(WALKS_GENERATION),
             tops,
             tried: HashSet::new(),
             stats: UnwindStats::default(),
@@ -118,9 +122,6 @@ impl Unwinder {
                 truncated: Some(Truncation::Exec),
             });
         }
-        if self.walks.len() >= CACHE_LIMIT {
-            self.walks.clear();
-        }
         self.walks.insert(key, result.clone());
         if result.truncated == Some(Truncation::StackCopy) {
             if let Some(r) = regs {
@@ -131,9 +132,6 @@ impl Unwinder {
     }
 
     fn rules_of<'a>(&'a mut self, maps: &'a mut UserMaps, tgid: i32) -> ProcessRules<'a> {
-        if self.rules.len() >= CACHE_LIMIT {
-            self.rules.clear();
-        }
         ProcessRules {
             maps,
             tgid,
@@ -206,7 +204,7 @@ fn input_key(tgid: i32, generation: u64, regs: &UserRegs, window: &[u8], chain: 
 struct ProcessRules<'a> {
     maps: &'a mut UserMaps,
     tgid: i32,
-    rules: &'a mut HashMap<(u64, u64), Step>,
+    rules: &'a mut Memo<(u64, u64), Step>,
     ctx: &'a mut UnwindContext<usize>,
     /// The mappings were re-read for an address outside them (once per walk at most).
     rescanned: bool,
