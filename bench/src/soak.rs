@@ -119,13 +119,13 @@ fn start_load(load: &Arc<Load>, dir: &std::path::Path) -> Vec<std::thread::JoinH
     threads
 }
 
-/// VmRSS of a live process, KiB.
-fn rss_kib(pid: u32) -> u64 {
+/// A line of a live process's status (`VmRSS`, `RssAnon`, `RssFile`), KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
@@ -188,6 +188,8 @@ pub fn run(a: Args) -> Result<()> {
     let header = [
         "minute",
         "RSS",
+        "of it anonymous",
+        "of it mapped files",
         "open fds",
         "disk",
         "segments",
@@ -202,7 +204,9 @@ pub fn run(a: Args) -> Result<()> {
         let (segments, span) = window(&cap);
         let row = vec![
             format!("{:.0}", start.elapsed().as_secs_f64() / 60.0),
-            format!("{:.1} MiB", rss_kib(pid) as f64 / 1024.0),
+            format!("{:.1} MiB", status_kib(pid, "VmRSS") as f64 / 1024.0),
+            format!("{:.1} MiB", status_kib(pid, "RssAnon") as f64 / 1024.0),
+            format!("{:.1} MiB", status_kib(pid, "RssFile") as f64 / 1024.0),
             fds(pid).to_string(),
             format!("{:.1} MiB", dir_bytes(&cap) as f64 / (1 << 20) as f64),
             segments.to_string(),
