@@ -1,13 +1,16 @@
 //! User frames named on the writer thread: [`Symbolizer`] names the frames normalized by
 //! [`crate::procmaps`] with blazesym (ELF symbols and DWARF where present) into the segment's
 //! `user_frames` table.
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Weak},
+};
 
 use arrow::{
     array::{ArrayRef, Int32Builder, StringBuilder, UInt32Builder, UInt64Builder},
     record_batch::RecordBatch,
 };
-use blazesym::symbolize::{self, source::Source, Input, Symbolized};
+use blazesym::symbolize::{self, evict, source::Source, Input, Symbolized};
 use flightrec_schemas::Table;
 
 pub use crate::procmaps::{Frame, Module, UserMaps, DWARF_MAX_BYTES};
@@ -25,6 +28,11 @@ struct Named {
 pub struct Symbolizer {
     inner: symbolize::Symbolizer,
     cache: HashMap<(u64, u64), Named>,
+    /// The modules blazesym was asked about, with the path it knows each by. blazesym keeps a
+    /// file mapped and its parsed symbols until told to evict them (also when the path, a
+    /// `/proc/self/fd/N`, comes to name another file): a module is evicted once nothing else holds
+    /// it, or a recorder beside a build kept every binary that ever ran (hundreds of MB).
+    held: HashMap<u64, (Weak<Module>, String)>,
     redact: bool,
 }
 
@@ -49,6 +57,7 @@ impl Symbolizer {
         Symbolizer {
             inner: symbolize::Symbolizer::new(),
             cache: HashMap::new(),
+            held: HashMap::new(),
             redact,
         }
     }
@@ -63,7 +72,11 @@ impl Symbolizer {
         if todo.is_empty() {
             return;
         }
-        let mut elf = symbolize::source::Elf::new(module.fd_path());
+        let path = module.fd_path();
+        self.held
+            .entry(key)
+            .or_insert_with(|| (Arc::downgrade(module), path.clone()));
+        let mut elf = symbolize::source::Elf::new(path);
         elf.debug_syms = module.size <= DWARF_MAX_BYTES;
         let src = Source::Elf(elf);
         let results = self
@@ -87,8 +100,37 @@ impl Symbolizer {
         }
     }
 
+    /// Drops what is cached of modules no process or frame holds any more. Runs before any
+    /// naming: a freed module's path may already name another module's file, whose data this
+    /// evicts too (it is re-read when asked for).
+    fn evict_gone(&mut self) {
+        let gone: Vec<(u64, String)> = self
+            .held
+            .iter()
+            .filter(|(_, (m, _))| m.strong_count() == 0)
+            .map(|(id, (_, path))| (*id, path.clone()))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for (id, path) in &gone {
+            let _ = self
+                .inner
+                .evict(&symbolize::evict::Evict::Elf(evict::Elf::new(path)));
+            self.held.remove(id);
+        }
+        let ids: HashSet<u64> = gone.iter().map(|g| g.0).collect();
+        self.cache.retain(|(m, _), _| !ids.contains(m));
+    }
+
+    /// Modules whose symbols are held.
+    pub fn modules_held(&self) -> usize {
+        self.held.len()
+    }
+
     /// The `user_frames` table of a segment's frames.
     pub fn table(&mut self, frames: &[Frame]) -> (RecordBatch, FrameCounts) {
+        self.evict_gone();
         let mut by_module: HashMap<u64, (Arc<Module>, Vec<u64>)> = HashMap::new();
         for f in frames {
             if let Some((m, off)) = &f.module {
@@ -207,5 +249,32 @@ mod tests {
             .unwrap()
             .value(0);
         assert!(virt > 0, "a virtual offset for separate debug files");
+    }
+
+    #[test]
+    fn a_module_nothing_holds_is_evicted_and_named_again_when_it_returns() {
+        let me = std::process::id() as i32;
+        let addr = flightrec_usersyms_test_marker as *const () as u64;
+        let mut s = Symbolizer::default();
+        let name = |s: &mut Symbolizer| {
+            let mut maps = UserMaps::default();
+            maps.cover(me, &[addr]);
+            let (batch, _) = s.table(&[maps.frame(me, addr)]);
+            assert_eq!(s.modules_held(), 1);
+            batch
+                .column_by_name("symbol")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap()
+                .value(0)
+                .to_string()
+        };
+        assert!(name(&mut s).contains("flightrec_usersyms_test_marker"));
+        // The mappings and frames that held the module are gone: the next table lets it go.
+        s.table(&[]);
+        assert_eq!(s.modules_held(), 0);
+        assert!(s.cache.is_empty(), "its names went with it");
+        assert!(name(&mut s).contains("flightrec_usersyms_test_marker"));
     }
 }
