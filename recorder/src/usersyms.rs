@@ -215,6 +215,18 @@ mod tests {
         std::hint::black_box(42)
     }
 
+    /// The symbol of the first row of a `user_frames` batch.
+    fn first_symbol(batch: &RecordBatch) -> String {
+        batch
+            .column_by_name("symbol")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap()
+            .value(0)
+            .to_string()
+    }
+
     #[test]
     fn own_function_is_named_and_survives_as_a_held_module() {
         let me = std::process::id() as i32;
@@ -232,14 +244,7 @@ mod tests {
             (2, 1),
             "address 8 is in no mapping"
         );
-        let sym = batch
-            .column_by_name("symbol")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap()
-            .value(0)
-            .to_string();
+        let sym = first_symbol(&batch);
         assert!(sym.contains("flightrec_usersyms_test_marker"), "{sym}");
         let virt = batch
             .column_by_name("virt_offset")
@@ -261,14 +266,7 @@ mod tests {
             maps.cover(me, &[addr]);
             let (batch, _) = s.table(&[maps.frame(me, addr)]);
             assert_eq!(s.modules_held(), 1);
-            batch
-                .column_by_name("symbol")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .unwrap()
-                .value(0)
-                .to_string()
+            first_symbol(&batch)
         };
         assert!(name(&mut s).contains("flightrec_usersyms_test_marker"));
         // The mappings and frames that held the module are gone: the next table lets it go.
