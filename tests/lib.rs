@@ -17,6 +17,20 @@ pub fn skip(why: &str) {
     eprintln!("skipped: {why}");
 }
 
+/// `perf record` of context switches, quiet and without copying every binary it saw into
+/// ~/.debug (gigabytes over many runs); the caller adds its options and command.
+pub fn perf_record_switches() -> std::process::Command {
+    let mut c = std::process::Command::new("perf");
+    c.args([
+        "record",
+        "-q",
+        "--no-buildid-cache",
+        "-e",
+        "sched:sched_switch",
+    ]);
+    c
+}
+
 /// A thread's stretch on one CPU, from its switch-in to its switch-out (monotonic ns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slice {

@@ -152,16 +152,4 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("{s}: {e}"))
 }
 
-/// `perf record` of context switches, quiet and without copying every binary it saw into ~/.debug
-/// (gigabytes over many runs); the caller adds its options and command.
-pub fn perf_record_switches() -> Command {
-    let mut c = Command::new("perf");
-    c.args([
-        "record",
-        "-q",
-        "--no-buildid-cache",
-        "-e",
-        "sched:sched_switch",
-    ]);
-    c
-}
+pub use flightrec_tests::perf_record_switches;

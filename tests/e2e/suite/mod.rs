@@ -162,19 +162,7 @@ pub fn run_ok(bin: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// `perf record` of context switches, quiet and without copying every binary it saw into
-/// ~/.debug (gigabytes over many runs); the caller adds its options and command.
-pub fn perf_record_switches() -> Command {
-    let mut c = Command::new("perf");
-    c.args([
-        "record",
-        "-q",
-        "--no-buildid-cache",
-        "-e",
-        "sched:sched_switch",
-    ]);
-    c
-}
+pub use flightrec_tests::perf_record_switches;
 
 /// Runs `flightrec-analyze ARGS --json` and parses what it prints.
 pub fn analyze_json(args: &[&str]) -> serde_json::Value {
