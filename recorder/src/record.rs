@@ -463,18 +463,17 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                // Out of budget with records left: stay ready, so draining resumes right after the
-                // other branches had their turn.
-                if !rec.drain(guard.get_inner_mut()) {
-                    guard.clear_ready();
-                }
+                backlog = rec.drain(guard.get_inner_mut());
+                // The kernel signals again at its next wake-up; records left are the backlog's.
+                guard.clear_ready();
             }
             _ = drain_tick.tick() => {
                 backlog = rec.drain(ring.get_mut());
             }
-            // Records left after a timed drain are drained on at once: with only sources that
-            // never wake user space (syscalls, ...: see the eBPF `emit`), the timer is all that
-            // drains, and one budget per tick capped the recorder at ~0.4 M events/s.
+            // Records left by any drain (out of budget) are drained on right after the other
+            // branches had their turn. Only scheduler and profile programs wake user space (see the
+            // eBPF `emit`): with other sources alone the timer is all that starts a drain, and one
+            // budget per tick capped the recorder at ~0.4 M events/s.
             _ = std::future::ready(()), if backlog => {
                 backlog = rec.drain(ring.get_mut());
             }
