@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use flightrec_common::Source;
 
-use crate::trigger::Trigger;
+use crate::{probes::Attach, trigger::Trigger};
 
 /// flightrec: a flight recorder for Linux. Keeps the last minutes of kernel events on disk.
 #[derive(Debug, Parser)]
@@ -94,6 +94,11 @@ pub struct RecordArgs {
     /// offwaketime and wakeuptime: about as costly again as the switches' stacks.
     #[arg(long, env = "FLIGHTREC_WAKER_STACKS")]
     pub waker_stacks: bool,
+    /// How the scheduler's programs attach: auto (as BTF raw tracepoints where the kernel has BTF
+    /// and is 6.1 or later: the kernel formats no trace record for them) or tracepoints. Both
+    /// write the same records.
+    #[arg(long, value_enum, default_value_t = Attach::Auto, env = "FLIGHTREC_ATTACH")]
+    pub attach: Attach,
     /// Record syscalls of this process only.
     #[arg(long, env = "FLIGHTREC_PID")]
     pub pid: Option<u32>,

@@ -1,11 +1,13 @@
 //! Kernel symbols from /proc/kallsyms, so kernel frames can be named on any machine.
-use std::{fs, sync::Arc};
+use std::{collections::HashMap, fs, sync::Arc};
 
 use arrow::{
     array::{ArrayRef, StringBuilder, UInt64Builder},
     record_batch::RecordBatch,
 };
 use flightrec_schemas::Table;
+
+use crate::decode::{Record, Stack};
 
 /// A sorted kernel symbol table.
 #[derive(Default)]
@@ -89,6 +91,66 @@ impl KernelSymbols {
     }
 }
 
+/// True for a function of the kernel's tracing glue or a BPF program (`bpf_prog_<tag>_<name>` when
+/// the kernel names JIT code in kallsyms): what a stack walked from inside a program passes through
+/// before the frame the event happened in.
+fn is_glue(name: &str) -> bool {
+    ["bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Cuts the leading frames of the BPF program and the tracing glue from kernel stacks. A program
+/// on a BTF raw tracepoint gets the stack from inside itself (a tracepoint program gets it from
+/// where the kernel recorded the event), so its stacks begin with its own frame and the glue that
+/// called it: frames of the recorder, not of the task.
+#[derive(Default)]
+pub struct TracingGlue {
+    /// Whether an address is glue, for the few addresses that begin stacks.
+    memo: HashMap<u64, bool>,
+}
+
+impl TracingGlue {
+    /// Bounds the memo: stacks begin at a handful of addresses, but nothing else limits them.
+    const MEMO_MAX: usize = 4096;
+
+    /// Frames of glue at the start of `frames`.
+    pub fn leading(&mut self, ksyms: &KernelSymbols, frames: impl Iterator<Item = u64>) -> usize {
+        let mut n = 0;
+        for addr in frames {
+            if self.memo.len() >= Self::MEMO_MAX {
+                self.memo.clear();
+            }
+            let glue = *self
+                .memo
+                .entry(addr)
+                .or_insert_with(|| ksyms.resolve(addr).is_some_and(|(name, ..)| is_glue(name)));
+            if !glue {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// `rec` with the glue cut from its kernel stack (switches and wakings: the scheduler programs
+    /// that may be attached as BTF raw tracepoints).
+    pub fn trim<'a>(&mut self, ksyms: &KernelSymbols, rec: Record<'a>) -> Record<'a> {
+        let mut cut = |s: Stack<'a>| match s {
+            Stack::Frames(b) => {
+                let n = self.leading(ksyms, s.frames());
+                Stack::Frames(&b[(n * 8).min(b.len())..])
+            }
+            e => e,
+        };
+        match rec {
+            Record::Switch(e, k, u) => Record::Switch(e, cut(k), u),
+            Record::Waking(e, k, u) => Record::Waking(e, cut(k), u),
+            rec => rec,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +171,33 @@ mod tests {
         );
         assert_eq!(k.resolve(0x1000), None);
         assert_eq!(k.table(&[0xffffffff81000150, 0x1000]).num_rows(), 1);
+    }
+
+    #[test]
+    fn the_programs_and_the_tracing_glue_are_cut_from_the_start_of_kernel_stacks() {
+        let k = KernelSymbols::parse(
+            "ffffffff81000100 t __schedule\nffffffff81000200 T schedule\n\
+             ffffffff81000300 t __bpf_trace_sched_switch\nffffffff81000400 T bpf_trace_run4\n\
+             ffffffffc0001000 t bpf_prog_0123456789abcdef_sched_switch_btf\t[bpf]\n",
+        );
+        let mut glue = TracingGlue::default();
+        let raw = [
+            0xffffffffc0001010u64,
+            0xffffffff81000420,
+            0xffffffff81000310,
+            0xffffffff81000130,
+            0xffffffff81000208,
+        ];
+        assert_eq!(glue.leading(&k, raw.into_iter()), 3);
+        // A tracepoint program's stack starts where the event happened: nothing is cut, and glue
+        // deeper in a stack is never cut.
+        assert_eq!(glue.leading(&k, raw[3..].iter().copied()), 0);
+        let odd = [0xffffffff81000130, 0xffffffff81000420];
+        assert_eq!(glue.leading(&k, odd.into_iter()), 0);
+        let rec = crate::decode::tests::switch_record(1, 2, 1, &raw, 0);
+        let Record::Switch(_, ks, _) = glue.trim(&k, crate::decode::decode(&rec).unwrap()) else {
+            panic!("a switch");
+        };
+        assert_eq!(ks.frames().collect::<Vec<_>>(), raw[3..]);
     }
 }

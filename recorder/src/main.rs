@@ -76,6 +76,7 @@ fn record(mut a: RecordArgs) -> anyhow::Result<()> {
                 flightrec_common::MAX_WINDOW as u32
             },
             waker_stacks: a.waker_stacks,
+            attach: a.attach,
         },
         redact: a.redact,
         triggers: a.triggers,

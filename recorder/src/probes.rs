@@ -7,7 +7,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
-        PerfEvent, TracePoint,
+        BtfTracePoint, PerfEvent, TracePoint,
     },
     util::online_cpus,
     Ebpf, EbpfLoader,
@@ -30,18 +30,34 @@ fn source_of(program: &str) -> Option<Source> {
     if program == PROFILE_PROGRAM {
         return Some(Source::Profile);
     }
-    Source::ALL
-        .into_iter()
-        .find(|&s| sources::tracepoints(s).iter().any(|t| t.0 == program))
+    Source::ALL.into_iter().find(|&s| {
+        sources::tracepoints(s)
+            .iter()
+            .any(|t| t.0 == program || sources::btf_program(t.0) == Some(program))
+    })
 }
 
 /// Names of every program the object must hold.
 pub fn program_names() -> impl Iterator<Item = &'static str> {
-    Source::ALL
+    let tracepoints = Source::ALL
         .into_iter()
         .flat_map(sources::tracepoints)
-        .map(|t| t.0)
+        .map(|t| t.0);
+    tracepoints
+        .clone()
+        .chain(tracepoints.filter_map(sources::btf_program))
         .chain(std::iter::once(PROFILE_PROGRAM))
+}
+
+/// How the programs that have a BTF raw tracepoint form (the scheduler's) are attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Attach {
+    /// As BTF raw tracepoints where the kernel has BTF (cheaper: no trace record is formatted for
+    /// them), else as tracepoints.
+    #[default]
+    Auto,
+    /// As tracepoints.
+    Tracepoints,
 }
 
 /// What to load.
@@ -63,6 +79,8 @@ pub struct ProbeOptions {
     pub sample_window: u32,
     /// Also record the waker's stacks at each `sched_waking`.
     pub waker_stacks: bool,
+    /// How the scheduler's programs attach.
+    pub attach: Attach,
 }
 
 /// The size of a task's kernel stack (`THREAD_SIZE`): x86_64's `struct irq_stack` has that size,
@@ -88,6 +106,8 @@ pub struct Probes {
     stats_at_stop: Option<ProgStats>,
     /// Keeps the kernel's BPF run-time statistics enabled while it lives.
     _stats: Option<std::os::fd::OwnedFd>,
+    /// The programs attached as BTF raw tracepoints.
+    pub raw_attached: Vec<&'static str>,
 }
 
 /// Statistics the kernel keeps per program, summed per source.
@@ -117,6 +137,7 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
     let fmt = |g: &str, e: &str| tracefs::read_format(&root, g, e);
     // Kernel structure offsets; without kernel BTF, what needs them stays unknown.
     let btf = crate::btf::Btf::from_kernel().ok();
+    let raw_tracepoints = btf.is_some() && opts.attach == Attach::Auto;
     let btf_offset = |name: &str, member: &str| {
         btf.as_ref()
             .and_then(|b| b.member_offset(name, member).ok())
@@ -139,6 +160,7 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
     let kernel = sources::Kernel {
         format: &fmt,
         btf_offset: &btf_offset,
+        raw_tracepoints,
     };
     for &s in &opts.sources {
         let filters = sources::Filters {
@@ -160,7 +182,27 @@ impl Probes {
             .load(OBJECT)
             .context("loading the eBPF object failed (needs root, or CAP_BPF and CAP_PERFMON)")?;
         let tracepoints = opts.sources.iter().flat_map(|&s| sources::tracepoints(s));
+        let mut kernel_btf = None;
+        let mut raw_attached = Vec::new();
         for (prog, group, event) in tracepoints {
+            // The waker's stacks need the tracepoint's registers to tell an interrupt's waking.
+            let raw = sources::btf_program(prog)
+                .filter(|_| config.task.known() && !(*prog == "sched_waking" && opts.waker_stacks));
+            if let Some(raw) = raw {
+                if kernel_btf.is_none() {
+                    kernel_btf = Some(aya::Btf::from_sys_fs().context("reading the kernel's BTF")?);
+                }
+                let btf = kernel_btf.as_ref().expect("just read");
+                match attach_raw(&mut ebpf, raw, event, btf) {
+                    Ok(()) => {
+                        raw_attached.push(raw);
+                        continue;
+                    }
+                    Err(e) => eprintln!(
+                        "flightrec: {raw} could not be attached as a BTF raw tracepoint ({e:#}): attaching the tracepoint {group}:{event} instead"
+                    ),
+                }
+            }
             let p: &mut TracePoint = ebpf
                 .program_mut(prog)
                 .with_context(|| format!("program {prog} missing from the eBPF object"))?
@@ -199,6 +241,7 @@ impl Probes {
             counters,
             stats_at_stop: None,
             _stats: stats,
+            raw_attached,
         })
     }
 
@@ -209,6 +252,7 @@ impl Probes {
             let result = match prog {
                 aya::programs::Program::TracePoint(p) => p.unload(),
                 aya::programs::Program::PerfEvent(p) => p.unload(),
+                aya::programs::Program::BtfTracePoint(p) => p.unload(),
                 _ => Ok(()),
             };
             // A program of a source that was not enabled was never loaded.
@@ -285,6 +329,17 @@ impl Probes {
         }
         st
     }
+}
+
+/// Loads program `raw` as a BTF raw tracepoint on `event` and attaches it.
+fn attach_raw(ebpf: &mut Ebpf, raw: &str, event: &str, btf: &aya::Btf) -> Result<()> {
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(raw)
+        .with_context(|| format!("program {raw} missing from the eBPF object"))?
+        .try_into()?;
+    p.load(event, btf).context("the kernel refused it")?;
+    p.attach().context("attaching failed")?;
+    Ok(())
 }
 
 /// `BPF_OBJ_GET_INFO_BY_FD`: aya does not expose `recursion_misses` (runs the kernel skipped).

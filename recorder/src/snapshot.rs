@@ -112,6 +112,7 @@ mod tests {
                 syscall_comm: None,
                 redacted: false,
                 waker_stacks: false,
+                raw_tracepoints: Vec::new(),
             },
             devices: Default::default(),
             segments,

@@ -56,6 +56,10 @@ pub struct RecordConfig {
     /// Wake-ups carry their waker's stacks (`--waker-stacks`: the `sched_waking` table).
     #[serde(default)]
     pub waker_stacks: bool,
+    /// The programs attached as BTF raw tracepoints (`--attach auto` on a kernel with BTF); the
+    /// others were attached as tracepoints. Both write the same records.
+    #[serde(default)]
+    pub raw_tracepoints: Vec<String>,
 }
 
 /// The capture manifest.

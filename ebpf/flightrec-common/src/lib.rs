@@ -399,6 +399,8 @@ pub struct Config {
     /// tracepoint that fired on another stack than the current task's fired in an interrupt.
     pub task_stack: u32,
     pub thread_size: u32,
+    /// Task fields for the scheduler's BTF raw tracepoint programs (all 0 without BTF).
+    pub task: TaskOffsets,
 }
 
 #[cfg(feature = "user")]

@@ -94,3 +94,93 @@ pub struct WakeupOffsets {
     pub prio: u32,
     pub target_cpu: u32,
 }
+
+/// Offsets in `struct task_struct` from the kernel's BTF, for the scheduler programs attached as BTF
+/// raw tracepoints (`tp_btf`), which get the tasks instead of a formatted record. All zero when the
+/// kernel has no BTF: the tracepoint programs are attached instead.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskOffsets {
+    pub pid: u32,
+    pub prio: u32,
+    pub comm: u32,
+    pub exit_state: u32,
+    /// `thread_info.cpu` (what `task_cpu()` reads), counted from the task.
+    pub cpu: u32,
+}
+
+impl TaskOffsets {
+    /// True when every offset is known (none can be 0: `thread_info` comes first).
+    pub fn known(&self) -> bool {
+        self.pid != 0 && self.prio != 0 && self.comm != 0 && self.exit_state != 0 && self.cpu != 0
+    }
+}
+
+/// `TASK_REPORT_MAX`: the state `sched_switch` reports for a preempted task.
+pub const STATE_PREEMPTED: i64 = 0x100;
+const TASK_REPORT: u32 = 0x7f;
+const TASK_REPORT_IDLE: u32 = 0x80;
+const TASK_UNINTERRUPTIBLE: u32 = 0x2;
+const TASK_IDLE: u32 = 0x402;
+const TASK_RTLOCK_WAIT: u32 = 0x1000;
+const TASK_FROZEN: u32 = 0x8000;
+
+/// `prev_state` as the `sched_switch` tracepoint reports it (the kernel's
+/// `__trace_sched_switch_state()`), from what the raw tracepoint gets: whether the switch is a
+/// preemption, the task's `__state`, and its `exit_state`. The constants are those of Linux 6.1 and
+/// later (`TASK_FROZEN`); the recorder attaches the raw tracepoints only there.
+#[inline(always)]
+pub fn switch_state(preempt: bool, state: u32, exit_state: u32) -> i64 {
+    if preempt {
+        return STATE_PREEMPTED;
+    }
+    let mut s = (state | exit_state) & TASK_REPORT;
+    if state & TASK_IDLE == TASK_IDLE {
+        s = TASK_REPORT_IDLE;
+    }
+    if state & (TASK_RTLOCK_WAIT | TASK_FROZEN) != 0 {
+        s = TASK_UNINTERRUPTIBLE;
+    }
+    // The highest set bit (`1 << (fls(s) - 1)`), 0 for a runnable task.
+    s |= s >> 1;
+    s |= s >> 2;
+    s |= s >> 4;
+    (s - (s >> 1)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_state_is_the_tracepoints_encoding() {
+        const INTERRUPTIBLE: u32 = 0x1;
+        const EXIT_ZOMBIE: u32 = 0x20;
+        const TASK_PARKED: u32 = 0x40;
+        const TASK_WAKEKILL: u32 = 0x100;
+        // A preemption reports R+ whatever the state.
+        assert_eq!(switch_state(true, INTERRUPTIBLE, 0), STATE_PREEMPTED);
+        assert_eq!(switch_state(false, 0, 0), 0, "a yield: runnable");
+        assert_eq!(switch_state(false, INTERRUPTIBLE, 0), 1, "S");
+        assert_eq!(switch_state(false, TASK_UNINTERRUPTIBLE, 0), 2, "D");
+        // TASK_KILLABLE (D | WAKEKILL) is D: bits outside TASK_REPORT are not reported.
+        assert_eq!(
+            switch_state(false, TASK_UNINTERRUPTIBLE | TASK_WAKEKILL, 0),
+            2
+        );
+        assert_eq!(switch_state(false, TASK_IDLE, 0), 0x80, "I");
+        assert_eq!(switch_state(false, TASK_PARKED, 0), 0x40, "P");
+        assert_eq!(
+            switch_state(false, TASK_FROZEN | INTERRUPTIBLE, 0),
+            2,
+            "frozen is D"
+        );
+        assert_eq!(
+            switch_state(false, TASK_RTLOCK_WAIT, 0),
+            2,
+            "rtlock wait is D"
+        );
+        // A dying task: the highest reported bit of state | exit_state.
+        assert_eq!(switch_state(false, 0, EXIT_ZOMBIE), 0x20, "Z");
+    }
+}

@@ -19,7 +19,7 @@ mod tcp;
 
 use aya_ebpf::{
     macros::perf_event,
-    programs::{PerfEventContext, TracePointContext},
+    programs::{BtfTracePointContext, PerfEventContext, TracePointContext},
 };
 
 /// What a tracepoint program returns: 1 lets the event go on to every other perf user of the
@@ -42,6 +42,25 @@ macro_rules! tracepoint {
     };
 }
 
+/// A BTF raw tracepoint program (`tp_btf`); the recorder names the tracepoint when it loads it.
+/// What it returns is ignored.
+macro_rules! btf_tracepoint {
+    ($name:ident, $body:expr) => {
+        #[no_mangle]
+        #[link_section = "tp_btf"]
+        pub fn $name(ctx: *mut core::ffi::c_void) -> i32 {
+            let ctx = BtfTracePointContext::new(ctx);
+            let body: fn(&BtfTracePointContext) = $body;
+            body(&ctx);
+            0
+        }
+    };
+}
+
+btf_tracepoint!(sched_switch_btf, |ctx| sched::switch_btf(ctx));
+btf_tracepoint!(sched_waking_btf, |ctx| sched::waking_btf(ctx));
+btf_tracepoint!(sched_wakeup_btf, |ctx| sched::wakeup_btf(ctx, false));
+btf_tracepoint!(sched_wakeup_new_btf, |ctx| sched::wakeup_btf(ctx, true));
 tracepoint!(sched_switch, |ctx| sched::switch(ctx));
 tracepoint!(sched_waking, |ctx| sched::waking(ctx));
 tracepoint!(sched_wakeup, |ctx| sched::wakeup(ctx, false));

@@ -1,11 +1,19 @@
 //! `sched_switch` with the stacks of the task leaving the CPU, and wake-ups with their waker.
+//!
+//! Each program comes twice: for the tracepoint (the fields of the record the kernel formatted) and
+//! for the BTF raw tracepoint (`tp_btf`: the kernel passes the tasks, read by BTF offsets). The raw
+//! one skips the perf trace buffer the kernel fills before a tracepoint program runs; the recorder
+//! attaches it where the kernel has BTF.
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_probe_read_kernel},
     macros::map,
     maps::HashMap,
-    programs::TracePointContext,
+    programs::{BtfTracePointContext, TracePointContext},
+    EbpfContext,
 };
-use flightrec_common::{EventKind, Source, SwitchEvent, UserRegs, WakeupEvent, WakingEvent};
+use flightrec_common::{
+    switch_state, EventKind, Source, SwitchEvent, UserRegs, WakeupEvent, WakingEvent, COMM_LEN,
+};
 
 use crate::emit::{
     conf, current, emit, emit_value, field, header, is_own, scratch, walk_kernel_stack,
@@ -38,15 +46,48 @@ pub struct Waker {
 /// `sched_waking`: remembers who wakes the task (`current`) and when.
 pub fn waking(ctx: &TracePointContext) {
     let pid: i32 = field(ctx, conf!(wakeup.pid));
+    let (tid, tgid) = remember_waker(pid);
+    if conf!(waker_stacks) != 0 && !is_own(tgid) {
+        waking_stacks(ctx, pid, tid, tgid);
+    }
+}
+
+/// [`waking`] as a BTF raw tracepoint (`sched_waking(p)`). Without the waker's stacks only: telling
+/// an interrupt's waking needs the registers a tracepoint program gets.
+pub fn waking_btf(ctx: &BtfTracePointContext) {
+    let p: *const u8 = ctx.arg(0);
+    remember_waker(task_field(p, conf!(task.pid)));
+}
+
+/// Notes `current` as the waker of `pid`; returns current as (tid, tgid).
+#[inline(always)]
+fn remember_waker(pid: i32) -> (u32, u32) {
     let (tid, tgid) = current();
     let waker = Waker {
         id: ((tgid as u64) << 32) | tid as u64,
         ts: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
     };
     let _ = WAKERS.insert(&(pid as u32), &waker, 0);
-    if conf!(waker_stacks) != 0 && !is_own(tgid) {
-        waking_stacks(ctx, pid, tid, tgid);
-    }
+    (tid, tgid)
+}
+
+/// A field of a task the kernel passed a BTF raw tracepoint, at an offset from BTF. A plain load:
+/// the offset is a constant of the read-only config, so the verifier checks it against the type.
+#[inline(always)]
+fn task_field<T: Copy>(task: *const u8, offset: u32) -> T {
+    unsafe { core::ptr::read_volatile(task.add(offset as usize).cast::<T>()) }
+}
+
+/// A task's comm, in two loads.
+#[inline(always)]
+fn task_comm(task: *const u8) -> [u8; COMM_LEN] {
+    let off = conf!(task.comm);
+    let lo: u64 = task_field(task, off);
+    let hi: u64 = task_field(task, off + 8);
+    let mut comm = [0u8; COMM_LEN];
+    comm[..8].copy_from_slice(&lo.to_ne_bytes());
+    comm[8..].copy_from_slice(&hi.to_ne_bytes());
+    comm
 }
 
 /// True when the tracepoint fired on another stack than the current task's kernel stack: an
@@ -105,18 +146,14 @@ fn waking_stacks(ctx: &TracePointContext, pid: i32, tid: u32, tgid: u32) {
     emit(Source::Sched, buf, len);
 }
 
+/// `sched_switch` from the tracepoint's record.
 pub fn switch(ctx: &TracePointContext) {
-    // Current is prev: the stacks walked here are where prev goes off-CPU. A switch away from the
-    // recorder or the idle task is still recorded (it is next's switch-in), only the stacks are not
-    // walked.
-    let (tid, tgid) = current();
     let Some(buf) = scratch(SLOT_TRACEPOINT) else {
         return;
     };
     let ev = buf.cast::<SwitchEvent>();
     let raw = Raw::copy(ctx, buf, conf!(switch.record_len));
     unsafe {
-        (*ev).hdr = header(tid, tgid, EventKind::Switch);
         (*ev).prev_pid = raw.get(conf!(switch.prev_pid));
         (*ev).next_pid = raw.get(conf!(switch.next_pid));
         (*ev).prev_prio = raw.get(conf!(switch.prev_prio));
@@ -125,6 +162,45 @@ pub fn switch(ctx: &TracePointContext) {
         (*ev).prev_comm = raw.get(conf!(switch.prev_comm));
         (*ev).next_comm = raw.get(conf!(switch.next_comm));
     }
+    switch_stacks(ctx, buf);
+}
+
+/// `sched_switch` as a BTF raw tracepoint: `(preempt, prev, next, prev_state)`, the record's fields
+/// read from the tasks and prev's state encoded as the tracepoint does.
+pub fn switch_btf(ctx: &BtfTracePointContext) {
+    let Some(buf) = scratch(SLOT_TRACEPOINT) else {
+        return;
+    };
+    let preempt: u64 = ctx.arg(0);
+    let prev: *const u8 = ctx.arg(1);
+    let next: *const u8 = ctx.arg(2);
+    let state: u64 = ctx.arg(3);
+    let ev = buf.cast::<SwitchEvent>();
+    unsafe {
+        (*ev).prev_pid = task_field(prev, conf!(task.pid));
+        (*ev).next_pid = task_field(next, conf!(task.pid));
+        (*ev).prev_prio = task_field(prev, conf!(task.prio));
+        (*ev).next_prio = task_field(next, conf!(task.prio));
+        (*ev).prev_state = switch_state(
+            preempt & 0xff != 0,
+            state as u32,
+            task_field(prev, conf!(task.exit_state)),
+        );
+        (*ev).prev_comm = task_comm(prev);
+        (*ev).next_comm = task_comm(next);
+    }
+    switch_stacks(ctx, buf);
+}
+
+/// The rest of a switch record, whose task fields are in `buf`: the header and prev's stacks.
+#[inline(always)]
+fn switch_stacks<C: EbpfContext>(ctx: &C, buf: *mut u8) {
+    // Current is prev: the stacks walked here are where prev goes off-CPU. A switch away from the
+    // recorder or the idle task is still recorded (it is next's switch-in), only the stacks are not
+    // walked.
+    let (tid, tgid) = current();
+    let ev = buf.cast::<SwitchEvent>();
+    unsafe { (*ev).hdr = header(tid, tgid, EventKind::Switch) };
     // The idle task (tid 0) leaving the CPU always has the same kernel stack (the idle loop) and no
     // user one, and its "off-CPU" time is the CPU's busy time: about half of all switches on an
     // idle-ish machine, so not walking it halves the cost of the switch program there.
@@ -153,12 +229,36 @@ pub fn switch(ctx: &TracePointContext) {
     emit(Source::Sched, buf, len);
 }
 
+/// `sched_wakeup` / `sched_wakeup_new` from the tracepoint's record.
 pub fn wakeup(ctx: &TracePointContext, new: bool) {
     let Some(buf) = scratch(SLOT_TRACEPOINT) else {
         return;
     };
     let raw = Raw::copy(ctx, buf, conf!(wakeup.record_len));
-    let pid: i32 = raw.get(conf!(wakeup.pid));
+    emit_wakeup(
+        new,
+        raw.get(conf!(wakeup.pid)),
+        raw.get(conf!(wakeup.prio)),
+        raw.get(conf!(wakeup.target_cpu)),
+        raw.get(conf!(wakeup.comm)),
+    );
+}
+
+/// [`wakeup`] as a BTF raw tracepoint (`sched_wakeup(p)`); the target CPU is `task_cpu(p)`, as
+/// the tracepoint's.
+pub fn wakeup_btf(ctx: &BtfTracePointContext, new: bool) {
+    let p: *const u8 = ctx.arg(0);
+    emit_wakeup(
+        new,
+        task_field(p, conf!(task.pid)),
+        task_field(p, conf!(task.prio)),
+        task_field(p, conf!(task.cpu)),
+        task_comm(p),
+    );
+}
+
+#[inline(always)]
+fn emit_wakeup(new: bool, pid: i32, prio: i32, target_cpu: i32, comm: [u8; COMM_LEN]) {
     // The waker `sched_waking` saw; `current` when it did not run (a new task: wake_up_new_task
     // has no waking; the map was full; the kernel skipped it).
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
@@ -181,10 +281,10 @@ pub fn wakeup(ctx: &TracePointContext, new: bool) {
     let ev = WakeupEvent {
         hdr: header(tid, tgid, kind),
         pid,
-        prio: raw.get(conf!(wakeup.prio)),
-        target_cpu: raw.get(conf!(wakeup.target_cpu)),
+        prio,
+        target_cpu,
         _pad: 0,
-        comm: raw.get(conf!(wakeup.comm)),
+        comm,
     };
     emit_value(Source::Sched, &ev);
 }

@@ -39,6 +39,16 @@ pub struct Kernel<'a> {
     pub format: &'a dyn Fn(&str, &str) -> Result<Format>,
     /// A field's offset in a kernel structure from BTF (0 when unknown).
     pub btf_offset: &'a dyn Fn(&str, &str) -> u32,
+    /// Programs that have a BTF raw tracepoint form may be attached so.
+    pub raw_tracepoints: bool,
+}
+
+/// The BTF raw tracepoint program that stands in for tracepoint program `program`, if any.
+pub fn btf_program(program: &str) -> Option<&'static str> {
+    sched::BTF_PROGRAMS
+        .iter()
+        .find(|(tp, _)| *tp == program)
+        .map(|(_, btf)| *btf)
 }
 
 /// The tracepoint programs of `source`.

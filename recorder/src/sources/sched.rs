@@ -1,7 +1,7 @@
 //! `sched`: context switches (with the stacks of the task leaving) and wake-ups (with their
 //! waker, from `sched_waking`).
 use anyhow::{bail, Result};
-use flightrec_common::{Config, SwitchOffsets, WakeupOffsets};
+use flightrec_common::{Config, SwitchOffsets, TaskOffsets, WakeupOffsets};
 use flightrec_schemas::task_state;
 
 use super::{Kernel, Tracepoint};
@@ -14,7 +14,23 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
     ("sched_wakeup_new", "sched", "sched_wakeup_new"),
 ];
 
+/// The scheduler's programs as BTF raw tracepoints, by the tracepoint program each stands in for
+/// (the tracepoint has the same name). Attached instead where [`Config::task`] is known.
+pub const BTF_PROGRAMS: &[(&str, &str)] = &[
+    ("sched_switch", "sched_switch_btf"),
+    ("sched_waking", "sched_waking_btf"),
+    ("sched_wakeup", "sched_wakeup_btf"),
+    ("sched_wakeup_new", "sched_wakeup_new_btf"),
+];
+
+/// The oldest kernel whose task states [`flightrec_common::switch_state`] encodes as its
+/// `sched_switch` tracepoint does (`TASK_FROZEN`, 6.1).
+const RAW_STATES_SINCE: (u32, u32) = (6, 1);
+
 pub fn configure(c: &mut Config, k: &Kernel) -> Result<()> {
+    if k.raw_tracepoints && kernel_version().is_some_and(|v| v >= RAW_STATES_SINCE) {
+        c.task = task_offsets(k.btf_offset);
+    }
     c.switch = switch_offsets(&(k.format)("sched", "sched_switch")?)?;
     c.wakeup = wakeup_offsets(
         &(k.format)("sched", "sched_wakeup")?,
@@ -22,6 +38,33 @@ pub fn configure(c: &mut Config, k: &Kernel) -> Result<()> {
         &(k.format)("sched", "sched_waking")?,
     )?;
     Ok(())
+}
+
+/// The task fields the BTF raw tracepoint programs read (all 0 unless every one is in the BTF).
+fn task_offsets(btf_offset: &dyn Fn(&str, &str) -> u32) -> TaskOffsets {
+    let info = btf_offset("task_struct", "thread_info");
+    let cpu = btf_offset("thread_info", "cpu");
+    let t = TaskOffsets {
+        pid: btf_offset("task_struct", "pid"),
+        prio: btf_offset("task_struct", "prio"),
+        comm: btf_offset("task_struct", "comm"),
+        exit_state: btf_offset("task_struct", "exit_state"),
+        cpu: if cpu == 0 { 0 } else { info + cpu },
+    };
+    if t.known() {
+        t
+    } else {
+        TaskOffsets::default()
+    }
+}
+
+/// The running kernel's (major, minor) version.
+fn kernel_version() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// Offsets of `sched:sched_switch`. Also checks that the kernel reports a preempted task's state as

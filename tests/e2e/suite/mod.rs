@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: privilege checks, the real binaries, and reading a
 //! capture back with the Parquet reader.
 mod analyze;
+mod attach;
 mod cgroups;
 mod chain;
 mod claims;

@@ -20,12 +20,12 @@ use tokio::{
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+mod drain;
+
 use crate::{
     batch::{BatchCounts, SegmentBatch},
-    control,
-    decode::{decode, Record},
-    host, journal,
-    ksyms::KernelSymbols,
+    control, host, journal,
+    ksyms::{KernelSymbols, TracingGlue},
     probes::{KernelCounters, ProbeOptions, Probes},
     segment, snapshot,
     status::Status,
@@ -125,6 +125,7 @@ fn new_manifest(opts: &RecordOptions) -> Manifest {
             syscall_comm: opts.probes.syscall_comm.clone(),
             redacted: opts.redact,
             waker_stacks: opts.probes.waker_stacks && opts.probes.sources.contains(&Source::Sched),
+            raw_tracepoints: Vec::new(),
         },
         devices: host::block_devices(),
         segments: Vec::new(),
@@ -203,6 +204,8 @@ struct Recorder {
     probes: Probes,
     tasks: TaskTable,
     ksyms: KernelSymbols,
+    /// Leading kernel frames of the BPF programs and the tracing glue, cut from stacks.
+    glue: TracingGlue,
     maps: UserMaps,
     unwinder: Unwinder,
     writer: Writer,
@@ -247,56 +250,6 @@ impl Recorder {
             reply,
         })?;
         Ok(answer)
-    }
-
-    /// Decodes queued records, at most [`DRAIN_BUDGET`]; true when it stopped with records left.
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> bool {
-        let mut bytes = 0u64;
-        let mut left = DRAIN_BUDGET;
-        while left > 0 {
-            let Some(item) = ring.next() else { break };
-            left -= 1;
-            // Each record also takes an 8-byte header in the ring.
-            bytes += item.len().next_multiple_of(8) as u64 + 8;
-            match decode(&item) {
-                Ok(rec) => {
-                    let user = match &rec {
-                        Record::Exec(e, _) => {
-                            self.maps.exec(e.hdr.tgid as i32, e.hdr.ts);
-                            self.unwinder.forget_thread(e.hdr.tid as i32);
-                            self.unwinder.forget_thread(e.old_pid);
-                            None
-                        }
-                        Record::Fork(e) => {
-                            self.maps.fork(e.hdr.tgid as i32, e.child_pid);
-                            None
-                        }
-                        Record::Exit(e) => {
-                            self.unwinder.forget_thread(e.pid);
-                            if e.group_dead != 0 {
-                                self.maps.exit(e.hdr.tgid as i32, self.segment_id);
-                            }
-                            None
-                        }
-                        rec => rec.user_stack().and_then(|(h, u)| {
-                            let (tgid, tid) = (h.tgid as i32, h.tid as i32);
-                            self.unwinder.unwind(&mut self.maps, tgid, tid, h.ts, u)
-                        }),
-                    };
-                    self.batch
-                        .push(&rec, user.as_ref(), &mut self.tasks, self.segment_id);
-                    // Frames are placed in their modules now, with the mappings they were
-                    // unwound with: a later exec must not rename them.
-                    self.batch.normalize_fresh(&self.maps);
-                    if !self.watch.is_empty() && self.fired.is_none() {
-                        self.fired = self.watch.observe(&rec);
-                    }
-                }
-                Err(_) => self.batch.decode_error(),
-            }
-        }
-        self.ring_peak = self.ring_peak.max(bytes);
-        left == 0
     }
 
     /// Drains until the ring is empty (when stopping or cutting).
@@ -404,11 +357,14 @@ impl Recorder {
 
 async fn record(opts: RecordOptions) -> Result<RecordSummary> {
     crate::trigger::check_sources(&opts.triggers, &opts.probes.sources)?;
-    let (manifest, _lock) = open_capture(&opts)?;
+    let (mut manifest, _lock) = open_capture(&opts)?;
     let first_id = manifest.segments.last().map_or(0, |s| s.id + 1);
     let tasks = TaskTable::scan_proc();
-    let ksyms = KernelSymbols::load();
     let mut probes = Probes::load(&opts.probes)?;
+    // After the programs are loaded: they are named in kallsyms then (BPF JIT symbols), so the
+    // frames of the tracing glue can be told.
+    let ksyms = KernelSymbols::load();
+    manifest.config.raw_tracepoints = probes.raw_attached.iter().map(|p| p.to_string()).collect();
     let ring = probes.take_ring()?;
     let stack_tops = probes.take_stack_tops()?;
     let execs = probes.take_execs()?;
@@ -421,6 +377,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         probes,
         tasks,
         ksyms,
+        glue: TracingGlue::default(),
         maps: UserMaps::with_execs(execs),
         unwinder: Unwinder::new(Some(stack_tops)),
         writer,
