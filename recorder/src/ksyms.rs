@@ -1,11 +1,12 @@
 //! Kernel symbols from /proc/kallsyms, so kernel frames can be named on any machine.
-use std::{collections::HashMap, fs, sync::Arc};
+use std::{fs, sync::Arc};
 
 use arrow::{
     array::{ArrayRef, StringBuilder, UInt64Builder},
     record_batch::RecordBatch,
 };
 use flightrec_schemas::Table;
+use rustc_hash::FxHashMap;
 
 use crate::decode::{Record, Stack};
 
@@ -107,7 +108,7 @@ fn is_glue(name: &str) -> bool {
 #[derive(Default)]
 pub struct TracingGlue {
     /// Whether an address is glue, for the few addresses that begin stacks.
-    memo: HashMap<u64, bool>,
+    memo: FxHashMap<u64, bool>,
 }
 
 impl TracingGlue {
