@@ -145,6 +145,15 @@ pub fn checks(host: &Host, wanted: &[Source]) -> Vec<Check> {
         lost: "exit codes, exec arguments, TCP byte counts, interrupt wakers and whole main-thread stacks are left out".into(),
         fix: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux 5.4 or later)".into(),
     });
+    if wanted.contains(&Source::Sched) {
+        out.push(Check {
+            what: "BTF raw tracepoints for the scheduler's programs".into(),
+            ok: host.btf.is_some() && host.at_least(6, 1),
+            fatal: false,
+            lost: "the scheduler's programs attach as tracepoints: the same records, at more cost per event (the kernel formats a trace record before each)".into(),
+            fix: "needs Linux 6.1 or later with BTF".into(),
+        });
+    }
     out.push(Check {
         what: "user registers of a task (bpf_task_pt_regs)".into(),
         ok: host.at_least(5, 15),
@@ -231,6 +240,7 @@ mod tests {
             .iter()
             .any(|l| l.contains("kernel BTF") && l.contains("exit codes")));
         assert!(missing.iter().any(|l| l.contains("bpf_task_pt_regs")));
+        assert!(missing.iter().any(|l| l.starts_with("BTF raw tracepoints for the scheduler's programs missing: the scheduler's programs attach as tracepoints")), "{missing:?}");
         assert_eq!(usable(&host, &wanted), [Source::Sched]);
     }
 
