@@ -230,6 +230,12 @@ mod tests {
     }
 
     #[test]
+    fn raw_programs_report_preemption_as_the_captures_document() {
+        assert_eq!(flightrec_common::STATE_PREEMPTED, task_state::PREEMPTED);
+        assert_eq!(flightrec_common::switch_state(true, 0, 0), task_state::PREEMPTED);
+    }
+
+    #[test]
     fn wrong_size_is_a_clear_error() {
         let text = SWITCH.replace(
             "long prev_state;\toffset:32;\tsize:8",
