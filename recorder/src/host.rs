@@ -59,6 +59,14 @@ pub fn kernel_release() -> String {
     read_trim("/proc/sys/kernel/osrelease")
 }
 
+/// (major, minor) of a kernel release such as `6.18.0-1-amd64`; (0, 0) when it has no numbers.
+pub fn release_version(release: &str) -> (u32, u32) {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
 /// Boot id: monotonic timestamps compare only within one boot.
 pub fn boot_id() -> String {
     read_trim("/proc/sys/kernel/random/boot_id")

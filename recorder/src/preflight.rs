@@ -29,9 +29,7 @@ const CAP_BPF: u32 = 39;
 impl Host {
     /// This machine, as the recorder would see it.
     pub fn this() -> Host {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
+        let release = crate::host::kernel_release();
         let btf = Path::new("/sys/kernel/btf/vmlinux");
         let caps = std::fs::read_to_string("/proc/self/status")
             .ok()
@@ -53,17 +51,8 @@ impl Host {
         self.caps & (1u64 << cap) != 0
     }
 
-    /// (major, minor) of the release; (0, 0) when it cannot be read.
-    fn version(&self) -> (u32, u32) {
-        let mut it = self
-            .release
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|p| p.parse::<u32>().ok());
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
-    }
-
-    fn at_least(&self, major: u32, minor: u32) -> bool {
-        self.version() >= (major, minor)
+    fn at_least(&self, version: (u32, u32)) -> bool {
+        crate::host::release_version(&self.release) >= version
     }
 }
 
@@ -125,7 +114,7 @@ pub fn checks(host: &Host, wanted: &[Source]) -> Vec<Check> {
     });
     out.push(Check {
         what: "the BPF ring buffer".into(),
-        ok: host.at_least(5, 8),
+        ok: host.at_least((5, 8)),
         fatal: true,
         lost: "nothing can be recorded".into(),
         fix: format!("needs Linux 5.8 or later (this is {})", host.release),
@@ -148,7 +137,7 @@ pub fn checks(host: &Host, wanted: &[Source]) -> Vec<Check> {
     if wanted.contains(&Source::Sched) {
         out.push(Check {
             what: "BTF raw tracepoints for the scheduler's programs".into(),
-            ok: host.btf.is_some() && host.at_least(6, 1),
+            ok: host.btf.is_some() && host.at_least(sources::RAW_STATES_SINCE),
             fatal: false,
             lost: "the scheduler's programs attach as tracepoints: the same records, at more cost per event (the kernel formats a trace record before each)".into(),
             fix: "needs Linux 6.1 or later with BTF".into(),
@@ -156,7 +145,7 @@ pub fn checks(host: &Host, wanted: &[Source]) -> Vec<Check> {
     }
     out.push(Check {
         what: "user registers of a task (bpf_task_pt_regs)".into(),
-        ok: host.at_least(5, 15),
+        ok: host.at_least((5, 15)),
         fatal: false,
         lost: "user stacks of code without frame pointers are cut where the frame pointers end"
             .into(),

@@ -185,10 +185,7 @@ impl Probes {
         let mut kernel_btf = None;
         let mut raw_attached = Vec::new();
         for (prog, group, event) in tracepoints {
-            // The waker's stacks need the tracepoint's registers to tell an interrupt's waking.
-            let raw = sources::btf_program(prog)
-                .filter(|_| config.task.known() && !(*prog == "sched_waking" && opts.waker_stacks));
-            if let Some(raw) = raw {
+            if let Some(raw) = sources::raw_program(prog, &config) {
                 if kernel_btf.is_none() {
                     kernel_btf = Some(aya::Btf::from_sys_fs().context("reading the kernel's BTF")?);
                 }

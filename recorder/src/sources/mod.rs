@@ -9,6 +9,8 @@ use flightrec_common::{Config, Source};
 
 use crate::tracefs::Format;
 
+pub use sched::{btf_program, raw_program, RAW_STATES_SINCE};
+
 mod block;
 mod fault;
 mod irq;
@@ -41,14 +43,6 @@ pub struct Kernel<'a> {
     pub btf_offset: &'a dyn Fn(&str, &str) -> u32,
     /// Programs that have a BTF raw tracepoint form may be attached so.
     pub raw_tracepoints: bool,
-}
-
-/// The BTF raw tracepoint program that stands in for tracepoint program `program`, if any.
-pub fn btf_program(program: &str) -> Option<&'static str> {
-    sched::BTF_PROGRAMS
-        .iter()
-        .find(|(tp, _)| *tp == program)
-        .map(|(_, btf)| *btf)
 }
 
 /// The tracepoint programs of `source`.

@@ -16,7 +16,7 @@ pub const TRACEPOINTS: &[Tracepoint] = &[
 
 /// The scheduler's programs as BTF raw tracepoints, by the tracepoint program each stands in for
 /// (the tracepoint has the same name). Attached instead where [`Config::task`] is known.
-pub const BTF_PROGRAMS: &[(&str, &str)] = &[
+const BTF_PROGRAMS: &[(&str, &str)] = &[
     ("sched_switch", "sched_switch_btf"),
     ("sched_waking", "sched_waking_btf"),
     ("sched_wakeup", "sched_wakeup_btf"),
@@ -25,10 +25,27 @@ pub const BTF_PROGRAMS: &[(&str, &str)] = &[
 
 /// The oldest kernel whose task states [`flightrec_common::switch_state`] encodes as its
 /// `sched_switch` tracepoint does (`TASK_FROZEN`, 6.1).
-const RAW_STATES_SINCE: (u32, u32) = (6, 1);
+pub const RAW_STATES_SINCE: (u32, u32) = (6, 1);
+
+/// The raw program to attach for tracepoint program `program` under config `c`, if any: none
+/// without the task offsets, and none for `sched_waking` with the waker's stacks (telling an
+/// interrupt's waking needs the registers a tracepoint program gets).
+pub fn raw_program(program: &str, c: &Config) -> Option<&'static str> {
+    btf_program(program)
+        .filter(|_| c.task.known() && !(program == "sched_waking" && c.waker_stacks != 0))
+}
+
+/// The BTF raw tracepoint program that stands in for tracepoint program `program`, if any.
+pub fn btf_program(program: &str) -> Option<&'static str> {
+    BTF_PROGRAMS
+        .iter()
+        .find(|(tp, _)| *tp == program)
+        .map(|(_, btf)| *btf)
+}
 
 pub fn configure(c: &mut Config, k: &Kernel) -> Result<()> {
-    if k.raw_tracepoints && kernel_version().is_some_and(|v| v >= RAW_STATES_SINCE) {
+    let version = crate::host::release_version(&crate::host::kernel_release());
+    if k.raw_tracepoints && version >= RAW_STATES_SINCE {
         c.task = task_offsets(k.btf_offset);
     }
     c.switch = switch_offsets(&(k.format)("sched", "sched_switch")?)?;
@@ -56,15 +73,6 @@ fn task_offsets(btf_offset: &dyn Fn(&str, &str) -> u32) -> TaskOffsets {
     } else {
         TaskOffsets::default()
     }
-}
-
-/// The running kernel's (major, minor) version.
-fn kernel_version() -> Option<(u32, u32)> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    let mut parts = release.trim().split(['.', '-']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 /// Offsets of `sched:sched_switch`. Also checks that the kernel reports a preempted task's state as
@@ -232,7 +240,10 @@ mod tests {
     #[test]
     fn raw_programs_report_preemption_as_the_captures_document() {
         assert_eq!(flightrec_common::STATE_PREEMPTED, task_state::PREEMPTED);
-        assert_eq!(flightrec_common::switch_state(true, 0, 0), task_state::PREEMPTED);
+        assert_eq!(
+            flightrec_common::switch_state(true, 0, 0),
+            task_state::PREEMPTED
+        );
     }
 
     #[test]
