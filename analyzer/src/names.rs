@@ -211,6 +211,15 @@ impl Stacks {
             }
             // Frames to look up in separate debug files: build ID -> (frame, virtual offset).
             let mut wanted: DebugLookups = HashMap::new();
+            // Return addresses are named by the call before them, as the recorder names them.
+            let callers: std::collections::HashSet<(i32, u64)> = match debuginfo {
+                Some(_) => frames
+                    .values()
+                    .filter(|(_, kernel, _)| !kernel)
+                    .flat_map(|(tgid, _, f)| f.iter().skip(1).map(|a| (*tgid, *a)))
+                    .collect(),
+                None => Default::default(),
+            };
             for b in seg.read(Table::UserFrames, &cols)? {
                 let (tgid, addr) = (
                     prim::<Int32Type>(&b, "tgid"),
@@ -234,6 +243,7 @@ impl Stacks {
                     }
                     if let (Some((bid, virt)), false) = (&lookup, symbol.is_valid(i)) {
                         if let (true, Some(v)) = (bid.is_valid(i), opt(virt, i)) {
+                            let v = v - u64::from(callers.contains(&key) && v > 0);
                             wanted
                                 .entry(bid.value(i).to_string())
                                 .or_default()

@@ -68,17 +68,20 @@ impl KernelSymbols {
         Some((name, addr - start, module.as_deref()))
     }
 
-    /// The `kernel_symbols` table for the given addresses.
-    pub fn table(&self, addrs: &[u64]) -> RecordBatch {
+    /// The `kernel_symbols` table for the given (address, caller) pairs: a caller is a return
+    /// address, named by the call before it ([`crate::stacks::named_at`]); `offset` stays the
+    /// address's own distance from the symbol.
+    pub fn table(&self, addrs: &[(u64, bool)]) -> RecordBatch {
         let mut a = UInt64Builder::new();
         let mut s = StringBuilder::new();
         let mut o = UInt64Builder::new();
         let mut m = StringBuilder::new();
-        for &addr in addrs {
-            if let Some((name, off, module)) = self.resolve(addr) {
+        for &(addr, caller) in addrs {
+            let at = crate::stacks::named_at(addr, caller);
+            if let Some((name, off, module)) = self.resolve(at) {
                 a.append_value(addr);
                 s.append_value(name);
-                o.append_value(off);
+                o.append_value(off + (addr - at));
                 m.append_option(module);
             }
         }
@@ -171,7 +174,35 @@ mod tests {
             Some(("ext4_foo", 0x10, Some("ext4")))
         );
         assert_eq!(k.resolve(0x1000), None);
-        assert_eq!(k.table(&[0xffffffff81000150, 0x1000]).num_rows(), 1);
+        assert_eq!(
+            k.table(&[(0xffffffff81000150, false), (0x1000, false)])
+                .num_rows(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_return_address_is_named_by_its_call() {
+        // `do_exit_ish` ends with a call that never returns: its return address is where
+        // `next_fn` starts.
+        let k =
+            KernelSymbols::parse("ffffffff81000100 t do_exit_ish\nffffffff81000120 T next_fn\n");
+        let t = k.table(&[(0xffffffff81000120, true), (0xffffffff81000120, false)]);
+        let names = t
+            .column_by_name("symbol")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        let offsets = t
+            .column_by_name("offset")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::UInt64Array>()
+            .unwrap();
+        assert_eq!((names.value(0), offsets.value(0)), ("do_exit_ish", 0x20));
+        // Where a thread was (a sample's first frame) is named by itself.
+        assert_eq!((names.value(1), offsets.value(1)), ("next_fn", 0));
     }
 
     #[test]

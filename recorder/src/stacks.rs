@@ -52,6 +52,35 @@ fn status_of(word: u64) -> (Option<Method>, Option<Truncation>) {
     )
 }
 
+/// `v` sorted and made distinct by `key`, a frame that is a caller anywhere marked a caller.
+fn distinct<T: Ord, K: PartialEq>(
+    mut v: Vec<T>,
+    key: impl Fn(&T) -> K,
+    caller: impl Fn(&mut T) -> &mut bool,
+) -> Vec<T> {
+    v.sort_unstable();
+    v.dedup_by(|next, kept| {
+        let same = key(next) == key(kept);
+        if same && *caller(next) {
+            *caller(kept) = true;
+        }
+        same
+    });
+    v
+}
+
+/// The address a frame is named by: a stack's first frame is where the thread was; every other
+/// frame is a return address, named by the call before it (`addr - 1`), as perf, gdb and the
+/// kernel's own backtraces (`%pB`) do. A call the callee never returns from (`exit`, `abort`)
+/// can be a function's last instruction, and its return address is then already past the end.
+pub fn named_at(addr: u64, caller: bool) -> u64 {
+    if caller {
+        addr.saturating_sub(1)
+    } else {
+        addr
+    }
+}
+
 impl StackTable {
     fn intern_key(&mut self, user: bool) -> u32 {
         if let Some(&id) = self.ids.get(self.key.as_slice()) {
@@ -119,28 +148,32 @@ impl StackTable {
             .collect()
     }
 
-    /// Every distinct (tgid, address) of the user stacks with ids from `first` on.
-    pub fn user_addresses(&self, first: usize) -> Vec<(i32, u64)> {
-        let mut v: Vec<(i32, u64)> = self.entries[first..]
+    /// Every distinct (tgid, address, caller) of the user stacks with ids from `first` on.
+    /// `caller` is true when the address is a return address somewhere (any frame but a stack's
+    /// first): it is named by the call before it, see [`named_at`].
+    pub fn user_addresses(&self, first: usize) -> Vec<(i32, u64, bool)> {
+        let v = self.entries[first..]
             .iter()
             .filter(|e| e[0] != KERNEL_TAG)
-            .flat_map(|e| e[HEAD..].iter().map(move |a| (e[0] as i32, *a)))
+            .flat_map(|e| {
+                let tgid = e[0] as i32;
+                e[HEAD..]
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, a)| (tgid, *a, i > 0))
+            })
             .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        distinct(v, |f| (f.0, f.1), |f| &mut f.2)
     }
 
-    /// Every distinct kernel frame address of the stacks with ids from `first` on.
-    pub fn kernel_addresses(&self, first: usize) -> Vec<u64> {
-        let mut v: Vec<u64> = self.entries[first..]
+    /// Every distinct (kernel frame address, caller) of the stacks with ids from `first` on.
+    pub fn kernel_addresses(&self, first: usize) -> Vec<(u64, bool)> {
+        let v = self.entries[first..]
             .iter()
             .filter(|e| e[0] == KERNEL_TAG)
-            .flat_map(|e| e[HEAD..].iter().copied())
+            .flat_map(|e| e[HEAD..].iter().enumerate().map(|(i, a)| (*a, i > 0)))
             .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        distinct(v, |f| f.0, |f| &mut f.1)
     }
 
     /// The `stacks` table of the stacks with ids from `first` on (0: all of them).
@@ -229,10 +262,20 @@ mod tests {
         assert_eq!(t.intern_kernel(&Stack::Error(14)), None);
         assert_eq!(t.intern_user(1, &user(&[], None)), None);
         assert_eq!(t.len(), 5);
-        assert_eq!(t.kernel_addresses(0), vec![1, 2, 3, 4]);
+        assert_eq!(
+            t.kernel_addresses(0),
+            vec![(1, false), (2, true), (3, true), (4, true)]
+        );
         assert_eq!(
             t.user_addresses(0),
-            vec![(7, 1), (7, 2), (7, 3), (8, 1), (8, 2), (8, 3)]
+            vec![
+                (7, 1, false),
+                (7, 2, true),
+                (7, 3, true),
+                (8, 1, false),
+                (8, 2, true),
+                (8, 3, true)
+            ]
         );
         let batch = t.finish(0);
         assert_eq!(batch.num_rows(), 5);

@@ -14,6 +14,7 @@ use blazesym::symbolize::{self, evict, source::Source, Input, Symbolized};
 use flightrec_schemas::Table;
 
 pub use crate::procmaps::{Frame, Module, UserMaps, DWARF_MAX_BYTES};
+use crate::stacks::named_at;
 
 /// A named frame.
 #[derive(Clone, Debug, Default)]
@@ -138,7 +139,7 @@ impl Symbolizer {
                     .entry(m.id)
                     .or_insert_with(|| (m.clone(), Vec::new()))
                     .1
-                    .push(*off);
+                    .push(named_at(*off, f.caller));
             }
         }
         for (m, offs) in by_module.values() {
@@ -168,7 +169,11 @@ impl Symbolizer {
                     build_id.append_option(m.build_id.as_deref());
                     file_offset.append_value(*off);
                     virt_offset.append_option(m.virt_offset(*off));
-                    self.cache.get(&(m.id, *off)).cloned().unwrap_or_default()
+                    // Named at the call for a return address; the offset stays the address's.
+                    let at = named_at(*off, f.caller);
+                    let mut named = self.cache.get(&(m.id, at)).cloned().unwrap_or_default();
+                    named.offset = named.offset.map(|o| o + (off - at));
+                    named
                 }
                 None => {
                     module.append_option(f.label.as_deref());
@@ -254,6 +259,36 @@ mod tests {
             .unwrap()
             .value(0);
         assert!(virt > 0, "a virtual offset for separate debug files");
+    }
+
+    #[test]
+    fn a_return_address_is_named_by_the_call_before_it() {
+        // The first byte of a function as a return address (the caller ended with a call that
+        // never returns) belongs to whatever lies before it, never to the function.
+        let me = std::process::id() as i32;
+        let addr = flightrec_usersyms_test_marker as *const () as u64;
+        let mut maps = UserMaps::default();
+        maps.cover(me, &[addr]);
+        let leaf = maps.frame(me, addr);
+        let caller = Frame {
+            caller: true,
+            ..leaf.clone()
+        };
+        let mut s = Symbolizer::default();
+        let (batch, _) = s.table(&[leaf, caller]);
+        let symbols = batch
+            .column_by_name("symbol")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert!(symbols.value(0).contains("flightrec_usersyms_test_marker"));
+        assert!(
+            arrow::array::Array::is_null(symbols, 1)
+                || !symbols.value(1).contains("flightrec_usersyms_test_marker"),
+            "{:?}",
+            symbols.value(1)
+        );
     }
 
     #[test]

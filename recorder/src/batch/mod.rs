@@ -376,8 +376,10 @@ impl SegmentBatch {
         self.stacks
             .user_addresses(first)
             .into_iter()
-            .map(|(tgid, addr)| {
-                self.placed
+            .map(|(tgid, addr, caller)| Frame {
+                caller,
+                ..self
+                    .placed
                     .get(&(tgid, addr))
                     .cloned()
                     .unwrap_or_else(|| maps.frame(tgid, addr))

@@ -115,6 +115,9 @@ pub struct Frame {
     pub module: Option<(Arc<Module>, u64)>,
     /// Name of a non-file mapping it falls in.
     pub label: Option<String>,
+    /// A return address in some stack (not only a stack's first frame): named by the call
+    /// before it ([`crate::stacks::named_at`]).
+    pub caller: bool,
 }
 
 /// Mapping snapshots of live processes and the modules they map.
@@ -357,6 +360,7 @@ impl UserMaps {
                     .map(|module| (module, addr - m.start + m.offset))
             }),
             label: m.and_then(|m| m.label.clone()),
+            caller: false,
         }
     }
 }

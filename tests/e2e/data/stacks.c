@@ -5,6 +5,8 @@
  *   stacks MODE [N] [MS]      MODE: nanosleep usleep pipe pwrite cond mutex epoll futex spin
  *                                   clobber (blocks in code without CFI and with a made-up frame
  *                                   pointer whose frame names flightrec_wrong_parent)
+ *                                   noreturn (sleeps under a call that never returns, made as
+ *                                   its function's last instruction, and exits)
  * spin burns MS of CPU N times instead. Built by the tests with and without frame pointers, -O0
  * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. It
  * first idles 100 ms, so the recorder reads its mappings while it lives (a process that execs and
@@ -174,6 +176,40 @@ __attribute__((noinline)) void flightrec_block_clobber(void) {
     KEEP_FRAME();
 }
 
+/* A call that never returns as the last instruction of its function: its return address is the
+ * first byte of the next function, flightrec_after_noreturn, which nobody calls. Named as it is,
+ * the return address names that function; named by the call before it, the caller. */
+__attribute__((noinline, noreturn)) void flightrec_sleep_then_exit(void) {
+    for (int i = 0; i < n; i++) {
+        long c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+        long w0 = now_ns(CLOCK_MONOTONIC);
+        pause_ms(ms);
+        long wall = now_ns(CLOCK_MONOTONIC) - w0;
+        blocked_ns += wall - (now_ns(CLOCK_THREAD_CPUTIME_ID) - c0);
+    }
+    printf("blocked_ns %ld\n", blocked_ns);
+    fflush(stdout);
+    _exit(0);
+}
+__asm__(".text\n"
+        ".globl flightrec_block_noreturn\n"
+        ".type flightrec_block_noreturn, @function\n"
+        "flightrec_block_noreturn:\n"
+        "  .cfi_startproc\n"
+        "  sub $8, %rsp\n"
+        "  .cfi_adjust_cfa_offset 8\n"
+        "  call flightrec_sleep_then_exit\n"
+        "  .cfi_endproc\n"
+        ".size flightrec_block_noreturn, .-flightrec_block_noreturn\n"
+        ".globl flightrec_after_noreturn\n"
+        ".type flightrec_after_noreturn, @function\n"
+        "flightrec_after_noreturn:\n"
+        "  .cfi_startproc\n"
+        "  ret\n"
+        "  .cfi_endproc\n"
+        ".size flightrec_after_noreturn, .-flightrec_after_noreturn\n");
+void flightrec_block_noreturn(void);
+
 static void (*block_fn)(void);
 /* What a round counts: the time off CPU (wall clock less the thread's CPU time: a direct write
  * also spends real time on CPU submitting it), or for spin the CPU time (on a busy machine a
@@ -240,6 +276,7 @@ int main(int argc, char **argv) {
         count_cpu = 1;
     }
     else if (!strcmp(mode, "clobber")) block_fn = flightrec_block_clobber;
+    else if (!strcmp(mode, "noreturn")) block_fn = flightrec_block_noreturn;
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

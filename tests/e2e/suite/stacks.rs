@@ -1,7 +1,7 @@
 //! User stacks on the real kernel against programs whose call chains are known: C built with and
-//! without frame pointers at -O0 and -O2 blocking through glibc in eight ways and spinning, a Rust
-//! release build without frame pointers, Debian's own python3 and redis-server, and code that hides
-//! its caller behind a made-up frame pointer. Each stack must name the exact chain, whole from
+//! without frame pointers at -O0 and -O2 blocking through glibc in eight ways, under a call that
+//! never returns and spinning, a Rust release build without frame pointers, Debian's own python3
+//! and redis-server, and code that hides its caller behind a made-up frame pointer. Each stack must name the exact chain, whole from
 //! `_start`, and carry the time the program measured itself; nothing may name a frame that was not
 //! there.
 use std::{
@@ -165,18 +165,32 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
             "flightrec_block_spin",
             &["spin", "10", "40"],
         ));
+        runs.push(run(
+            bin,
+            &format!("{name} noreturn"),
+            "flightrec_sleep_then_exit",
+            &["noreturn", "10", "30"],
+        ));
     }
     std::thread::sleep(Duration::from_millis(300));
     rec.stop();
     for r in &runs {
         let spin = r.block_fn.ends_with("spin");
         let stacks = folded(cap.path(), if spin { "profile" } else { "offcpu" }, r.pid);
-        let chain = [
-            "main",
-            "flightrec_level1",
-            "flightrec_level2",
-            r.block_fn.as_str(),
-        ];
+        let mut chain = vec!["main", "flightrec_level1", "flightrec_level2"];
+        if r.block_fn == "flightrec_sleep_then_exit" {
+            // Its caller ends with the call, so the return address is the next function's
+            // first byte: named by the call, not by that address.
+            chain.push("flightrec_block_noreturn");
+            assert!(
+                stacks
+                    .iter()
+                    .all(|(f, _)| !f.iter().any(|x| x == "flightrec_after_noreturn")),
+                "{}: a function nobody called: {stacks:?}",
+                r.label
+            );
+        }
+        chain.push(&r.block_fn);
         let got = check_chain(r, &stacks, &LIBC_ROOT, &chain);
         // Off CPU: the time under the blocking function against the time the program measured
         // itself off CPU around the calls (wall clock less its thread's CPU time). On CPU: samples
