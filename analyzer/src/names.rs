@@ -81,7 +81,8 @@ pub struct Stacks {
     /// Why a user stack stops short, by stack id (whole stacks are absent).
     truncated: HashMap<u32, Truncation>,
     ksyms: HashMap<u64, String>,
-    /// User frames by (tgid, address): a symbol, or `[unknown:module+0xoffset]`.
+    /// User frames by (tgid, address): a symbol, else `[unknown:module!fun_<start>]` with the
+    /// start of its code from the module's CFI, else `[unknown:module+0xoffset]`.
     usyms: HashMap<(i32, u64), String>,
     /// User frames by (tgid, address): the module's path and build ID.
     modules: HashMap<(i32, u64), Module>,
@@ -209,6 +210,10 @@ impl Stacks {
             if debuginfo.is_some() {
                 cols.push("virt_offset");
             }
+            let with_start = seg.has_column(Table::UserFrames, "function_start");
+            if with_start {
+                cols.push("function_start");
+            }
             // Frames to look up in separate debug files: build ID -> (frame, virtual offset).
             let mut wanted: DebugLookups = HashMap::new();
             // Return addresses are named by the call before them, as the recorder names them.
@@ -228,6 +233,7 @@ impl Stacks {
                 let (module, symbol) = (strings(&b, "module"), strings(&b, "symbol"));
                 let off = prim::<UInt64Type>(&b, "file_offset");
                 let build_id = strings(&b, "build_id");
+                let start = with_start.then(|| prim::<UInt64Type>(&b, "function_start"));
                 let lookup = debuginfo
                     .is_some()
                     .then(|| (build_id.clone(), prim::<UInt64Type>(&b, "virt_offset")));
@@ -253,9 +259,11 @@ impl Stacks {
                     let name = if symbol.is_valid(i) {
                         symbol.value(i).to_string()
                     } else if module.is_valid(i) {
-                        match opt(off, i) {
-                            Some(o) => format!("[unknown:{}+0x{o:x}]", base_name(module.value(i))),
-                            None => format!("[unknown:{}]", module.value(i)),
+                        let m = base_name(module.value(i));
+                        match (start.and_then(|s| opt(s, i)), opt(off, i)) {
+                            (Some(f), _) => format!("[unknown:{m}!fun_{f:x}]"),
+                            (None, Some(o)) => format!("[unknown:{m}+0x{o:x}]"),
+                            (None, None) => format!("[unknown:{}]", module.value(i)),
                         }
                     } else {
                         format!("[unknown:0x{:x}]", addr.value(i))
@@ -294,7 +302,8 @@ impl Stacks {
     }
 
     /// The folded form `comm;user root..leaf;kernel root..leaf`, as offcputime -f and
-    /// stackcollapse print it. User frames without a symbol print as `[unknown:module+0xoffset]`.
+    /// stackcollapse print it. User frames without a symbol print as `[unknown:module!fun_<start>]`
+    /// (the start of the code they are in, from the module's CFI) or `[unknown:module+0xoffset]`.
     pub fn fold(&self, comm: &str, kstack: Option<u32>, ustack: Option<u32>) -> String {
         let mut s = String::with_capacity(256);
         s.push_str(comm);

@@ -155,6 +155,7 @@ impl Symbolizer {
         let mut sym_offset = UInt64Builder::new();
         let mut file = StringBuilder::new();
         let mut line = UInt32Builder::new();
+        let mut function_start = UInt64Builder::new();
         let mut counts = FrameCounts::default();
         for f in frames {
             tgid.append_value(f.tgid);
@@ -173,6 +174,15 @@ impl Symbolizer {
                     let at = named_at(*off, f.caller);
                     let mut named = self.cache.get(&(m.id, at)).cloned().unwrap_or_default();
                     named.offset = named.offset.map(|o| o + (off - at));
+                    // Without a symbol, where its code begins (samples anywhere in one
+                    // stripped function then share a name).
+                    function_start.append_option(
+                        named
+                            .symbol
+                            .is_none()
+                            .then(|| m.cfi()?.function_start(m.virt_offset(at)?))
+                            .flatten(),
+                    );
                     named
                 }
                 None => {
@@ -180,6 +190,7 @@ impl Symbolizer {
                     build_id.append_null();
                     file_offset.append_null();
                     virt_offset.append_null();
+                    function_start.append_null();
                     Named::default()
                 }
             };
@@ -203,6 +214,7 @@ impl Symbolizer {
             Arc::new(sym_offset.finish()),
             Arc::new(file.finish()),
             Arc::new(line.finish()),
+            Arc::new(function_start.finish()),
         ];
         let batch =
             RecordBatch::try_new(Table::UserFrames.schema(), cols).expect("user_frames schema");

@@ -100,6 +100,7 @@ impl Table {
             Table::Tasks => &["cgroup"],
             Table::Process => &["args", "args_truncated"],
             Table::Tcp => &["reason", "tx_bytes", "rx_bytes"],
+            Table::UserFrames => &["function_start"],
             _ => &[],
         }
     }
@@ -367,6 +368,7 @@ fn build(table: Table) -> Schema {
                 f("offset", UInt64, true),
                 f("file", Utf8, true),
                 f("line", UInt32, true),
+                f("function_start", UInt64, true),
             ]);
         }
     }

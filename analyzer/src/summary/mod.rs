@@ -432,7 +432,7 @@ impl Summary {
         if frames > 0 {
             let _ = writeln!(
                 o,
-                "symbols     {frames} user frames, {unknown} without a symbol (shown as [unknown:module+offset]; --debuginfo-dir may name them)"
+                "symbols     {frames} user frames, {unknown} without a symbol (shown as [unknown:module!fun_START], START where their code begins, or [unknown:module+offset]; --debuginfo-dir may name them)"
             );
         }
         let errs: Vec<String> = self

@@ -283,6 +283,35 @@ impl ModuleCfi {
         Lookup::NotCovered
     }
 
+    /// The first address of the code range whose CFI covers module address `addr`: where the
+    /// compiler's frame description begins, a function's entry (or of a part of one it split
+    /// off, such as a `.cold` block). `None` where no CFI covers `addr`.
+    pub fn function_start(&self, addr: u64) -> Option<u64> {
+        if let Some(eh) = &self.eh_frame {
+            let frame = EhFrame::new(self.bytes(&eh.file), LittleEndian);
+            let start = match (&self.eh_frame_hdr, &self.eh_index) {
+                (_, Some(idx)) => index_start(idx, addr),
+                (Some(h), None) => {
+                    let hdr = EhFrameHdr::new(self.bytes(&h.file), LittleEndian);
+                    hdr.parse(&self.bases, 8).ok().and_then(|p| {
+                        let fde = p
+                            .table()?
+                            .fde_for_address(&frame, &self.bases, addr, EhFrame::cie_from_offset)
+                            .ok()?;
+                        fde.contains(addr).then(|| fde.initial_address())
+                    })
+                }
+                (None, None) => None,
+            };
+            if start.is_some() {
+                return start;
+            }
+        }
+        self.debug_frame
+            .as_ref()
+            .and_then(|(_, idx)| index_start(idx, addr))
+    }
+
     fn rule(&self, row: &UnwindTableRow<usize>, debug_frame: bool) -> Lookup {
         let (sp, fp, ra) = self.arch.dwarf_regs();
         let cfa = match row.cfa() {
@@ -361,6 +390,13 @@ impl ModuleCfi {
             _ => None,
         }
     }
+}
+
+/// The start of the FDE of `idx` that covers `addr`.
+fn index_start(idx: &Index, addr: u64) -> Option<u64> {
+    let i = idx.partition_point(|e| e.0 <= addr).checked_sub(1)?;
+    let (start, end, _) = idx[i];
+    (start..end).contains(&addr).then_some(start)
 }
 
 fn by_index<R: UnwindSection<Slice<'static>>>(
@@ -442,6 +478,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Anywhere inside it, the code range begins at its entry.
+        assert_eq!(cfi.function_start(addr), Some(addr));
+        assert_eq!(cfi.function_start(addr + 3), Some(addr));
         if let Ok(spec) = std::env::var("FLIGHTREC_CFI_PROBE") {
             let (p, a) = spec.split_once(':').unwrap();
             let cfi = ModuleCfi::load(&File::open(p).unwrap(), Arch::HOST).expect("CFI");
