@@ -7,7 +7,8 @@
 //! process loses nothing the kernel already has, so no fsync is needed for the bound (a power cut is
 //! a different promise, kept by the finished segments). When the segment is finished its journal
 //! is deleted. [`salvage`] turns the journal a killed recorder left into a finished segment: every
-//! complete IPC message is kept, a torn last one is dropped.
+//! complete IPC message is kept, a torn last one is dropped; streams an earlier version wrote,
+//! without columns added since, are salvaged with those columns null.
 use std::{
     collections::{HashMap, HashSet},
     fs::{self, File},
@@ -17,8 +18,9 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use arrow::{
-    array::{Int32Array, UInt32Array, UInt64Array},
+    array::{new_null_array, Int32Array, UInt32Array, UInt64Array},
     compute::{concat_batches, take_record_batch},
+    datatypes::{Schema, SchemaRef},
     ipc::{reader::StreamReader, writer::StreamWriter},
     record_batch::RecordBatch,
 };
@@ -108,13 +110,52 @@ fn read_stream(path: &Path, table: Table) -> Result<Vec<RecordBatch>> {
         // Killed before the schema message was complete: nothing in it.
         Err(_) => return Ok(Vec::new()),
     };
-    if reader.schema() != table.schema() {
+    let want = table.schema();
+    if reader.schema() == want {
+        return Ok(reader.map_while(Result::ok).collect());
+    }
+    let Some(plan) = earlier_schema(&reader.schema(), &want, table) else {
         bail!(
             "{} was written with another schema (by another flightrec version?)",
             path.display()
         );
-    }
-    Ok(reader.map_while(Result::ok).collect())
+    };
+    reader
+        .map_while(Result::ok)
+        .map(|b| widen(&b, &want, &plan))
+        .collect()
+}
+
+/// Where each column of `want` is in `found`, when `found` is `want` as an earlier version wrote
+/// it: the same columns but some of those added later (which are nullable), and nothing else.
+/// A journal an older recorder left is then salvaged by a newer one, its new columns null.
+fn earlier_schema(found: &Schema, want: &Schema, table: Table) -> Option<Vec<Option<usize>>> {
+    let plan: Vec<Option<usize>> = want
+        .fields()
+        .iter()
+        .map(|f| match found.column_with_name(f.name()) {
+            Some((i, g)) if g.data_type() == f.data_type() => Some(Some(i)),
+            None if f.is_nullable() && table.added_later().contains(&f.name().as_str()) => {
+                Some(None)
+            }
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (plan.iter().flatten().count() == found.fields().len()).then_some(plan)
+}
+
+/// `b` in schema `want`: its columns where `plan` places them, null columns for the others.
+fn widen(b: &RecordBatch, want: &SchemaRef, plan: &[Option<usize>]) -> Result<RecordBatch> {
+    let cols = want
+        .fields()
+        .iter()
+        .zip(plan)
+        .map(|(f, p)| match p {
+            Some(i) => b.column(*i).clone(),
+            None => new_null_array(f.data_type(), b.num_rows()),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(want.clone(), cols)?)
 }
 
 /// Indices of the first row of each distinct key.
@@ -392,6 +433,44 @@ mod tests {
             s.failed[0].1
         );
         assert!(j.exists(), "left for a newer flightrec");
+    }
+
+    #[test]
+    fn a_journal_an_earlier_version_wrote_is_salvaged_with_its_new_columns_null() {
+        let dir = tempfile::tempdir().unwrap();
+        segment::private_dir(&dir.path().join(SEGMENTS_DIR)).unwrap();
+        drop(two_checkpoints(dir.path()));
+        // The stacks stream as a recorder from before `method` and `truncated` wrote it.
+        let path = journal_path(dir.path(), 7).join(stream_name(Table::Stacks));
+        let batches = read_stream(&path, Table::Stacks).unwrap();
+        let keep: Vec<usize> = (0..batches[0].num_columns())
+            .filter(|&i| {
+                let name = batches[0].schema().field(i).name().clone();
+                !Table::Stacks.added_later().contains(&name.as_str())
+            })
+            .collect();
+        let old: Vec<RecordBatch> = batches.iter().map(|b| b.project(&keep).unwrap()).collect();
+        let mut w = StreamWriter::try_new(File::create(&path).unwrap(), &old[0].schema()).unwrap();
+        for b in &old {
+            w.write(b).unwrap();
+        }
+        w.finish().unwrap();
+
+        let s = salvage(dir.path()).unwrap();
+        assert!(s.failed.is_empty(), "{:?}", s.failed);
+        assert_eq!(rows(&s.segments[0], Table::Stacks), 2);
+        assert_eq!(rows(&s.segments[0], Table::SchedSwitch), 3);
+        // A stream with a column of another type is still refused.
+        assert!(earlier_schema(
+            &Schema::new(vec![arrow::datatypes::Field::new(
+                "stack_id",
+                arrow::datatypes::DataType::Utf8,
+                false
+            )]),
+            &Table::Stacks.schema(),
+            Table::Stacks
+        )
+        .is_none());
     }
 
     #[test]
