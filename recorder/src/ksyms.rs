@@ -188,18 +188,12 @@ mod tests {
         let k =
             KernelSymbols::parse("ffffffff81000100 t do_exit_ish\nffffffff81000120 T next_fn\n");
         let t = k.table(&[(0xffffffff81000120, true), (0xffffffff81000120, false)]);
-        let names = t
-            .column_by_name("symbol")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap();
+        use arrow::{array::AsArray, datatypes::UInt64Type};
+        let names = t.column_by_name("symbol").unwrap().as_string::<i32>();
         let offsets = t
             .column_by_name("offset")
             .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::UInt64Array>()
-            .unwrap();
+            .as_primitive::<UInt64Type>();
         assert_eq!((names.value(0), offsets.value(0)), ("do_exit_ish", 0x20));
         // Where a thread was (a sample's first frame) is named by itself.
         assert_eq!((names.value(1), offsets.value(1)), ("next_fn", 0));

@@ -288,16 +288,11 @@ mod tests {
         };
         let mut s = Symbolizer::default();
         let (batch, _) = s.table(&[leaf, caller]);
-        let symbols = batch
-            .column_by_name("symbol")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<arrow::array::StringArray>()
-            .unwrap();
+        use arrow::array::{Array, AsArray};
+        let symbols = batch.column_by_name("symbol").unwrap().as_string::<i32>();
         assert!(symbols.value(0).contains("flightrec_usersyms_test_marker"));
         assert!(
-            arrow::array::Array::is_null(symbols, 1)
-                || !symbols.value(1).contains("flightrec_usersyms_test_marker"),
+            symbols.is_null(1) || !symbols.value(1).contains("flightrec_usersyms_test_marker"),
             "{:?}",
             symbols.value(1)
         );
