@@ -43,6 +43,24 @@ impl Default for Symbolizer {
     }
 }
 
+/// The file offset a frame of `m` at `off` is named by: a return address by the call before it
+/// ([`named_at`]), except the signal trampoline's (`__restore_rt`, where a handler returns to):
+/// its CFI begins one byte early so that unwinders find it, but the byte before it is no code of
+/// it, and the name is the trampoline's own.
+fn lookup_offset(m: &Module, off: u64, caller: bool) -> u64 {
+    let at = named_at(off, caller);
+    let trampoline = || {
+        m.cfi()
+            .zip(m.virt_offset(at))
+            .is_some_and(|(cfi, v)| cfi.signal_trampoline(v))
+    };
+    if at != off && trampoline() {
+        off
+    } else {
+        at
+    }
+}
+
 /// Counts of a `user_frames` table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FrameCounts {
@@ -139,7 +157,7 @@ impl Symbolizer {
                     .entry(m.id)
                     .or_insert_with(|| (m.clone(), Vec::new()))
                     .1
-                    .push(named_at(*off, f.caller));
+                    .push(lookup_offset(m, *off, f.caller));
             }
         }
         for (m, offs) in by_module.values() {
@@ -171,7 +189,7 @@ impl Symbolizer {
                     file_offset.append_value(*off);
                     virt_offset.append_option(m.virt_offset(*off));
                     // Named at the call for a return address; the offset stays the address's.
-                    let at = named_at(*off, f.caller);
+                    let at = lookup_offset(m, *off, f.caller);
                     let mut named = self.cache.get(&(m.id, at)).cloned().unwrap_or_default();
                     named.offset = named.offset.map(|o| o + (off - at));
                     // Without a symbol, where its code begins (samples anywhere in one

@@ -11,6 +11,7 @@ use gimli::{
 use object::{Object, ObjectSection};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
+type Fde = gimli::FrameDescriptionEntry<Slice<'static>, usize>;
 
 /// How one register of the caller is recovered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub enum Recover {
     At(i64),
     /// Equal to CFA + offset.
     Val(i64),
+    /// Saved at the address a DWARF expression computes (from the stack pointer, with the CFA
+    /// pushed first): how a signal trampoline points at the registers the kernel saved.
+    AtExpr(Expr),
     /// Not recoverable (or by a rule this unwinder does not run): unknown from here on.
     Unknown,
 }
@@ -32,16 +36,20 @@ pub enum Cfa {
     Sp(i64),
     /// Frame pointer + offset.
     Fp(i64),
-    /// A DWARF expression of the stack pointer and the instruction pointer (GCC's PLT rule), at
-    /// this offset and length in the section the rule came from.
-    Expr {
-        /// `.debug_frame` rather than `.eh_frame`.
-        debug_frame: bool,
-        /// Offset of the expression in that section.
-        offset: usize,
-        /// Its length.
-        len: usize,
-    },
+    /// A DWARF expression of the stack pointer and the instruction pointer (GCC's PLT rule), and
+    /// of stack memory (a signal trampoline's: the stack pointer the kernel saved).
+    Expr(Expr),
+}
+
+/// A DWARF expression of a rule, by its place in the section the rule came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expr {
+    /// `.debug_frame` rather than `.eh_frame`.
+    pub debug_frame: bool,
+    /// Offset of the expression in that section.
+    pub offset: usize,
+    /// Its length.
+    pub len: usize,
 }
 
 /// The unwind rule at one code address.
@@ -57,6 +65,9 @@ pub enum Rule {
         ra: Recover,
         /// The frame pointer.
         fp: Recover,
+        /// A signal trampoline (CIE augmentation `S`): its "return address" is the instruction the
+        /// signal interrupted, exact, not one after a call.
+        signal: bool,
     },
 }
 
@@ -247,88 +258,87 @@ impl ModuleCfi {
         )
     }
 
-    /// The rule at module address `addr`.
-    pub fn lookup(&self, addr: u64, ctx: &mut UnwindContext<usize>) -> Lookup {
+    /// The frame description covering module address `addr`, and whether it is `.debug_frame`'s.
+    fn fde(&self, addr: u64) -> Option<(Fde, bool)> {
         if let Some(eh) = &self.eh_frame {
             let frame = EhFrame::new(self.bytes(&eh.file), LittleEndian);
-            let row = match (&self.eh_frame_hdr, &self.eh_index) {
-                (_, Some(idx)) => by_index(&frame, &self.bases, idx, addr, ctx),
+            let fde = match (&self.eh_frame_hdr, &self.eh_index) {
+                (_, Some(idx)) => by_index(&frame, &self.bases, idx, addr),
                 (Some(h), None) => {
                     let hdr = EhFrameHdr::new(self.bytes(&h.file), LittleEndian);
                     hdr.parse(&self.bases, 8).ok().and_then(|p| {
                         p.table()?
-                            .unwind_info_for_address(
-                                &frame,
-                                &self.bases,
-                                ctx,
-                                addr,
-                                EhFrame::cie_from_offset,
-                            )
+                            .fde_for_address(&frame, &self.bases, addr, EhFrame::cie_from_offset)
                             .ok()
-                            .cloned()
                     })
                 }
                 (None, None) => None,
             };
-            if let Some(row) = row {
-                return self.rule(&row, false);
+            if let Some(fde) = fde.filter(|f| f.contains(addr)) {
+                return Some((fde, false));
             }
         }
-        if let Some((s, idx)) = &self.debug_frame {
+        let (s, idx) = self.debug_frame.as_ref()?;
+        let frame = DebugFrame::new(self.bytes(&s.file), LittleEndian);
+        by_index(&frame, &self.bases, idx, addr).map(|f| (f, true))
+    }
+
+    /// The rule at module address `addr`.
+    pub fn lookup(&self, addr: u64, ctx: &mut UnwindContext<usize>) -> Lookup {
+        let Some((fde, debug_frame)) = self.fde(addr) else {
+            return Lookup::NotCovered;
+        };
+        let row = if debug_frame {
+            let s = &self.debug_frame.as_ref().expect("an FDE of it").0;
             let frame = DebugFrame::new(self.bytes(&s.file), LittleEndian);
-            if let Some(row) = by_index(&frame, &self.bases, idx, addr, ctx) {
-                return self.rule(&row, true);
-            }
+            fde.unwind_info_for_address(&frame, &self.bases, ctx, addr)
+                .ok()
+                .cloned()
+        } else {
+            let s = self.eh_frame.as_ref().expect("an FDE of it");
+            let frame = EhFrame::new(self.bytes(&s.file), LittleEndian);
+            fde.unwind_info_for_address(&frame, &self.bases, ctx, addr)
+                .ok()
+                .cloned()
+        };
+        match row {
+            Some(row) => self.rule(&row, debug_frame, fde.is_signal_trampoline()),
+            None => Lookup::NotCovered,
         }
-        Lookup::NotCovered
     }
 
     /// The first address of the code range whose CFI covers module address `addr`: where the
     /// compiler's frame description begins, a function's entry (or of a part of one it split
     /// off, such as a `.cold` block). `None` where no CFI covers `addr`.
     pub fn function_start(&self, addr: u64) -> Option<u64> {
-        if let Some(eh) = &self.eh_frame {
-            let frame = EhFrame::new(self.bytes(&eh.file), LittleEndian);
-            let start = match (&self.eh_frame_hdr, &self.eh_index) {
-                (_, Some(idx)) => index_start(idx, addr),
-                (Some(h), None) => {
-                    let hdr = EhFrameHdr::new(self.bytes(&h.file), LittleEndian);
-                    hdr.parse(&self.bases, 8).ok().and_then(|p| {
-                        let fde = p
-                            .table()?
-                            .fde_for_address(&frame, &self.bases, addr, EhFrame::cie_from_offset)
-                            .ok()?;
-                        fde.contains(addr).then(|| fde.initial_address())
-                    })
-                }
-                (None, None) => None,
-            };
-            if start.is_some() {
-                return start;
-            }
-        }
-        self.debug_frame
-            .as_ref()
-            .and_then(|(_, idx)| index_start(idx, addr))
+        self.fde(addr).map(|(f, _)| f.initial_address())
     }
 
-    fn rule(&self, row: &UnwindTableRow<usize>, debug_frame: bool) -> Lookup {
+    /// True when `addr` is in a signal trampoline (`__restore_rt`), whose CFI says so.
+    pub fn signal_trampoline(&self, addr: u64) -> bool {
+        self.fde(addr)
+            .is_some_and(|(f, _)| f.is_signal_trampoline())
+    }
+
+    fn rule(&self, row: &UnwindTableRow<usize>, debug_frame: bool, signal: bool) -> Lookup {
         let (sp, fp, ra) = self.arch.dwarf_regs();
+        let expr = |e: &gimli::UnwindExpression<usize>| Expr {
+            debug_frame,
+            offset: e.offset,
+            len: e.length,
+        };
         let cfa = match row.cfa() {
             CfaRule::RegisterAndOffset { register, offset } if *register == sp => Cfa::Sp(*offset),
             CfaRule::RegisterAndOffset { register, offset } if *register == fp => Cfa::Fp(*offset),
             CfaRule::RegisterAndOffset { .. } => return Lookup::Unsupported,
-            CfaRule::Expression(e) => Cfa::Expr {
-                debug_frame,
-                offset: e.offset,
-                len: e.length,
-            },
+            CfaRule::Expression(e) => Cfa::Expr(expr(e)),
         };
         let recover = |r: Register, default: Recover| match row.register(r) {
             None => default,
             Some(RegisterRule::SameValue) => Recover::Same,
             Some(RegisterRule::Offset(n)) => Recover::At(n),
             Some(RegisterRule::ValOffset(n)) => Recover::Val(n),
+            Some(RegisterRule::Expression(e)) => Recover::AtExpr(expr(&e)),
             Some(_) => Recover::Unknown,
         };
         // The return address column: undefined marks the outermost frame. Unmentioned, it is
@@ -341,24 +351,26 @@ impl ModuleCfi {
             ra: recover(ra, self.arch.default_ra()),
             // A callee-saved register the CFI does not mention is unchanged.
             fp: recover(fp, Recover::Same),
+            signal,
         })
     }
 
-    /// Evaluates a CFA expression for the given stack and instruction pointers.
-    pub fn eval_cfa(
+    /// Evaluates a rule's expression for the given stack and instruction pointers, with
+    /// `initial` pushed first (the CFA, for a register's rule) and `mem` reading the stack.
+    pub fn eval(
         &self,
-        debug_frame: bool,
-        offset: usize,
-        len: usize,
+        e: Expr,
         sp: u64,
         ip: u64,
+        initial: Option<u64>,
+        mem: &mut dyn FnMut(u64) -> Option<u64>,
     ) -> Option<u64> {
-        let sec = if debug_frame {
+        let sec = if e.debug_frame {
             &self.debug_frame.as_ref()?.0
         } else {
             self.eh_frame.as_ref()?
         };
-        let bytes = self.bytes(&sec.file).get(offset..offset + len)?;
+        let bytes = self.bytes(&sec.file).get(e.offset..e.offset + e.len)?;
         let expr = gimli::Expression(EndianSlice::new(bytes, LittleEndian));
         let encoding = gimli::Encoding {
             format: gimli::Format::Dwarf64,
@@ -367,6 +379,9 @@ impl ModuleCfi {
         };
         let (sp_reg, _, _) = self.arch.dwarf_regs();
         let mut eval = expr.evaluation(encoding);
+        if let Some(v) = initial {
+            eval.set_initial_value(v);
+        }
         let mut step = eval.evaluate().ok()?;
         loop {
             step = match step {
@@ -381,6 +396,11 @@ impl ModuleCfi {
                     };
                     eval.resume_with_register(gimli::Value::Generic(v)).ok()?
                 }
+                gimli::EvaluationResult::RequiresMemory {
+                    address, size: 8, ..
+                } => eval
+                    .resume_with_memory(gimli::Value::Generic(mem(address)?))
+                    .ok()?,
                 _ => return None,
             };
         }
@@ -392,20 +412,13 @@ impl ModuleCfi {
     }
 }
 
-/// The start of the FDE of `idx` that covers `addr`.
-fn index_start(idx: &Index, addr: u64) -> Option<u64> {
-    let i = idx.partition_point(|e| e.0 <= addr).checked_sub(1)?;
-    let (start, end, _) = idx[i];
-    (start..end).contains(&addr).then_some(start)
-}
-
+/// The FDE of `idx` covering `addr`.
 fn by_index<R: UnwindSection<Slice<'static>>>(
     frame: &R,
     bases: &BaseAddresses,
     idx: &Index,
     addr: u64,
-    ctx: &mut UnwindContext<usize>,
-) -> Option<UnwindTableRow<usize>>
+) -> Option<Fde>
 where
     R::Offset: gimli::UnwindOffset<usize>,
 {
@@ -414,12 +427,9 @@ where
     if addr < start || addr >= end {
         return None;
     }
-    let fde = frame
+    frame
         .fde_from_offset(bases, offset.into(), R::cie_from_offset)
-        .ok()?;
-    fde.unwind_info_for_address(frame, bases, ctx, addr)
         .ok()
-        .cloned()
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use gimli::UnwindContext;
 
 pub use self::cfi::{Arch, ModuleCfi};
 use self::{
-    cfi::{Cfa, Lookup},
+    cfi::{Expr, Lookup},
     memo::Memo,
     walk::{walk, Input, Regs, Rules, Step, Walk},
 };
@@ -246,17 +246,17 @@ impl Rules for ProcessRules<'_> {
         step
     }
 
-    fn eval_cfa(&mut self, pc: u64, first: bool, cfa: Cfa, sp: u64) -> Option<u64> {
-        let Cfa::Expr {
-            debug_frame,
-            offset,
-            len,
-        } = cfa
-        else {
-            return None;
-        };
+    fn eval(
+        &mut self,
+        pc: u64,
+        first: bool,
+        e: Expr,
+        sp: u64,
+        initial: Option<u64>,
+        mem: &mut dyn FnMut(u64) -> Option<u64>,
+    ) -> Option<u64> {
         let addr = if first { pc } else { pc.wrapping_sub(1) };
         let (module, _) = self.locate(addr)?;
-        module.cfi()?.eval_cfa(debug_frame, offset, len, sp, pc)
+        module.cfi()?.eval(e, sp, pc, initial, mem)
     }
 }

@@ -8,7 +8,7 @@
 //! the stack is cut there and the reason kept.
 use flightrec_schemas::unwind::{Method, Truncation};
 
-use super::cfi::{Cfa, Recover, Rule};
+use super::cfi::{Cfa, Expr, Recover, Rule};
 
 /// What is known of one code address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,17 @@ pub trait Rules {
     /// The rule for `pc`; `first` for the interrupted instruction itself, else a return address
     /// (looked up one byte back: the call may be the function's last instruction).
     fn step(&mut self, pc: u64, first: bool) -> Step;
-    /// Evaluates the expression CFA of the rule at `pc` (as `step` looked it up).
-    fn eval_cfa(&mut self, pc: u64, first: bool, cfa: Cfa, sp: u64) -> Option<u64>;
+    /// Evaluates expression `e` of the rule at `pc` (as `step` looked it up) for stack pointer
+    /// `sp`, with `initial` pushed first; `mem` reads the stack.
+    fn eval(
+        &mut self,
+        pc: u64,
+        first: bool,
+        e: Expr,
+        sp: u64,
+        initial: Option<u64>,
+        mem: &mut dyn FnMut(u64) -> Option<u64>,
+    ) -> Option<u64>;
 }
 
 /// The registers of the interrupted user context.
@@ -77,7 +86,7 @@ fn read(window: &[u8], base: u64, addr: u64) -> Option<u64> {
 }
 
 /// Unwinds one user stack.
-pub fn walk(input: &Input<'_>, rules: &mut impl Rules) -> Walk {
+pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
     let Some(regs) = input.regs else {
         // No registers (a failed read): the frame-pointer walk alone cannot be checked.
         return Walk {
@@ -104,33 +113,35 @@ pub fn walk(input: &Input<'_>, rules: &mut impl Rules) -> Walk {
                 cfa,
                 ra,
                 fp: fp_rule,
-            }) => (cfa, ra, fp_rule),
+                signal,
+            }) => (cfa, ra, fp_rule, signal),
             Step::NoModule | Step::NoCfi => {
                 return done(frames, Method::Cfi, Some(Truncation::NoCfi))
             }
             Step::Unsupported => return done(frames, Method::Cfi, Some(Truncation::Unsupported)),
         };
-        let (cfa_rule, ra_rule, fp_rule) = rule;
+        let (cfa_rule, ra_rule, fp_rule, signal) = rule;
+        let mut mem = |a: u64| read(input.window, regs.sp, a);
         let cfa = match cfa_rule {
             Cfa::Sp(off) => sp.checked_add_signed(off),
             Cfa::Fp(off) => fp.and_then(|f| f.checked_add_signed(off)),
-            Cfa::Expr { .. } => rules.eval_cfa(pc, first, cfa_rule, sp),
+            Cfa::Expr(e) => rules.eval(pc, first, e, sp, None, &mut mem),
         };
         // A frame that does not move up the stack is not a frame (and would loop forever).
         let Some(cfa) = cfa.filter(|c| *c > sp) else {
             return done(frames, Method::Cfi, Some(Truncation::Unsupported));
         };
-        let value = |r: Recover, current: Option<u64>| -> Result<Option<u64>, ()> {
-            match r {
-                Recover::Same => Ok(current),
-                Recover::At(off) => cfa
-                    .checked_add_signed(off)
-                    .and_then(|a| read(input.window, regs.sp, a))
-                    .map(Some)
-                    .ok_or(()),
-                Recover::Val(off) => Ok(cfa.checked_add_signed(off)),
-                Recover::Unknown => Ok(None),
-            }
+        let mut value = |r: Recover, current: Option<u64>| -> Result<Option<u64>, ()> {
+            let at = match r {
+                Recover::Same => return Ok(current),
+                Recover::Val(off) => return Ok(cfa.checked_add_signed(off)),
+                Recover::Unknown => return Ok(None),
+                Recover::At(off) => cfa.checked_add_signed(off),
+                Recover::AtExpr(e) => rules.eval(pc, first, e, sp, Some(cfa), &mut mem),
+            };
+            at.and_then(|a| read(input.window, regs.sp, a))
+                .map(Some)
+                .ok_or(())
         };
         let ra = match value(ra_rule, None) {
             Ok(Some(ra)) => ra,
@@ -163,7 +174,8 @@ pub fn walk(input: &Input<'_>, rules: &mut impl Rules) -> Walk {
         fp = value(fp_rule, fp).unwrap_or_default();
         frames.push(ra);
         (pc, sp) = (ra, cfa);
-        first = false;
+        // Past a signal trampoline, the instruction the signal interrupted: exact.
+        first = signal;
     }
 }
 
@@ -198,6 +210,7 @@ fn follow_chain(
                 cfa: Cfa::Fp(16),
                 fp: Recover::At(-16),
                 ra: Recover::At(-8),
+                signal: false,
             }) => {
                 if i + 1 < chain.len() {
                     continue;

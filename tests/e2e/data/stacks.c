@@ -7,6 +7,7 @@
  *                                   pointer whose frame names flightrec_wrong_parent)
  *                                   noreturn (sleeps under a call that never returns, made as
  *                                   its function's last instruction, and exits)
+ *                                   signal (raises a signal whose handler sleeps)
  * spin burns MS of CPU N times instead. Built by the tests with and without frame pointers, -O0
  * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. It
  * first idles 100 ms, so the recorder reads its mappings while it lives (a process that execs and
@@ -15,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +212,21 @@ __asm__(".text\n"
         ".size flightrec_after_noreturn, .-flightrec_after_noreturn\n");
 void flightrec_block_noreturn(void);
 
+/* A handler that blocks: its stack goes through the signal frame (glibc's __restore_rt, whose
+ * CFI points at the registers the kernel saved) into the code the signal interrupted (raise),
+ * and on to main. */
+__attribute__((noinline)) void flightrec_signal_handler(int sig) {
+    (void)sig;
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, 0);
+    KEEP_FRAME();
+}
+
+__attribute__((noinline)) void flightrec_block_signal(void) {
+    raise(SIGUSR1);
+    KEEP_FRAME();
+}
+
 static void (*block_fn)(void);
 /* What a round counts: the time off CPU (wall clock less the thread's CPU time: a direct write
  * also spends real time on CPU submitting it), or for spin the CPU time (on a busy machine a
@@ -277,6 +294,10 @@ int main(int argc, char **argv) {
     }
     else if (!strcmp(mode, "clobber")) block_fn = flightrec_block_clobber;
     else if (!strcmp(mode, "noreturn")) block_fn = flightrec_block_noreturn;
+    else if (!strcmp(mode, "signal")) {
+        block_fn = flightrec_block_signal;
+        signal(SIGUSR1, flightrec_signal_handler);
+    }
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

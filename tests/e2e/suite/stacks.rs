@@ -1,9 +1,9 @@
 //! User stacks on the real kernel against programs whose call chains are known: C built with and
 //! without frame pointers at -O0 and -O2 blocking through glibc in eight ways, under a call that
-//! never returns and spinning, a Rust release build without frame pointers, Debian's own python3
-//! and redis-server, and code that hides its caller behind a made-up frame pointer. Each stack must name the exact chain, whole from
-//! `_start`, and carry the time the program measured itself; nothing may name a frame that was not
-//! there.
+//! never returns, in a signal handler and spinning, a Rust release build without frame pointers,
+//! Debian's own python3 and redis-server, and code that hides its caller behind a made-up frame
+//! pointer. Each stack must name the exact chain, whole from `_start`, and carry the time the
+//! program measured itself; nothing may name a frame that was not there.
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -171,6 +171,12 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
             "flightrec_sleep_then_exit",
             &["noreturn", "10", "30"],
         ));
+        runs.push(run(
+            bin,
+            &format!("{name} signal"),
+            "flightrec_signal_handler",
+            &["signal", "10", "30"],
+        ));
     }
     std::thread::sleep(Duration::from_millis(300));
     rec.stop();
@@ -190,7 +196,27 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
                 r.label
             );
         }
-        chain.push(&r.block_fn);
+        if r.block_fn == "flightrec_signal_handler" {
+            // Through the signal frame: the handler is entered from glibc's trampoline, above
+            // the code the signal interrupted (raise, under the function that called it).
+            chain.push("flightrec_block_signal");
+            for (f, _) in stacks
+                .iter()
+                .filter(|(f, _)| f.iter().any(|x| x == &r.block_fn))
+            {
+                let h = f.iter().position(|x| x == &r.block_fn).unwrap();
+                assert_eq!(f[h - 1], "__restore_rt", "{}: {f:?}", r.label);
+                assert!(
+                    f[chain.len() + LIBC_ROOT.len()..h - 1]
+                        .iter()
+                        .any(|x| x.contains("raise")),
+                    "{}: the interrupted code: {f:?}",
+                    r.label
+                );
+            }
+        } else {
+            chain.push(&r.block_fn);
+        }
         let got = check_chain(r, &stacks, &LIBC_ROOT, &chain);
         // Off CPU: the time under the blocking function against the time the program measured
         // itself off CPU around the calls (wall clock less its thread's CPU time). On CPU: samples

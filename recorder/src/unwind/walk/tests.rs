@@ -13,8 +13,22 @@ impl Rules for Table {
             .find(|(a, b, _)| (*a..*b).contains(&at))
             .map_or(Step::NoModule, |r| r.2)
     }
-    fn eval_cfa(&mut self, _pc: u64, _first: bool, _cfa: Cfa, sp: u64) -> Option<u64> {
-        Some(sp + 8)
+    /// A made-up expression language: `sp + offset`, dereferenced when `len` is 1.
+    fn eval(
+        &mut self,
+        _pc: u64,
+        _first: bool,
+        e: Expr,
+        sp: u64,
+        _initial: Option<u64>,
+        mem: &mut dyn FnMut(u64) -> Option<u64>,
+    ) -> Option<u64> {
+        let at = sp + e.offset as u64;
+        if e.len == 1 {
+            mem(at)
+        } else {
+            Some(at)
+        }
     }
 }
 
@@ -23,6 +37,7 @@ const fn fp_frame() -> Step {
         cfa: Cfa::Fp(16),
         ra: Recover::At(-8),
         fp: Recover::At(-16),
+        signal: false,
     })
 }
 
@@ -31,6 +46,7 @@ const fn sp_frame(size: i64) -> Step {
         cfa: Cfa::Sp(size),
         ra: Recover::At(-8),
         fp: Recover::Same,
+        signal: false,
     })
 }
 
@@ -228,4 +244,62 @@ fn a_frame_that_does_not_move_up_the_stack_ends_the_walk() {
     );
     assert_eq!(got.frames, vec![W]);
     assert_eq!(got.truncated, Some(Truncation::Unsupported));
+}
+
+#[test]
+fn a_signal_frame_leads_to_the_interrupted_instruction_looked_up_as_it_is() {
+    // Handler H returns into the trampoline T, whose CFI (as glibc's) begins a byte before it
+    // and finds the interrupted registers in the frame the kernel pushed. The signal came at
+    // F's very first instruction: looked up one byte back, as a return address would be, that is
+    // no code at all.
+    const H: u64 = 0x7000;
+    const T: u64 = 0x6001;
+    let expr = |offset: usize, len: usize| Expr {
+        debug_frame: false,
+        offset,
+        len,
+    };
+    let mut rules = Table(vec![
+        (H, H + 0x100, sp_frame(8)),
+        (
+            T - 1,
+            T + 0x10,
+            Step::Rule(Rule::Frame {
+                cfa: Cfa::Expr(expr(0x20, 1)),
+                ra: Recover::AtExpr(expr(0x28, 0)),
+                fp: Recover::AtExpr(expr(0x18, 0)),
+                signal: true,
+            }),
+        ),
+        (F, F + 0x100, fp_frame()),
+        (S, S + 0x100, Step::Rule(Rule::End)),
+    ]);
+    let f_fp = SP + 0x40;
+    let words = [
+        T,         // [sp] the handler's return address: the trampoline
+        0,         // [sp+8] the trampoline's sp: the saved registers from here
+        0,         //
+        0,         //
+        f_fp,      // [sp+0x20] saved rbp
+        SP + 0x40, // [sp+0x28] saved rsp
+        F,         // [sp+0x30] saved rip: F's first instruction
+        0,         //
+        0,         // [sp+0x40] F's saved rbp
+        S + 8,     // [sp+0x48] F's return address
+    ];
+    let w = window(&words);
+    let got = walk(
+        &Input {
+            regs: Some(Regs {
+                ip: H + 5,
+                sp: SP,
+                fp: 0,
+            }),
+            window: &w,
+            fp_chain: &[],
+        },
+        &mut rules,
+    );
+    assert_eq!(got.frames, vec![H + 5, T, F, S + 8]);
+    assert_eq!((got.method, got.truncated), (Method::Cfi, None));
 }
