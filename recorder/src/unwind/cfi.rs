@@ -371,44 +371,59 @@ impl ModuleCfi {
             self.eh_frame.as_ref()?
         };
         let bytes = self.bytes(&sec.file).get(e.offset..e.offset + e.len)?;
-        let expr = gimli::Expression(EndianSlice::new(bytes, LittleEndian));
-        let encoding = gimli::Encoding {
-            format: gimli::Format::Dwarf64,
-            version: 4,
-            address_size: 8,
+        evaluate(bytes, self.arch, sp, ip, initial, mem)
+    }
+}
+
+/// Runs a DWARF expression of unwind information: registers sp and ip only, 8-byte memory reads
+/// through `mem`, `initial` pushed first.
+fn evaluate(
+    bytes: &[u8],
+    arch: Arch,
+    sp: u64,
+    ip: u64,
+    initial: Option<u64>,
+    mem: &mut dyn FnMut(u64) -> Option<u64>,
+) -> Option<u64> {
+    let expr = gimli::Expression(EndianSlice::new(bytes, LittleEndian));
+    let encoding = gimli::Encoding {
+        format: gimli::Format::Dwarf64,
+        version: 4,
+        address_size: 8,
+    };
+    let (sp_reg, _, _) = arch.dwarf_regs();
+    let mut eval = expr.evaluation(encoding);
+    // A binary's expression may branch backwards: bounded, it cannot hang the drain.
+    eval.set_max_iterations(256);
+    if let Some(v) = initial {
+        eval.set_initial_value(v);
+    }
+    let mut step = eval.evaluate().ok()?;
+    loop {
+        step = match step {
+            gimli::EvaluationResult::Complete => break,
+            gimli::EvaluationResult::RequiresRegister { register, .. } => {
+                let v = if register == sp_reg {
+                    sp
+                } else if register == arch.dwarf_ip() {
+                    ip
+                } else {
+                    return None;
+                };
+                eval.resume_with_register(gimli::Value::Generic(v)).ok()?
+            }
+            gimli::EvaluationResult::RequiresMemory {
+                address, size: 8, ..
+            } => eval
+                .resume_with_memory(gimli::Value::Generic(mem(address)?))
+                .ok()?,
+            _ => return None,
         };
-        let (sp_reg, _, _) = self.arch.dwarf_regs();
-        let mut eval = expr.evaluation(encoding);
-        if let Some(v) = initial {
-            eval.set_initial_value(v);
-        }
-        let mut step = eval.evaluate().ok()?;
-        loop {
-            step = match step {
-                gimli::EvaluationResult::Complete => break,
-                gimli::EvaluationResult::RequiresRegister { register, .. } => {
-                    let v = if register == sp_reg {
-                        sp
-                    } else if register == self.arch.dwarf_ip() {
-                        ip
-                    } else {
-                        return None;
-                    };
-                    eval.resume_with_register(gimli::Value::Generic(v)).ok()?
-                }
-                gimli::EvaluationResult::RequiresMemory {
-                    address, size: 8, ..
-                } => eval
-                    .resume_with_memory(gimli::Value::Generic(mem(address)?))
-                    .ok()?,
-                _ => return None,
-            };
-        }
-        match eval.as_result().first()?.location {
-            gimli::Location::Address { address } => Some(address),
-            gimli::Location::Value { value } => value.to_u64(u64::MAX).ok(),
-            _ => None,
-        }
+    }
+    match eval.as_result().first()?.location {
+        gimli::Location::Address { address } => Some(address),
+        gimli::Location::Value { value } => value.to_u64(u64::MAX).ok(),
+        _ => None,
     }
 }
 
@@ -472,6 +487,22 @@ mod tests {
             }
         }
         panic!("not mapped");
+    }
+
+    #[test]
+    fn expressions_read_the_stack_and_cannot_loop_forever() {
+        // glibc's signal trampoline: CFA = *(rsp + 160), the stack pointer the kernel saved.
+        let mut mem = |a: u64| (a == 0x10a0).then_some(0x2000);
+        let saved_sp = [0x77, 0xa0, 0x01, 0x06]; // DW_OP_breg7 160; DW_OP_deref
+        if Arch::HOST == Arch::X86_64 {
+            assert_eq!(
+                evaluate(&saved_sp, Arch::X86_64, 0x1000, 0, None, &mut mem),
+                Some(0x2000)
+            );
+        }
+        // DW_OP_skip -3: a jump to itself.
+        let spin = [0x2f, 0xfd, 0xff];
+        assert_eq!(evaluate(&spin, Arch::HOST, 0x1000, 0, None, &mut mem), None);
     }
 
     #[test]
