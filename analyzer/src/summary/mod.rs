@@ -86,6 +86,8 @@ pub struct Summary {
     pub cost: CostSummary,
     /// Distinct user frames per segment, summed, and how many had no symbol.
     pub user_frames: (u64, u64),
+    /// The modules those without a symbol are in, most first.
+    pub unnamed_modules: Vec<stacks::UnnamedModule>,
     /// Per process, how many user stacks are whole and why the others stop short (most stacks
     /// first); `None` for a capture recorded before stacks said so.
     pub user_stacks: Option<Vec<stacks::ProcessStacks>>,
@@ -323,6 +325,7 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
             }
             c
         },
+        unnamed_modules: stacks::unnamed_by_module(&segs)?,
         user_frames: segs.iter().fold((0, 0), |(n, u), s| {
             (n + s.meta.user_frames, u + s.meta.user_frames_unknown)
         }),
@@ -432,7 +435,20 @@ impl Summary {
         if frames > 0 {
             let _ = writeln!(
                 o,
-                "symbols     {frames} user frames, {unknown} without a symbol (shown as [unknown:module!fun_START], START where their code begins, or [unknown:module+offset]; --debuginfo-dir may name them)"
+                "symbols     {frames} user frames, {unknown} without a symbol, shown as [unknown:module!fun_START] (START: where their code begins) or [unknown:module+offset]; --debuginfo-dir names them from the debug files of their modules{}",
+                if self.unnamed_modules.is_empty() { "" } else { ", these most:" }
+            );
+        }
+        for m in self.unnamed_modules.iter().take(TOP.min(5)) {
+            let _ = writeln!(
+                o,
+                "    {:>7}  {}{}",
+                m.frames,
+                m.module,
+                m.build_id
+                    .as_ref()
+                    .map(|b| format!("  build ID {b}"))
+                    .unwrap_or_default()
             );
         }
         let errs: Vec<String> = self

@@ -1,16 +1,20 @@
 //! How whole the user stacks of a capture are, per process: how many of the stacks its switch-outs
-//! and samples carry reach their outermost frame, and why the others stop short.
+//! and samples carry reach their outermost frame, and why the others stop short; and which modules
+//! the frames without a symbol are in.
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use arrow::datatypes::{Int32Type, UInt32Type, UInt64Type};
+use arrow::{
+    array::Array,
+    datatypes::{Int32Type, UInt32Type, UInt64Type},
+};
 use flightrec_schemas::Table;
 use serde::Serialize;
 
 use crate::{
     capture::{Result, Segment},
-    columns::{opt, prim},
+    columns::{opt, prim, strings},
     filter::Filter,
     names::{stack_truncations, Tasks},
 };
@@ -96,4 +100,46 @@ pub fn merge(
     let mut v: Vec<ProcessStacks> = by.into_values().collect();
     v.sort_by(|a, b| b.stacks.cmp(&a.stacks).then(a.pid.cmp(&b.pid)));
     any.then_some(v)
+}
+
+/// The frames without a symbol of one module.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UnnamedModule {
+    /// The module's path as recorded.
+    pub module: String,
+    /// Its GNU build ID, by which its separate debug file is found.
+    pub build_id: Option<String>,
+    /// Distinct frames without a symbol, per segment, summed.
+    pub frames: u64,
+}
+
+/// Modules with frames no symbol was found for, most first: what debug files would name them.
+pub fn unnamed_by_module(segs: &[&Segment]) -> Result<Vec<UnnamedModule>> {
+    let mut by: HashMap<(String, Option<String>), u64> = HashMap::default();
+    for seg in segs {
+        for b in seg.read(Table::UserFrames, &["module", "build_id", "symbol"])? {
+            let (module, build_id, symbol) = (
+                strings(&b, "module"),
+                strings(&b, "build_id"),
+                strings(&b, "symbol"),
+            );
+            for i in 0..b.num_rows() {
+                if symbol.is_valid(i) || !module.is_valid(i) {
+                    continue;
+                }
+                let bid = build_id.is_valid(i).then(|| build_id.value(i).to_string());
+                *by.entry((module.value(i).to_string(), bid)).or_insert(0) += 1;
+            }
+        }
+    }
+    let mut v: Vec<UnnamedModule> = by
+        .into_iter()
+        .map(|((module, build_id), frames)| UnnamedModule {
+            module,
+            build_id,
+            frames,
+        })
+        .collect();
+    v.sort_by(|a, b| b.frames.cmp(&a.frames).then(a.module.cmp(&b.module)));
+    Ok(v)
 }

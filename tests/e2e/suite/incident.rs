@@ -310,6 +310,14 @@ fn debuginfo_dir_names_the_frames_of_a_stripped_binary() {
         !plain.contains("[unknown:flightrec-shortlived+0x"),
         "a frame of the binary without the start of its code:\n{plain}"
     );
+    // summary says which debug file would name them.
+    let summary = analyze(&["summary", c]);
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.contains("flightrec-shortlived") && l.contains(&build_id)),
+        "the stripped binary and its build ID among the modules without symbols:\n{summary}"
+    );
     let named = analyze(&[
         "profile",
         c,
