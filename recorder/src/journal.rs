@@ -245,6 +245,8 @@ fn salvage_one(capture: &Path, id: u64) -> Result<Option<SegmentMeta>> {
     }
     meta.end_ns = meta.end_ns.max(last);
     meta.salvaged = true;
+    let tables: Vec<crate::segment::TableBatches> =
+        tables.into_iter().map(|(t, b)| (t, vec![b])).collect();
     let written = segment::write_segment(capture, &tables, meta)?;
     Ok(Some(written))
 }

@@ -111,14 +111,20 @@ fn properties(schema: &arrow::datatypes::Schema) -> WriterProperties {
     b.build()
 }
 
-/// Writes `batch` to `path` as Parquet and syncs it. Returns the file size.
-pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
+/// A table's rows as the batches they came in (a segment's checkpoints), written in order.
+pub type TableBatches = (Table, Vec<RecordBatch>);
+
+/// Writes the rows of `batches`, one after the other, to `path` as one Parquet file of `table`
+/// and syncs it. Returns the file size.
+pub fn write_parquet(path: &Path, table: Table, batches: &[RecordBatch]) -> Result<u64> {
     let file = private_file(path)?;
-    let schema = batch.schema();
+    let schema = table.schema();
     let props = properties(&schema);
     let mut w = ArrowWriter::try_new(file, schema, Some(props))?;
-    w.write(batch)
-        .with_context(|| format!("writing {}", path.display()))?;
+    for batch in batches {
+        w.write(batch)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let file = w.into_inner()?;
     file.sync_all()?;
     Ok(file.metadata()?.len())
@@ -161,7 +167,7 @@ pub fn segment_path(capture: &Path, id: u64) -> PathBuf {
 /// (a full disk, say) nothing of the segment is left behind.
 pub fn write_segment(
     capture: &Path,
-    tables: &[(Table, RecordBatch)],
+    tables: &[TableBatches],
     meta: SegmentMeta,
 ) -> Result<SegmentMeta> {
     let tmp = capture
@@ -177,7 +183,7 @@ pub fn write_segment(
 fn write_segment_into(
     capture: &Path,
     tmp: &Path,
-    tables: &[(Table, RecordBatch)],
+    tables: &[TableBatches],
     mut meta: SegmentMeta,
 ) -> Result<SegmentMeta> {
     let segments = capture.join(SEGMENTS_DIR);
@@ -186,10 +192,10 @@ fn write_segment_into(
     }
     private_dir(tmp)?;
     let mut bytes = 0;
-    for (table, batch) in tables {
-        meta.rows
-            .insert(table.name().to_string(), batch.num_rows() as u64);
-        bytes += write_parquet(&tmp.join(table.file_name()), batch)?;
+    for (table, batches) in tables {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        meta.rows.insert(table.name().to_string(), rows);
+        bytes += write_parquet(&tmp.join(table.file_name()), *table, batches)?;
     }
     // `bytes` counts segment.json too, which holds `bytes`: settle on the size that includes itself
     // (two rounds at most: only the number's digit count can change it).

@@ -22,8 +22,8 @@ use crate::{
 
 /// A finished segment on its way to disk.
 pub struct Job {
-    /// Its tables.
-    pub tables: Vec<(Table, RecordBatch)>,
+    /// Its tables, each as the batches its rows came in.
+    pub tables: Vec<crate::segment::TableBatches>,
     /// Its metadata (sizes are filled in when written).
     pub meta: SegmentMeta,
     /// Its user frames, normalized, to be symbolized here.
@@ -136,14 +136,17 @@ impl Writer {
                     };
                     let id = job.meta.id;
                     let (frames, counts) = symbolizer.table(&job.frames);
-                    job.tables.push((Table::UserFrames, frames));
+                    job.tables.push((Table::UserFrames, vec![frames]));
                     job.meta.user_frames = counts.frames;
                     job.meta.user_frames_unknown = counts.unknown;
                     let rows: std::collections::BTreeMap<String, u64> = job
                         .tables
                         .iter()
                         .filter(|(t, _)| t.is_event_table())
-                        .map(|(t, b)| (t.name().to_string(), b.num_rows() as u64))
+                        .map(|(t, b)| {
+                            let n = b.iter().map(|b| b.num_rows() as u64).sum();
+                            (t.name().to_string(), n)
+                        })
                         .collect();
                     let events: u64 = rows.values().sum();
                     let span = (job.meta.start_ns, job.meta.end_ns);
