@@ -432,7 +432,9 @@ impl Summary {
             flightrec_schemas::human_bytes(c.ring_bytes)
         );
         let (frames, unknown) = self.user_frames;
-        if frames > 0 {
+        if frames > 0 && unknown == 0 {
+            let _ = writeln!(o, "symbols     {frames} user frames, all with a symbol");
+        } else if frames > 0 {
             let _ = writeln!(
                 o,
                 "symbols     {frames} user frames, {unknown} without a symbol, shown as [unknown:module!fun_START] (START: where their code begins) or [unknown:module+offset]; --debuginfo-dir names them from the debug files of their modules{}",
