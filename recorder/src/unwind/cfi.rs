@@ -147,7 +147,13 @@ pub struct ModuleCfi {
     /// `.eh_frame` FDEs when there is no `.eh_frame_hdr` table.
     eh_index: Option<Index>,
     debug_frame: Option<(Section, Index)>,
+    /// The ELF entry point: where the kernel (or the dynamic loader) starts the program.
+    entry: u64,
 }
+
+/// Bytes from the entry point taken as the entry code when no CFI covers them: musl's `_start`
+/// (about 22 bytes on x86_64) has none, where glibc's marks its return address undefined.
+const ENTRY_CODE: u64 = 64;
 
 fn section(obj: &object::File<'_>, name: &str) -> Option<Section> {
     let s = obj.section_by_name(name)?;
@@ -221,6 +227,7 @@ impl ModuleCfi {
             eh_frame_hdr,
             eh_index: None,
             debug_frame: None,
+            entry: obj.entry(),
         };
         if cfi.hdr_table_usable() == Some(false) {
             cfi.eh_index = cfi
@@ -286,6 +293,11 @@ impl ModuleCfi {
     /// The rule at module address `addr`.
     pub fn lookup(&self, addr: u64, ctx: &mut UnwindContext<usize>) -> Lookup {
         let Some((fde, debug_frame)) = self.fde(addr) else {
+            // The program's entry code without CFI (a static musl binary's `_start`): nothing
+            // called it, so this is the outermost frame, as glibc's CFI says of its own.
+            if (self.entry..self.entry.saturating_add(ENTRY_CODE)).contains(&addr) && addr > 0 {
+                return Lookup::Rule(Rule::End);
+            }
             return Lookup::NotCovered;
         };
         let row = if debug_frame {

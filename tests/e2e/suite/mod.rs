@@ -6,6 +6,7 @@ mod cgroups;
 mod chain;
 mod claims;
 mod cluster;
+mod entry;
 mod faults;
 mod incident;
 mod irqs;
