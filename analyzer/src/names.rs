@@ -249,7 +249,7 @@ impl Stacks {
                     }
                     if let (Some((bid, virt)), false) = (&lookup, symbol.is_valid(i)) {
                         if let (true, Some(v)) = (bid.is_valid(i), opt(virt, i)) {
-                            let v = v - u64::from(callers.contains(&key) && v > 0);
+                            let v = flightrec_schemas::unwind::named_at(v, callers.contains(&key));
                             wanted
                                 .entry(bid.value(i).to_string())
                                 .or_default()

@@ -69,7 +69,7 @@ impl KernelSymbols {
     }
 
     /// The `kernel_symbols` table for the given (address, caller) pairs: a caller is a return
-    /// address, named by the call before it ([`crate::stacks::named_at`]); `offset` stays the
+    /// address, named by the call before it ([`flightrec_schemas::unwind::named_at`]); `offset` stays the
     /// address's own distance from the symbol.
     pub fn table(&self, addrs: &[(u64, bool)]) -> RecordBatch {
         let mut a = UInt64Builder::new();
@@ -77,7 +77,7 @@ impl KernelSymbols {
         let mut o = UInt64Builder::new();
         let mut m = StringBuilder::new();
         for &(addr, caller) in addrs {
-            let at = crate::stacks::named_at(addr, caller);
+            let at = flightrec_schemas::unwind::named_at(addr, caller);
             if let Some((name, off, module)) = self.resolve(at) {
                 a.append_value(addr);
                 s.append_value(name);

@@ -69,18 +69,6 @@ fn distinct<T: Ord, K: PartialEq>(
     v
 }
 
-/// The address a frame is named by: a stack's first frame is where the thread was; every other
-/// frame is a return address, named by the call before it (`addr - 1`), as perf, gdb and the
-/// kernel's own backtraces (`%pB`) do. A call the callee never returns from (`exit`, `abort`)
-/// can be a function's last instruction, and its return address is then already past the end.
-pub fn named_at(addr: u64, caller: bool) -> u64 {
-    if caller {
-        addr.saturating_sub(1)
-    } else {
-        addr
-    }
-}
-
 impl StackTable {
     fn intern_key(&mut self, user: bool) -> u32 {
         if let Some(&id) = self.ids.get(self.key.as_slice()) {
@@ -150,7 +138,7 @@ impl StackTable {
 
     /// Every distinct (tgid, address, caller) of the user stacks with ids from `first` on.
     /// `caller` is true when the address is a return address somewhere (any frame but a stack's
-    /// first): it is named by the call before it, see [`named_at`].
+    /// first): it is named by the call before it, see [`flightrec_schemas::unwind::named_at`].
     pub fn user_addresses(&self, first: usize) -> Vec<(i32, u64, bool)> {
         let v = self.entries[first..]
             .iter()

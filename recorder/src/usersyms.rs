@@ -14,7 +14,7 @@ use blazesym::symbolize::{self, evict, source::Source, Input, Symbolized};
 use flightrec_schemas::Table;
 
 pub use crate::procmaps::{Frame, Module, UserMaps, DWARF_MAX_BYTES};
-use crate::stacks::named_at;
+use flightrec_schemas::unwind::named_at;
 
 /// A named frame.
 #[derive(Clone, Debug, Default)]
@@ -150,14 +150,22 @@ impl Symbolizer {
     /// The `user_frames` table of a segment's frames.
     pub fn table(&mut self, frames: &[Frame]) -> (RecordBatch, FrameCounts) {
         self.evict_gone();
+        // Where each frame is named (a return address's costs a CFI lookup): once per frame.
+        let named_at: Vec<Option<u64>> = frames
+            .iter()
+            .map(|f| {
+                let (m, off) = f.module.as_ref()?;
+                Some(lookup_offset(m, *off, f.caller))
+            })
+            .collect();
         let mut by_module: HashMap<u64, (Arc<Module>, Vec<u64>)> = HashMap::new();
-        for f in frames {
-            if let Some((m, off)) = &f.module {
+        for (f, at) in frames.iter().zip(&named_at) {
+            if let (Some((m, _)), Some(at)) = (&f.module, at) {
                 by_module
                     .entry(m.id)
                     .or_insert_with(|| (m.clone(), Vec::new()))
                     .1
-                    .push(lookup_offset(m, *off, f.caller));
+                    .push(*at);
             }
         }
         for (m, offs) in by_module.values() {
@@ -175,11 +183,11 @@ impl Symbolizer {
         let mut line = UInt32Builder::new();
         let mut function_start = UInt64Builder::new();
         let mut counts = FrameCounts::default();
-        for f in frames {
+        for (f, at) in frames.iter().zip(named_at) {
             tgid.append_value(f.tgid);
             addr.append_value(f.addr);
-            let named = match &f.module {
-                Some((m, off)) => {
+            let named = match (&f.module, at) {
+                (Some((m, off)), Some(at)) => {
                     if self.redact {
                         module.append_value(m.path.rsplit('/').next().unwrap_or(&m.path));
                     } else {
@@ -189,7 +197,6 @@ impl Symbolizer {
                     file_offset.append_value(*off);
                     virt_offset.append_option(m.virt_offset(*off));
                     // Named at the call for a return address; the offset stays the address's.
-                    let at = lookup_offset(m, *off, f.caller);
                     let mut named = self.cache.get(&(m.id, at)).cloned().unwrap_or_default();
                     named.offset = named.offset.map(|o| o + (off - at));
                     // Without a symbol, where its code begins (samples anywhere in one
@@ -203,7 +210,7 @@ impl Symbolizer {
                     );
                     named
                 }
-                None => {
+                _ => {
                     module.append_option(f.label.as_deref());
                     build_id.append_null();
                     file_offset.append_null();

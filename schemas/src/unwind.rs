@@ -2,6 +2,19 @@
 //! `method` and `truncated` columns of the `stacks` table.
 use std::fmt;
 
+/// The address a frame is looked up by, for its unwind rule and its name: a stack's first frame
+/// is where the thread was, as it is; every other frame is a return address, looked up by the call
+/// before it (`addr - 1`), as perf, gdb and the kernel's own backtraces (`%pB`) do. A call the
+/// callee never returns from (`exit`, `abort`) can be a function's last instruction, and its
+/// return address is then already past the end.
+pub fn named_at(addr: u64, return_address: bool) -> u64 {
+    if return_address {
+        addr.saturating_sub(1)
+    } else {
+        addr
+    }
+}
+
 /// How the frames of a user stack were found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {

@@ -144,6 +144,8 @@ pub struct CostSummary {
 }
 
 const TOP: usize = 10;
+/// Modules listed under `symbols` (those with the most frames without a symbol).
+const UNNAMED_MODULES_SHOWN: usize = 5;
 
 /// A process's name and cgroup.
 type Named = (String, Option<String>);
@@ -441,7 +443,7 @@ impl Summary {
                 if self.unnamed_modules.is_empty() { "" } else { ", these most:" }
             );
         }
-        for m in self.unnamed_modules.iter().take(TOP.min(5)) {
+        for m in self.unnamed_modules.iter().take(UNNAMED_MODULES_SHOWN) {
             let _ = writeln!(
                 o,
                 "    {:>7}  {}{}",

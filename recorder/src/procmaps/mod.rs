@@ -116,7 +116,7 @@ pub struct Frame {
     /// Name of a non-file mapping it falls in.
     pub label: Option<String>,
     /// A return address in some stack (not only a stack's first frame): named by the call
-    /// before it ([`crate::stacks::named_at`]).
+    /// before it ([`flightrec_schemas::unwind::named_at`]).
     pub caller: bool,
 }
 

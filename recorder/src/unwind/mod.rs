@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use flightrec_common::{UserRegs, REGS_VALID};
-use flightrec_schemas::unwind::Truncation;
+use flightrec_schemas::unwind::{named_at, Truncation};
 use gimli::UnwindContext;
 
 pub use self::cfi::{Arch, ModuleCfi};
@@ -226,7 +226,7 @@ impl ProcessRules<'_> {
 
 impl Rules for ProcessRules<'_> {
     fn step(&mut self, pc: u64, first: bool) -> Step {
-        let addr = if first { pc } else { pc.wrapping_sub(1) };
+        let addr = named_at(pc, !first);
         let Some((module, svma)) = self.locate(addr) else {
             return Step::NoModule;
         };
@@ -255,7 +255,7 @@ impl Rules for ProcessRules<'_> {
         initial: Option<u64>,
         mem: &mut dyn FnMut(u64) -> Option<u64>,
     ) -> Option<u64> {
-        let addr = if first { pc } else { pc.wrapping_sub(1) };
+        let addr = named_at(pc, !first);
         let (module, _) = self.locate(addr)?;
         module.cfi()?.eval(e, sp, pc, initial, mem)
     }

@@ -7,7 +7,7 @@ struct Table(Vec<(u64, u64, Step)>);
 
 impl Rules for Table {
     fn step(&mut self, pc: u64, first: bool) -> Step {
-        let at = if first { pc } else { pc - 1 };
+        let at = flightrec_schemas::unwind::named_at(pc, !first);
         self.0
             .iter()
             .find(|(a, b, _)| (*a..*b).contains(&at))
