@@ -1,6 +1,7 @@
 /* Ground truth for user stacks: blocks N times in one way through glibc, always under the same
  * chain of named functions (main -> flightrec_level1 -> flightrec_level2 -> flightrec_block_MODE),
- * and prints how long it was blocked, measured around the blocking calls.
+ * and prints how long it was blocked, measured around the blocking calls, in all and per round
+ * (`round W0 W1 NS`: the round's CLOCK_MONOTONIC bounds, the kernel's event clock, and its time).
  *
  *   stacks MODE [N] [MS]      MODE: nanosleep usleep pipe pwrite cond mutex epoll futex spin
  *                                   clobber (blocks in code without CFI and with a made-up frame
@@ -45,6 +46,21 @@ static void pause_ms(int m) {
     struct timespec ts = {0, m * 1000000L};
     while (nanosleep(&ts, &ts)) {
     }
+}
+
+/* What a round counts: the time off CPU (wall clock less the thread's CPU time: a direct write
+ * also spends real time on CPU submitting it), or for spin the CPU time (on a busy machine a
+ * burn takes longer than the CPU it burns, and samples count CPU). */
+static int count_cpu;
+
+/* Ends a round that began at thread CPU time c0 and wall time w0: adds what it counts and prints
+ * it with the round's bounds, so a test can leave out a round it cannot measure. */
+static void round_end(long c0, long w0) {
+    long w1 = now_ns(CLOCK_MONOTONIC);
+    long cpu = now_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+    long counted = count_cpu ? cpu : (w1 - w0) - cpu;
+    blocked_ns += counted;
+    printf("round %ld %ld %ld\n", w0, w1, counted);
 }
 
 /* Helpers on another thread that release the main thread after `ms`. */
@@ -186,8 +202,7 @@ __attribute__((noinline, noreturn)) void flightrec_sleep_then_exit(void) {
         long c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
         long w0 = now_ns(CLOCK_MONOTONIC);
         pause_ms(ms);
-        long wall = now_ns(CLOCK_MONOTONIC) - w0;
-        blocked_ns += wall - (now_ns(CLOCK_THREAD_CPUTIME_ID) - c0);
+        round_end(c0, w0);
     }
     printf("blocked_ns %ld\n", blocked_ns);
     fflush(stdout);
@@ -228,10 +243,6 @@ __attribute__((noinline)) void flightrec_block_signal(void) {
 }
 
 static void (*block_fn)(void);
-/* What a round counts: the time off CPU (wall clock less the thread's CPU time: a direct write
- * also spends real time on CPU submitting it), or for spin the CPU time (on a busy machine a
- * burn takes longer than the CPU it burns, and samples count CPU). */
-static int count_cpu;
 
 __attribute__((noinline)) void flightrec_level2(void) {
     for (int i = 0; i < n; i++) {
@@ -240,9 +251,7 @@ __attribute__((noinline)) void flightrec_level2(void) {
         long c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
         long w0 = now_ns(CLOCK_MONOTONIC);
         block_fn();
-        long wall = now_ns(CLOCK_MONOTONIC) - w0;
-        long cpu = now_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
-        blocked_ns += count_cpu ? cpu : wall - cpu;
+        round_end(c0, w0);
     }
     KEEP_FRAME();
 }

@@ -38,6 +38,9 @@ struct Run {
     block_fn: String,
     pid: u32,
     measured_ns: u64,
+    /// Its rounds: (CLOCK_MONOTONIC at start, at end, the time it counted: below zero by the
+    /// clock reads' own CPU time when a call returned at once).
+    rounds: Vec<(u64, u64, i64)>,
 }
 
 fn run(bin: &Path, label: &str, block_fn: &str, args: &[&str]) -> Run {
@@ -55,11 +58,20 @@ fn run(bin: &Path, label: &str, block_fn: &str, args: &[&str]) -> Run {
         .find_map(|l| l.strip_prefix("blocked_ns "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("{label} printed no blocked_ns: {text}"));
+    let rounds = text
+        .lines()
+        .filter_map(|l| {
+            let mut v = l.strip_prefix("round ")?.split(' ');
+            let mut num = || v.next()?.parse::<i64>().ok();
+            Some((num()? as u64, num()? as u64, num()?))
+        })
+        .collect();
     Run {
         label: label.to_string(),
         block_fn: block_fn.to_string(),
         pid,
         measured_ns,
+        rounds,
     }
 }
 
@@ -180,7 +192,10 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
     }
     std::thread::sleep(Duration::from_millis(300));
     rec.stop();
+    let capture = Capture::open(cap.path());
+    let switches = capture.switch_rows();
     for r in &runs {
+        assert_eq!(r.rounds.len(), 10, "{}: one line per round", r.label);
         let spin = r.block_fn.ends_with("spin");
         let stacks = folded(cap.path(), if spin { "profile" } else { "offcpu" }, r.pid);
         let mut chain = vec!["main", "flightrec_level1", "flightrec_level2"];
@@ -236,11 +251,9 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
             // Periodic sampling gives each on-CPU slice of the thread floor or ceil of its length
             // in periods: over n slices the count is off by at most n periods (a busy machine
             // cuts the burn into many), or 10%, whichever is more.
-            let slices = flightrec_tests::on_cpu_slices(
-                Capture::open(cap.path()).switch_rows(),
-                &[r.pid as i32].into(),
-            )
-            .len() as u64;
+            let slices =
+                flightrec_tests::on_cpu_slices(switches.clone(), &[r.pid as i32].into()).len()
+                    as u64;
             let allowed = (want / 10).max((slices + 1) * 1_000_000_000 / 199);
             assert!(
                 ns.abs_diff(want) <= allowed,
@@ -248,15 +261,43 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
                 r.label
             );
         } else {
-            // Within 15%, or 50 us per round: the program's own clock reads (a syscall each for
-            // its CPU time) cost the harness that much it cannot tell apart from the call, which
-            // matters for the few milliseconds of ten direct writes. (A full-suite run once found
-            // 271 of a 301 ms usleep under its stack and the rest under none: an interval lost
-            // beside other recorders, not understood yet.)
+            // The kernel never reported the switch-in that ended some of the thread's time off CPU
+            // (on this VM: the agent's threads leave a CPU unannounced, README Limits): the
+            // analyzer leaves such an interval out, so a round holding one counts between none
+            // and all of its time. Otherwise within 15%, or 50 us per round: the program's own
+            // clock reads (a syscall each for its CPU time) cost the harness that much it cannot
+            // tell apart from the call, which matters for the few milliseconds of ten direct
+            // writes.
+            let pid = r.pid as i32;
+            let outs: Vec<u64> = switches
+                .iter()
+                .filter(|s| s.2 == pid)
+                .map(|s| s.0)
+                .collect();
+            let unmeasured = capture.unmeasured_off_cpu(pid, &outs);
+            let doubtful: Vec<i64> = r
+                .rounds
+                .iter()
+                .filter(|(w0, w1, _)| unmeasured.iter().any(|t| (w0..=w1).contains(&t)))
+                .map(|r| r.2)
+                .collect();
+            let lo = want.saturating_sub(doubtful.iter().sum::<i64>().max(0) as u64);
+            let slack = |w: u64| (w * 15 / 100).max(500_000);
+            if !doubtful.is_empty() {
+                report(&format!(
+                    "stacks: {}: {} of its rounds ({} ms) held time off CPU whose switch-in the \
+                     kernel never reported",
+                    r.label,
+                    doubtful.len(),
+                    doubtful.iter().sum::<i64>() / 1_000_000
+                ));
+            }
             assert!(
-                ns.abs_diff(want) * 100 <= want * 15 || ns.abs_diff(want) <= 500_000,
-                "{}: {ns} ns, measured {want}; its off-CPU stacks: {stacks:?}",
-                r.label
+                ns + slack(lo) >= lo && ns <= want + slack(want),
+                "{}: {ns} ns, measured {want} ({} ms in rounds it cannot measure); its \
+                 off-CPU stacks: {stacks:?}",
+                r.label,
+                (want - lo) / 1_000_000
             );
         }
     }
