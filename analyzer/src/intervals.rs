@@ -14,6 +14,9 @@ pub struct Intervals<K, V> {
     pending: HashMap<K, (u64, V)>,
     opened: HashSet<K>,
     first_close: HashMap<K, u64>,
+    /// Opens replaced by a later open of their key before any close: intervals whose end the
+    /// input lacks, left out.
+    superseded: u64,
 }
 
 impl<K: Hash + Eq + Clone, V> Default for Intervals<K, V> {
@@ -22,6 +25,7 @@ impl<K: Hash + Eq + Clone, V> Default for Intervals<K, V> {
             pending: HashMap::default(),
             opened: HashSet::default(),
             first_close: HashMap::default(),
+            superseded: 0,
         }
     }
 }
@@ -33,7 +37,9 @@ impl<K: Hash + Eq + Clone, V> Intervals<K, V> {
         if !self.opened.contains(&key) {
             self.opened.insert(key.clone());
         }
-        self.pending.insert(key, (ts, value));
+        if self.pending.insert(key, (ts, value)).is_some() {
+            self.superseded += 1;
+        }
     }
 
     /// `key` closes at `ts`: returns the value and duration when it was open in this segment. A
@@ -49,10 +55,17 @@ impl<K: Hash + Eq + Clone, V> Intervals<K, V> {
         None
     }
 
-    /// Forgets an open `key` (the interval ended in a way that is not measured).
+    /// `key` begins at this point an interval that is not measured (filtered out): an open one,
+    /// here or carried from an earlier segment, is left out and counted like a replaced open,
+    /// and a later close belongs to the new one, never to an earlier open.
     #[inline]
     pub fn cancel(&mut self, key: &K) {
-        self.pending.remove(key);
+        if self.pending.remove(key).is_some() {
+            self.superseded += 1;
+        }
+        if !self.opened.contains(key) {
+            self.opened.insert(key.clone());
+        }
     }
 
     /// Converts the values still open at the end of the segment (e.g. resolving segment-local ids).
@@ -68,15 +81,23 @@ impl<K: Hash + Eq + Clone, V> Intervals<K, V> {
                 .collect(),
             opened: self.opened,
             first_close: self.first_close,
+            superseded: self.superseded,
         }
     }
 }
 
 /// Joins intervals across consecutive segments (oldest first), calling `done` for each interval
-/// that opened in one segment and closed in a later one.
-pub fn stitch<K: Hash + Eq + Clone, V>(parts: Vec<Intervals<K, V>>, mut done: impl FnMut(V, u64)) {
+/// that opened in one segment and closed in a later one. Returns how many intervals were left out
+/// in all because their key opened again before anything closed it (their end is not in the
+/// input); those still open at the end are not counted.
+pub fn stitch<K: Hash + Eq + Clone, V>(
+    parts: Vec<Intervals<K, V>>,
+    mut done: impl FnMut(V, u64),
+) -> u64 {
     let mut carry: HashMap<K, (u64, V)> = HashMap::default();
+    let mut superseded = 0;
     for part in parts {
+        superseded += part.superseded;
         let mut next = HashMap::default();
         for (k, (t0, v)) in carry {
             if let Some(close) = part.first_close.get(&k) {
@@ -84,11 +105,14 @@ pub fn stitch<K: Hash + Eq + Clone, V>(parts: Vec<Intervals<K, V>>, mut done: im
             } else if !part.opened.contains(&k) {
                 // Nothing happened to it in this segment: still open.
                 next.insert(k, (t0, v));
+            } else {
+                superseded += 1;
             }
         }
         next.extend(part.pending);
         carry = next;
     }
+    superseded
 }
 
 #[cfg(test)]
@@ -113,9 +137,10 @@ mod tests {
         let mut c: Intervals<u32, &str> = Intervals::default();
         c.close(&4, 70);
         let mut got = Vec::new();
-        stitch(vec![a, b, c], |v, d| got.push((v, d)));
+        let left_out = stitch(vec![a, b, c], |v, d| got.push((v, d)));
         got.sort();
         assert_eq!(got, vec![("y", 20), ("z2", 10)]);
+        assert_eq!(left_out, 1, "z opened again in b before anything closed it");
     }
 
     #[test]
@@ -126,7 +151,37 @@ mod tests {
         let mut c: Intervals<u32, u8> = Intervals::default();
         c.close(&7, 400);
         let mut got = Vec::new();
-        stitch(vec![a, b, c], |v, d| got.push((v, d)));
+        assert_eq!(stitch(vec![a, b, c], |v, d| got.push((v, d))), 0);
         assert_eq!(got, vec![(1, 300)]);
+    }
+
+    #[test]
+    fn a_cancel_ends_an_open_carried_from_an_earlier_segment() {
+        let mut a: Intervals<u32, u8> = Intervals::default();
+        a.open(9, 100, 1);
+        let mut b: Intervals<u32, u8> = Intervals::default();
+        b.cancel(&9);
+        assert_eq!(b.close(&9, 300), None, "the cancelled interval's close");
+        let mut got = Vec::new();
+        assert_eq!(stitch(vec![a, b], |v, d| got.push((v, d))), 1);
+        assert!(
+            got.is_empty(),
+            "never 200 ns from a's open to b's close: {got:?}"
+        );
+    }
+
+    #[test]
+    fn an_open_replaced_within_a_segment_is_counted() {
+        let mut a: Intervals<u32, u8> = Intervals::default();
+        a.open(5, 10, 1);
+        a.open(5, 40, 2);
+        assert_eq!(a.close(&5, 45), Some((2, 5)));
+        a.open(5, 50, 3);
+        let mut got = Vec::new();
+        assert_eq!(stitch(vec![a], |v, d| got.push((v, d))), 1);
+        assert!(
+            got.is_empty(),
+            "still open at the end: neither done nor left out"
+        );
     }
 }

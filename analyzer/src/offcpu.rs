@@ -155,13 +155,15 @@ where
                     }
                 }
             }
-            if r.prev != 0
-                && opts.state.matches(r.state)
-                && filter.in_range(r.ts)
-                && filter.task(&tasks, r.prev, Some(r.tgid))
-            {
-                let key = (r.prev, r.kstack, r.ustack);
-                open.open(r.prev, r.ts, (key, place(r.ts)));
+            if r.prev != 0 && filter.task(&tasks, r.prev, Some(r.tgid)) {
+                if opts.state.matches(r.state) && filter.in_range(r.ts) {
+                    let key = (r.prev, r.kstack, r.ustack);
+                    open.open(r.prev, r.ts, (key, place(r.ts)));
+                } else {
+                    // Not measured, but it ends an interval whose switch-in is missing: the next
+                    // switch-in is this one's, never the earlier one's.
+                    open.cancel(&r.prev);
+                }
             }
         }
         let stacks = Stacks::load(seg, filter.debuginfo_dir.as_deref())?;
@@ -194,7 +196,7 @@ where
         }
         opens.push(o);
     }
-    stitch(opens, |(folded, at), d| {
+    let unmeasured = stitch(opens, |(folded, at), d| {
         if keep(d) {
             if let Some(p) = at {
                 *places.entry((p, folded.clone())).or_insert(0) += d;
@@ -202,8 +204,7 @@ where
             merge(&mut agg, folded, d, 1);
         }
     });
-    Ok(Placed {
-        report: StackReport::new("ns", agg, Lost::in_range(cap, filter)),
-        places,
-    })
+    let mut report = StackReport::new("ns", agg, Lost::in_range(cap, filter));
+    report.unmeasured = unmeasured;
+    Ok(Placed { report, places })
 }

@@ -28,6 +28,9 @@ pub struct StackReport {
     pub total: u64,
     /// Losses in the covered segments.
     pub lost: Lost,
+    /// Intervals left out because the capture lacks their end (off-CPU: a switch-in the kernel
+    /// never reported, so the thread's next switch-out came first).
+    pub unmeasured: u64,
 }
 
 /// Sums (value, count) per folded stack.
@@ -55,7 +58,24 @@ impl StackReport {
             stacks,
             total,
             lost,
+            unmeasured: 0,
         }
+    }
+
+    /// The losses line, and a line on the intervals left out when there are any.
+    pub fn banner(&self) -> String {
+        let mut b = self.lost.banner();
+        if self.unmeasured > 0 {
+            let _ = write!(
+                b,
+                "\nunmeasured: {} interval{} left out: the capture lacks the switch-in that ended \
+                 {} (the kernel never reported it; `summary` counts such switches)",
+                self.unmeasured,
+                if self.unmeasured == 1 { "" } else { "s" },
+                if self.unmeasured == 1 { "it" } else { "them" },
+            );
+        }
+        b
     }
 
     /// Folded lines (`stack value`), sorted by stack. Off-CPU values are in microseconds, as

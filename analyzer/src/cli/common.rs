@@ -99,10 +99,10 @@ pub(crate) fn stacks_output(
     }
     if folded {
         // stdout stays pure folded lines for flame graph tools; the loss line goes to stderr.
-        eprintln!("{}", r.lost.banner());
+        eprintln!("{}", r.banner());
         return Ok(r.folded());
     }
-    let mut out = format!("{}\n", r.lost.banner());
+    let mut out = format!("{}\n", r.banner());
     if r.stacks.is_empty() {
         out.push_str("no matching stacks in this range\n");
     }

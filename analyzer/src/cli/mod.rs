@@ -324,7 +324,7 @@ pub fn run(cli: Cli) -> Result<String> {
                 crate::convert::Kind::Offcpu => offcpu::offcpu(&cap, &filter, &offcpu_options(&o))?,
             };
             crate::convert::write(&cap, &filter, &report, format, kind, &output)?;
-            eprintln!("{}", report.lost.banner());
+            eprintln!("{}", report.banner());
             Ok(String::new())
         }
         Command::Report { common, output } => {
@@ -390,13 +390,13 @@ pub fn run(cli: Cli) -> Result<String> {
                     let mut w = BufWriter::new(f);
                     flame::write_svg(&r, kind, &title, &mut w)?;
                     w.flush()?;
-                    eprintln!("{}", r.lost.banner());
+                    eprintln!("{}", r.banner());
                     Ok(String::new())
                 }
                 None => {
                     let mut buf = Vec::new();
                     flame::write_svg(&r, kind, &title, &mut buf)?;
-                    eprintln!("{}", r.lost.banner());
+                    eprintln!("{}", r.banner());
                     Ok(String::from_utf8(buf)?)
                 }
             }

@@ -210,6 +210,8 @@ pub fn summary(cap: &Capture, filter: &Filter) -> Result<Summary> {
                 if prev.value(i) != 0 && filter.in_range(ts.value(i)) {
                     open.open(prev.value(i), ts.value(i), tgid.value(i));
                     seen.insert(tgid.value(i));
+                } else if prev.value(i) != 0 {
+                    open.cancel(&prev.value(i));
                 }
             }
         }

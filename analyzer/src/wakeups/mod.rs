@@ -74,6 +74,8 @@ struct State {
     wakings: HashMap<i32, (u64, Waker)>,
     /// Sleeping threads already woken: when, and by whom.
     woken: HashMap<i32, (u64, Waker)>,
+    /// Intervals left out: switched out again before any switch-in.
+    unmeasured: u64,
 }
 
 /// `offwaketime` (`Kind::Offwake`) or `wakeuptime` (`Kind::Wakeup`) of the threads `filter`
@@ -143,21 +145,28 @@ pub fn wake_stacks(
                             merge(&mut agg, join(kind, &target, &waker), d, 1);
                         }
                     }
+                    if prev == 0 {
+                        continue;
+                    }
+                    // A thread still asleep here was switched in without a record the kernel
+                    // reported: its interval is left out (and counted), never joined with the
+                    // time until this switch-out's switch-in.
+                    if st.asleep.remove(&prev).is_some() {
+                        st.unmeasured += 1;
+                    }
+                    st.woken.remove(&prev);
                     let asleep =
                         state & (task_state::INTERRUPTIBLE | task_state::UNINTERRUPTIBLE) != 0;
-                    if prev != 0
-                        && asleep
-                        && filter.in_range(ts)
-                        && filter.task(&tasks, prev, Some(tgid))
-                    {
+                    if asleep && filter.in_range(ts) && filter.task(&tasks, prev, Some(tgid)) {
                         st.asleep.insert(prev, (ts, fold(prev, k, u, false)));
-                        st.woken.remove(&prev);
                     }
                 }
             }
         }
     }
-    Ok(StackReport::new("ns", agg, Lost::in_range(cap, filter)))
+    let mut report = StackReport::new("ns", agg, Lost::in_range(cap, filter));
+    report.unmeasured = st.unmeasured;
+    Ok(report)
 }
 
 /// The folded line of an interval, as BCC prints it. offwaketime: the target's stack, `--`, then

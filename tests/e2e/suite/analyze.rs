@@ -91,6 +91,29 @@ fn analyses_match_the_workload_recorded_just_now() {
     );
     assert_eq!(sleeps_raw.len(), 20, "one switch-out per sleep");
     assert_eq!(intervals, measured, "one interval per measurable sleep");
+    // The intervals it left out are counted, and are exactly those the CPUs' chains of switches
+    // say cannot be measured, over all the workload's threads (sleeps and pipe waits).
+    let mut outs: std::collections::HashMap<i32, Vec<u64>> = Default::default();
+    for b in c.table(flightrec_schemas::Table::SchedSwitch) {
+        let (ts, prev, tgid) = (u64s(&b, "ts"), i32s(&b, "prev_tid"), i32s(&b, "prev_tgid"));
+        let state = i64s(&b, "prev_state");
+        for i in 0..b.num_rows() {
+            if tgid[i].map(|t| t.to_string()) == Some(pid.clone()) && state[i] == Some(1) {
+                outs.entry(prev[i].unwrap())
+                    .or_default()
+                    .push(ts[i].unwrap());
+            }
+        }
+    }
+    let left_out: usize = outs
+        .iter()
+        .map(|(tid, o)| c.unmeasured_off_cpu(*tid, o).len())
+        .sum();
+    report(&format!(
+        "analyze: offcpu left out {} intervals; the chains of switches say {left_out}",
+        off["unmeasured"]
+    ));
+    assert_eq!(off["unmeasured"].as_u64(), Some(left_out as u64));
 
     // The analyzer's requests of the workload are exactly those the raw table says it issued and
     // saw completed: its 32 direct writes (4 KiB WS) and the metadata writes of its fsyncs.

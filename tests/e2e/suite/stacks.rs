@@ -251,9 +251,8 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
             // Periodic sampling gives each on-CPU slice of the thread floor or ceil of its length
             // in periods: over n slices the count is off by at most n periods (a busy machine
             // cuts the burn into many), or 10%, whichever is more.
-            let slices =
-                flightrec_tests::on_cpu_slices(switches.clone(), &[r.pid as i32].into()).len()
-                    as u64;
+            let slices = flightrec_tests::on_cpu_slices(switches.clone(), &[r.pid as i32].into())
+                .len() as u64;
             let allowed = (want / 10).max((slices + 1) * 1_000_000_000 / 199);
             assert!(
                 ns.abs_diff(want) <= allowed,
