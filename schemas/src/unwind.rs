@@ -49,6 +49,9 @@ pub enum Truncation {
     /// The process exec'd before its mappings could be read: no frame of this stack can be placed
     /// (such stacks have no frames; they are counted in the segment's `stack_errors`).
     Exec,
+    /// Nothing of the stack could be read at all: a task past releasing its memory as it exits
+    /// (its last switch-outs, closing files), or a stack page not resident.
+    StackUnreadable,
 }
 
 impl Method {
@@ -76,7 +79,7 @@ impl Method {
 
 impl Truncation {
     /// All reasons.
-    pub const ALL: [Truncation; 8] = [
+    pub const ALL: [Truncation; 9] = [
         Truncation::NoRegisters,
         Truncation::StackCopy,
         Truncation::NoCfi,
@@ -85,6 +88,7 @@ impl Truncation {
         Truncation::Unsupported,
         Truncation::TooDeep,
         Truncation::Exec,
+        Truncation::StackUnreadable,
     ];
 
     /// The name stored in captures.
@@ -98,6 +102,7 @@ impl Truncation {
             Truncation::Unsupported => "unsupported",
             Truncation::TooDeep => "too_deep",
             Truncation::Exec => "exec",
+            Truncation::StackUnreadable => "stack_unreadable",
         }
     }
 
@@ -117,6 +122,9 @@ impl Truncation {
             Truncation::Unsupported => "unwind rule not supported",
             Truncation::TooDeep => "deeper than 127 frames",
             Truncation::Exec => "the process exec'd before its mappings were read",
+            Truncation::StackUnreadable => {
+                "user stack unreadable (an exiting task's memory is gone)"
+            }
         }
     }
 }

@@ -156,7 +156,13 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
                     && input.fp_chain.len() > 1
                     && input.fp_chain[0] == regs.ip;
                 if !splice {
-                    return done(frames, Method::Cfi, Some(Truncation::StackCopy));
+                    // Nothing copied: the stack was unreadable, not deeper than the copy.
+                    let why = if input.window.is_empty() {
+                        Truncation::StackUnreadable
+                    } else {
+                        Truncation::StackCopy
+                    };
+                    return done(frames, Method::Cfi, Some(why));
                 }
                 let method = if first {
                     Method::FramePointers

@@ -169,6 +169,23 @@ fn frameless_code_past_the_copy_is_cut_not_guessed() {
 }
 
 #[test]
+fn a_stack_of_which_nothing_was_copied_is_unreadable_not_deep() {
+    // An exiting task's last switch-outs: its registers are there, its memory is not (the copy
+    // is empty, and so is the kernel's frame-pointer walk).
+    let (regs, _) = stack();
+    let got = walk(
+        &Input {
+            regs: Some(regs),
+            window: &[],
+            fp_chain: &[],
+        },
+        &mut process(),
+    );
+    assert_eq!(got.frames, vec![regs.ip], "the leaf, from the registers");
+    assert_eq!(got.truncated, Some(Truncation::StackUnreadable));
+}
+
+#[test]
 fn code_without_unwind_information_keeps_only_the_leaf() {
     let (regs, words) = stack();
     let w = window(&words);
