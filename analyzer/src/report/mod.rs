@@ -206,6 +206,7 @@ pub fn build(cap: &Capture, filter: &Filter) -> Result<String> {
         processes => procs,
         oncpu_total => oncpu.total,
         offcpu_total => off.total,
+        offcpu_unmeasured => off.unmeasured,
         data => data,
         script => SCRIPT,
         style => STYLE,
