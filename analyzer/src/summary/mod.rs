@@ -485,9 +485,17 @@ impl Summary {
                     .iter()
                     .map(|(k, v)| format!("{v} {k}"))
                     .collect();
+                let gone = if p.unreadable > 0 {
+                    format!(
+                        "; {} more taken after it released its memory (exiting), not counted",
+                        p.unreadable
+                    )
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     o,
-                    "    {:>6.1}% of {:>7}  {} ({}){}",
+                    "    {:>6.1}% of {:>7}  {} ({}){}{gone}",
                     100.0 * p.whole as f64 / p.stacks.max(1) as f64,
                     p.stacks,
                     p.comm,

@@ -9,7 +9,7 @@ use arrow::{
     array::Array,
     datatypes::{Int32Type, UInt32Type, UInt64Type},
 };
-use flightrec_schemas::Table;
+use flightrec_schemas::{unwind::Truncation, Table};
 use serde::Serialize;
 
 use crate::{
@@ -26,12 +26,15 @@ pub struct ProcessStacks {
     pub pid: i32,
     /// Its name.
     pub comm: String,
-    /// Events (switch-outs and samples) with a user stack.
+    /// Events (switch-outs and samples) with a user stack that could be read.
     pub stacks: u64,
     /// Of those, whole: from the leaf to the outermost frame.
     pub whole: u64,
     /// The others, by why they stop short.
     pub truncated: BTreeMap<String, u64>,
+    /// Events whose user stack could not be read at all (`stack_unreadable`: the process had
+    /// released its memory as it exited), not in `stacks`: there was no stack left to unwind.
+    pub unreadable: u64,
 }
 
 /// Per process, in one segment; `None` for a capture recorded before stacks said how whole they
@@ -65,10 +68,16 @@ pub fn per_process(
                     comm: tasks.comm(tgid.value(i)).to_string(),
                     ..Default::default()
                 });
-                p.stacks += 1;
                 match truncated.get(&id) {
-                    None => p.whole += 1,
-                    Some(t) => *p.truncated.entry(t.name().to_string()).or_insert(0) += 1,
+                    Some(Truncation::StackUnreadable) => p.unreadable += 1,
+                    None => {
+                        p.stacks += 1;
+                        p.whole += 1;
+                    }
+                    Some(t) => {
+                        p.stacks += 1;
+                        *p.truncated.entry(t.name().to_string()).or_insert(0) += 1;
+                    }
                 }
             }
         }
@@ -92,6 +101,7 @@ pub fn merge(
             });
             e.stacks += p.stacks;
             e.whole += p.whole;
+            e.unreadable += p.unreadable;
             for (k, v) in p.truncated {
                 *e.truncated.entry(k).or_insert(0) += v;
             }

@@ -96,6 +96,16 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
         };
     };
     let mut frames = vec![regs.ip];
+    // No byte of the stack and no frame-pointer link past the leaf: the memory was unreadable (a
+    // task past releasing it as it exits, whose mappings may be gone too): only the leaf is known,
+    // whatever its code's CFI says.
+    if input.window.is_empty() && input.fp_chain.len() <= 1 {
+        return Walk {
+            frames,
+            method: Method::Cfi,
+            truncated: Some(Truncation::StackUnreadable),
+        };
+    }
     let (mut pc, mut sp, mut fp) = (regs.ip, regs.sp, Some(regs.fp));
     let mut first = true;
     let done = |frames: Vec<u64>, method, truncated| Walk {
@@ -156,13 +166,7 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
                     && input.fp_chain.len() > 1
                     && input.fp_chain[0] == regs.ip;
                 if !splice {
-                    // Nothing copied: the stack was unreadable, not deeper than the copy.
-                    let why = if input.window.is_empty() {
-                        Truncation::StackUnreadable
-                    } else {
-                        Truncation::StackCopy
-                    };
-                    return done(frames, Method::Cfi, Some(why));
+                    return done(frames, Method::Cfi, Some(Truncation::StackCopy));
                 }
                 let method = if first {
                     Method::FramePointers
