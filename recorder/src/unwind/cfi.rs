@@ -68,6 +68,11 @@ pub enum Rule {
         /// A signal trampoline (CIE augmentation `S`): its "return address" is the instruction the
         /// signal interrupted, exact, not one after a call.
         signal: bool,
+        /// The code after a thread-creating syscall that glibc leaves without CFI (`clone`,
+        /// `clone3`: the new thread must not be unwound into its parent's frames). In the parent
+        /// the rule of the code before the syscall still holds; the new thread's stack holds no
+        /// return address, so one that no CFI confirms makes this the outermost frame.
+        clone_gap: bool,
     },
 }
 
@@ -149,6 +154,8 @@ pub struct ModuleCfi {
     debug_frame: Option<(Section, Index)>,
     /// The ELF entry point: where the kernel (or the dynamic loader) starts the program.
     entry: u64,
+    /// `.text`, whose instructions the clone gap is told by.
+    text: Option<Section>,
 }
 
 /// Bytes from the entry point taken as the entry code when no CFI covers them: musl's `_start`
@@ -213,7 +220,8 @@ impl ModuleCfi {
         if let Some(s) = &eh_frame_hdr {
             bases = bases.set_eh_frame_hdr(s.addr);
         }
-        if let Some(s) = section(&obj, ".text") {
+        let text = section(&obj, ".text");
+        if let Some(s) = &text {
             bases = bases.set_text(s.addr);
         }
         if let Some(s) = section(&obj, ".got") {
@@ -228,6 +236,7 @@ impl ModuleCfi {
             eh_index: None,
             debug_frame: None,
             entry: obj.entry(),
+            text,
         };
         if cfi.hdr_table_usable() == Some(false) {
             cfi.eh_index = cfi
@@ -298,7 +307,7 @@ impl ModuleCfi {
             if (self.entry..self.entry.saturating_add(ENTRY_CODE)).contains(&addr) && addr > 0 {
                 return Lookup::Rule(Rule::End);
             }
-            return Lookup::NotCovered;
+            return self.clone_gap(addr, ctx).unwrap_or(Lookup::NotCovered);
         };
         let row = if debug_frame {
             let s = &self.debug_frame.as_ref().expect("an FDE of it").0;
@@ -316,6 +325,40 @@ impl ModuleCfi {
         match row {
             Some(row) => self.rule(&row, debug_frame, fde.is_signal_trampoline()),
             None => Lookup::NotCovered,
+        }
+    }
+
+    /// The rule right after a `syscall` instruction that ends its function's CFI (glibc's
+    /// `clone` and `clone3` end it there on purpose): the CFI of the code before the syscall, which
+    /// changes no stack, marked [`Rule::Frame::clone_gap`]. x86_64 only.
+    fn clone_gap(&self, addr: u64, ctx: &mut UnwindContext<usize>) -> Option<Lookup> {
+        const SYSCALL: [u8; 2] = [0x0f, 0x05];
+        let at = addr.checked_sub(2)?;
+        let text = self.text.as_ref().filter(|_| self.arch == Arch::X86_64)?;
+        let off = usize::try_from(at.checked_sub(text.addr)?).ok()?;
+        let code = self.bytes(&text.file).get(off..off.checked_add(2)?)?;
+        if code != SYSCALL {
+            return None;
+        }
+        let (fde, debug_frame) = self.fde(at.checked_sub(1)?)?;
+        if fde.end_address() != at || debug_frame {
+            return None;
+        }
+        let s = self.eh_frame.as_ref()?;
+        let frame = EhFrame::new(self.bytes(&s.file), LittleEndian);
+        let row = fde
+            .unwind_info_for_address(&frame, &self.bases, ctx, at - 1)
+            .ok()?
+            .clone();
+        match self.rule(&row, false, false) {
+            Lookup::Rule(Rule::Frame { cfa, ra, fp, .. }) => Some(Lookup::Rule(Rule::Frame {
+                cfa,
+                ra,
+                fp,
+                signal: false,
+                clone_gap: true,
+            })),
+            _ => None,
         }
     }
 
@@ -364,6 +407,7 @@ impl ModuleCfi {
             // A callee-saved register the CFI does not mention is unchanged.
             fp: recover(fp, Recover::Same),
             signal,
+            clone_gap: false,
         })
     }
 
@@ -540,5 +584,55 @@ mod tests {
             let a = u64::from_str_radix(a, 16).unwrap();
             eprintln!("{p} {a:#x}: {:?} {cfi:?}", cfi.lookup(a, &mut ctx));
         }
+    }
+
+    // A function made as glibc makes clone3: its CFI ends at the syscall, so the code after it
+    // (the new thread's return, and the parent's) has none. Never called.
+    #[cfg(target_arch = "x86_64")]
+    std::arch::global_asm!(
+        ".text",
+        ".globl flightrec_clone_gap_test",
+        ".type flightrec_clone_gap_test, @function",
+        "flightrec_clone_gap_test:",
+        ".cfi_startproc",
+        "mov $0x1b3, %eax",
+        ".cfi_endproc",
+        "syscall",
+        "ret",
+        options(att_syntax)
+    );
+
+    #[cfg(target_arch = "x86_64")]
+    extern "C" {
+        fn flightrec_clone_gap_test();
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_code_after_a_syscall_that_ends_its_cfi_keeps_the_rule_before_it() {
+        let f = flightrec_clone_gap_test as *const () as u64;
+        let (path, addr) = own_address(f);
+        let cfi = ModuleCfi::load(&File::open(&path).unwrap(), Arch::HOST).expect("CFI");
+        let mut ctx = UnwindContext::new();
+        // mov (5 bytes), syscall (2): the return from the syscall is at +7.
+        let gap = Lookup::Rule(Rule::Frame {
+            cfa: Cfa::Sp(8),
+            ra: Recover::At(-8),
+            fp: Recover::Same,
+            signal: false,
+            clone_gap: true,
+        });
+        assert_eq!(cfi.lookup(addr + 7, &mut ctx), gap);
+        // The syscall instruction itself, and the ret after it are not right after a syscall.
+        assert_eq!(cfi.lookup(addr + 5, &mut ctx), Lookup::NotCovered);
+        assert_eq!(cfi.lookup(addr + 8, &mut ctx), Lookup::NotCovered);
+        // Code with CFI is looked up as ever.
+        assert!(matches!(
+            cfi.lookup(addr, &mut ctx),
+            Lookup::Rule(Rule::Frame {
+                clone_gap: false,
+                ..
+            })
+        ));
     }
 }

@@ -124,13 +124,14 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
                 ra,
                 fp: fp_rule,
                 signal,
-            }) => (cfa, ra, fp_rule, signal),
+                clone_gap,
+            }) => (cfa, ra, fp_rule, signal, clone_gap),
             Step::NoModule | Step::NoCfi => {
                 return done(frames, Method::Cfi, Some(Truncation::NoCfi))
             }
             Step::Unsupported => return done(frames, Method::Cfi, Some(Truncation::Unsupported)),
         };
-        let (cfa_rule, ra_rule, fp_rule, signal) = rule;
+        let (cfa_rule, ra_rule, fp_rule, signal, clone_gap) = rule;
         let mut mem = |a: u64| read(input.window, regs.sp, a);
         let cfa = match cfa_rule {
             Cfa::Sp(off) => sp.checked_add_signed(off),
@@ -176,12 +177,19 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
                 return follow_chain(frames, &input.fp_chain[1..], rules, method);
             }
         };
+        // A frame pointer saved beyond the copy is unknown from here on.
+        let next_fp = value(fp_rule, fp).unwrap_or_default();
+        // Back from clone: a parent's return address leads to code with CFI; the new thread's
+        // stack holds none (glibc's pthreads: the thread descriptor's self-pointer; a fresh
+        // stack: zero), and nothing called it: the outermost frame.
+        if clone_gap && (ra == 0 || matches!(rules.step(ra, false), Step::NoModule | Step::NoCfi)) {
+            return done(frames, Method::Cfi, None);
+        }
         // A null return address is not a frame.
         if ra == 0 {
             return done(frames, Method::Cfi, Some(Truncation::Unsupported));
         }
-        // A frame pointer saved beyond the copy is unknown from here on.
-        fp = value(fp_rule, fp).unwrap_or_default();
+        fp = next_fp;
         frames.push(ra);
         (pc, sp) = (ra, cfa);
         // Past a signal trampoline, the instruction the signal interrupted: exact.
@@ -221,6 +229,7 @@ fn follow_chain(
                 fp: Recover::At(-16),
                 ra: Recover::At(-8),
                 signal: false,
+                clone_gap: false,
             }) => {
                 if i + 1 < chain.len() {
                     continue;

@@ -38,6 +38,7 @@ const fn fp_frame() -> Step {
         ra: Recover::At(-8),
         fp: Recover::At(-16),
         signal: false,
+        clone_gap: false,
     })
 }
 
@@ -47,6 +48,7 @@ const fn sp_frame(size: i64) -> Step {
         ra: Recover::At(-8),
         fp: Recover::Same,
         signal: false,
+        clone_gap: false,
     })
 }
 
@@ -290,6 +292,7 @@ fn a_signal_frame_leads_to_the_interrupted_instruction_looked_up_as_it_is() {
                 ra: Recover::AtExpr(expr(0x28, 0)),
                 fp: Recover::AtExpr(expr(0x18, 0)),
                 signal: true,
+                clone_gap: false,
             }),
         ),
         (F, F + 0x100, fp_frame()),
@@ -323,4 +326,46 @@ fn a_signal_frame_leads_to_the_interrupted_instruction_looked_up_as_it_is() {
     );
     assert_eq!(got.frames, vec![H + 5, T, F, S + 8]);
     assert_eq!((got.method, got.truncated), (Method::Cfi, None));
+}
+
+#[test]
+fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_there() {
+    // C: clone3's code after the syscall, whose CFI ended before it: the rule from before the
+    // syscall (a leaf: return address at sp), marked as the clone gap.
+    const C: u64 = 0x6000;
+    let gap = Step::Rule(Rule::Frame {
+        cfa: Cfa::Sp(8),
+        ra: Recover::At(-8),
+        fp: Recover::Same,
+        signal: false,
+        clone_gap: true,
+    });
+    let regs = Regs {
+        ip: C + 7,
+        sp: SP,
+        fp: 0,
+    };
+    let walk_with = |top: u64| {
+        let mut rules = Table(vec![(C, C + 0x10, gap)]);
+        rules.0.extend(process().0);
+        // [sp]: the parent's return address (into S, the end), or what a new thread's fresh
+        // stack holds there (its descriptor's self-pointer, or zero).
+        let w = window(&[top, 0]);
+        walk(
+            &Input {
+                regs: Some(regs),
+                window: &w,
+                fp_chain: &[],
+            },
+            &mut rules,
+        )
+    };
+    let parent = walk_with(S + 0x10);
+    assert_eq!(parent.frames, vec![C + 7, S + 0x10]);
+    assert_eq!(parent.truncated, None);
+    for top in [SP + 0x800, 0] {
+        let child = walk_with(top);
+        assert_eq!(child.frames, vec![C + 7], "nothing called the new thread");
+        assert_eq!(child.truncated, None, "its outermost frame");
+    }
 }
