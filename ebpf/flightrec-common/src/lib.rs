@@ -294,8 +294,10 @@ pub struct UserRegs {
     pub sp: u64,
     /// Frame pointer (rbp, x29).
     pub fp: u64,
-    /// Link register (x30 on aarch64; 0 where there is none).
-    pub lr: u64,
+    /// The register a frame's rule may need beyond ip, sp and fp: rbx on x86_64 (ld.so's
+    /// lazy-binding trampoline, and other code that realigns its stack, keeps its CFA there), the
+    /// link register x30 on aarch64.
+    pub aux: u64,
     /// Bytes of the stack copy following the user frames; 0 when nothing could be copied.
     pub window_len: u32,
     /// [`REGS_VALID`] when the registers are a user-mode context.
@@ -320,8 +322,8 @@ pub struct RegsLayout {
     pub ip: u32,
     pub sp: u32,
     pub fp: u32,
-    /// `u32::MAX` where there is no link register.
-    pub lr: u32,
+    /// [`UserRegs::aux`]; `u32::MAX` where there is none.
+    pub aux: u32,
     pub mode: u32,
     pub mode_mask: u32,
     pub mode_user: u32,
@@ -329,12 +331,13 @@ pub struct RegsLayout {
 }
 
 impl RegsLayout {
-    /// x86_64: `bp` 32, `ip` 128, `cs` 136 (privilege level in its low two bits), `sp` 152.
+    /// x86_64: `bp` 32, `bx` 40, `ip` 128, `cs` 136 (privilege level in its low two bits), `sp`
+    /// 152.
     pub const X86_64: RegsLayout = RegsLayout {
         ip: 128,
         sp: 152,
         fp: 32,
-        lr: u32::MAX,
+        aux: 40,
         mode: 136,
         mode_mask: 3,
         mode_user: 3,
@@ -345,7 +348,7 @@ impl RegsLayout {
         ip: 256,
         sp: 248,
         fp: 232,
-        lr: 240,
+        aux: 240,
         mode: 264,
         mode_mask: 0xf,
         mode_user: 0,

@@ -316,9 +316,9 @@ fn user_regs(regs: &mut UserRegs) -> bool {
     regs.ip = read(conf!(regs.ip));
     regs.sp = read(conf!(regs.sp));
     regs.fp = read(conf!(regs.fp));
-    let lr = conf!(regs.lr);
-    if lr != u32::MAX {
-        regs.lr = read(lr);
+    let aux = conf!(regs.aux);
+    if aux != u32::MAX {
+        regs.aux = read(aux);
     }
     regs.flags = REGS_VALID;
     true

@@ -36,6 +36,9 @@ pub enum Cfa {
     Sp(i64),
     /// Frame pointer + offset.
     Fp(i64),
+    /// The auxiliary register + offset: rbx on x86_64 (code that realigns its stack, such as
+    /// ld.so's lazy-binding trampoline `_dl_runtime_resolve`, keeps its CFA there).
+    Aux(i64),
     /// A DWARF expression of the stack pointer and the instruction pointer (GCC's PLT rule), and
     /// of stack memory (a signal trampoline's: the stack pointer the kernel saved).
     Expr(Expr),
@@ -65,6 +68,8 @@ pub enum Rule {
         ra: Recover,
         /// The frame pointer.
         fp: Recover,
+        /// The auxiliary register (rbx on x86_64).
+        aux: Recover,
         /// A signal trampoline (CIE augmentation `S`): its "return address" is the instruction the
         /// signal interrupted, exact, not one after a call.
         signal: bool,
@@ -120,6 +125,16 @@ impl Arch {
         match self {
             Arch::X86_64 => (gimli::X86_64::RSP, gimli::X86_64::RBP, gimli::X86_64::RA),
             Arch::Aarch64 => (gimli::AArch64::SP, gimli::AArch64::X29, gimli::AArch64::X30),
+        }
+    }
+
+    /// DWARF number of the auxiliary register the events carry ([`flightrec_common::UserRegs::aux`])
+    /// when a rule may use it: rbx on x86_64. None on aarch64, where it is the link register,
+    /// which the return-address rules name already.
+    pub fn dwarf_aux(self) -> Option<gimli::Register> {
+        match self {
+            Arch::X86_64 => Some(gimli::X86_64::RBX),
+            Arch::Aarch64 => None,
         }
     }
 
@@ -351,10 +366,13 @@ impl ModuleCfi {
             .ok()?
             .clone();
         match self.rule(&row, false, false) {
-            Lookup::Rule(Rule::Frame { cfa, ra, fp, .. }) => Some(Lookup::Rule(Rule::Frame {
+            Lookup::Rule(Rule::Frame {
+                cfa, ra, fp, aux, ..
+            }) => Some(Lookup::Rule(Rule::Frame {
                 cfa,
                 ra,
                 fp,
+                aux,
                 signal: false,
                 clone_gap: true,
             })),
@@ -377,6 +395,7 @@ impl ModuleCfi {
 
     fn rule(&self, row: &UnwindTableRow<usize>, debug_frame: bool, signal: bool) -> Lookup {
         let (sp, fp, ra) = self.arch.dwarf_regs();
+        let aux = self.arch.dwarf_aux();
         let expr = |e: &gimli::UnwindExpression<usize>| Expr {
             debug_frame,
             offset: e.offset,
@@ -385,6 +404,9 @@ impl ModuleCfi {
         let cfa = match row.cfa() {
             CfaRule::RegisterAndOffset { register, offset } if *register == sp => Cfa::Sp(*offset),
             CfaRule::RegisterAndOffset { register, offset } if *register == fp => Cfa::Fp(*offset),
+            CfaRule::RegisterAndOffset { register, offset } if Some(*register) == aux => {
+                Cfa::Aux(*offset)
+            }
             CfaRule::RegisterAndOffset { .. } => return Lookup::Unsupported,
             CfaRule::Expression(e) => Cfa::Expr(expr(e)),
         };
@@ -406,6 +428,7 @@ impl ModuleCfi {
             ra: recover(ra, self.arch.default_ra()),
             // A callee-saved register the CFI does not mention is unchanged.
             fp: recover(fp, Recover::Same),
+            aux: aux.map_or(Recover::Unknown, |r| recover(r, Recover::Same)),
             signal,
             clone_gap: false,
         })
@@ -619,6 +642,7 @@ mod tests {
             cfa: Cfa::Sp(8),
             ra: Recover::At(-8),
             fp: Recover::Same,
+            aux: Recover::Same,
             signal: false,
             clone_gap: true,
         });

@@ -88,6 +88,7 @@ impl Unwinder {
             ip: user.regs.ip,
             sp: user.regs.sp,
             fp: user.regs.fp,
+            aux: user.regs.aux,
         });
         if regs.is_none() && chain.is_empty() {
             return None;
@@ -186,7 +187,7 @@ fn input_key(tgid: i32, generation: u64, regs: &UserRegs, window: &[u8], chain: 
         regs.ip,
         regs.sp,
         regs.fp,
-        regs.lr,
+        regs.aux,
         regs.flags as u64,
         window.len() as u64,
     ] {

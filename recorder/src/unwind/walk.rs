@@ -51,6 +51,8 @@ pub struct Regs {
     pub sp: u64,
     /// Frame pointer.
     pub fp: u64,
+    /// The auxiliary register: rbx on x86_64.
+    pub aux: u64,
 }
 
 /// Everything an event says about its user stack.
@@ -107,6 +109,7 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
         };
     }
     let (mut pc, mut sp, mut fp) = (regs.ip, regs.sp, Some(regs.fp));
+    let mut aux = Some(regs.aux);
     let mut first = true;
     let done = |frames: Vec<u64>, method, truncated| Walk {
         frames,
@@ -123,19 +126,21 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
                 cfa,
                 ra,
                 fp: fp_rule,
+                aux: aux_rule,
                 signal,
                 clone_gap,
-            }) => (cfa, ra, fp_rule, signal, clone_gap),
+            }) => (cfa, ra, fp_rule, aux_rule, signal, clone_gap),
             Step::NoModule | Step::NoCfi => {
                 return done(frames, Method::Cfi, Some(Truncation::NoCfi))
             }
             Step::Unsupported => return done(frames, Method::Cfi, Some(Truncation::Unsupported)),
         };
-        let (cfa_rule, ra_rule, fp_rule, signal, clone_gap) = rule;
+        let (cfa_rule, ra_rule, fp_rule, aux_rule, signal, clone_gap) = rule;
         let mut mem = |a: u64| read(input.window, regs.sp, a);
         let cfa = match cfa_rule {
             Cfa::Sp(off) => sp.checked_add_signed(off),
             Cfa::Fp(off) => fp.and_then(|f| f.checked_add_signed(off)),
+            Cfa::Aux(off) => aux.and_then(|a| a.checked_add_signed(off)),
             Cfa::Expr(e) => rules.eval(pc, first, e, sp, None, &mut mem),
         };
         // A frame that does not move up the stack is not a frame (and would loop forever).
@@ -179,6 +184,7 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
         };
         // A frame pointer saved beyond the copy is unknown from here on.
         let next_fp = value(fp_rule, fp).unwrap_or_default();
+        let next_aux = value(aux_rule, aux).unwrap_or_default();
         // Back from clone: a parent's return address leads to code with CFI; the new thread's
         // stack holds none (glibc's pthreads: the thread descriptor's self-pointer; a fresh
         // stack: zero), and nothing called it: the outermost frame.
@@ -189,7 +195,7 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
         if ra == 0 {
             return done(frames, Method::Cfi, Some(Truncation::Unsupported));
         }
-        fp = next_fp;
+        (fp, aux) = (next_fp, next_aux);
         frames.push(ra);
         (pc, sp) = (ra, cfa);
         // Past a signal trampoline, the instruction the signal interrupted: exact.
@@ -230,6 +236,7 @@ fn follow_chain(
                 ra: Recover::At(-8),
                 signal: false,
                 clone_gap: false,
+                ..
             }) => {
                 if i + 1 < chain.len() {
                     continue;

@@ -9,6 +9,8 @@
  *                                   noreturn (sleeps under a call that never returns, made as
  *                                   its function's last instruction, and exits)
  *                                   signal (raises a signal whose handler sleeps)
+ *                                   realign (sleeps under code that keeps its CFA in rbx and
+ *                                   rounds its stack down, as ld.so's lazy-binding trampoline)
  * spin burns MS of CPU N times instead. Built by the tests with and without frame pointers, -O0
  * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. It
  * first idles 100 ms, so the recorder reads its mappings while it lives (a process that execs and
@@ -227,6 +229,36 @@ __asm__(".text\n"
         ".size flightrec_after_noreturn, .-flightrec_after_noreturn\n");
 void flightrec_block_noreturn(void);
 
+/* Code that realigns its stack as ld.so's _dl_runtime_resolve does: it saves rbx, keeps its CFA
+ * in rbx and rounds rsp down to 64 bytes, so no offset from rsp finds its caller. */
+__attribute__((noinline)) void flightrec_realigned_sleep(void) {
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, 0);
+    KEEP_FRAME();
+}
+__asm__(".text\n"
+        ".globl flightrec_block_realign\n"
+        ".type flightrec_block_realign, @function\n"
+        "flightrec_block_realign:\n"
+        "  .cfi_startproc\n"
+        "  push %rbx\n"
+        "  .cfi_adjust_cfa_offset 8\n"
+        "  .cfi_rel_offset %rbx, 0\n"
+        "  mov %rsp, %rbx\n"
+        "  .cfi_def_cfa_register %rbx\n"
+        "  and $-64, %rsp\n"
+        "  sub $64, %rsp\n"
+        "  call flightrec_realigned_sleep\n"
+        "  mov %rbx, %rsp\n"
+        "  .cfi_def_cfa_register %rsp\n"
+        "  pop %rbx\n"
+        "  .cfi_adjust_cfa_offset -8\n"
+        "  .cfi_restore %rbx\n"
+        "  ret\n"
+        "  .cfi_endproc\n"
+        ".size flightrec_block_realign, .-flightrec_block_realign\n");
+void flightrec_block_realign(void);
+
 /* A handler that blocks: its stack goes through the signal frame (glibc's __restore_rt, whose
  * CFI points at the registers the kernel saved) into the code the signal interrupted (raise),
  * and on to main. */
@@ -303,6 +335,7 @@ int main(int argc, char **argv) {
     }
     else if (!strcmp(mode, "clobber")) block_fn = flightrec_block_clobber;
     else if (!strcmp(mode, "noreturn")) block_fn = flightrec_block_noreturn;
+    else if (!strcmp(mode, "realign")) block_fn = flightrec_block_realign;
     else if (!strcmp(mode, "signal")) {
         block_fn = flightrec_block_signal;
         signal(SIGUSR1, flightrec_signal_handler);

@@ -204,6 +204,12 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
         ));
         runs.push(run(
             bin,
+            &format!("{name} realign"),
+            "flightrec_realigned_sleep",
+            &["realign", "10", "30"],
+        ));
+        runs.push(run(
+            bin,
             &format!("{name} signal"),
             "flightrec_signal_handler",
             &["signal", "10", "30"],
@@ -250,6 +256,11 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
                 "{}: a function nobody called: {stacks:?}",
                 r.label
             );
+        }
+        if r.block_fn == "flightrec_realigned_sleep" {
+            // Its caller keeps its CFA in rbx (the register every event carries besides ip, sp
+            // and the frame pointer).
+            chain.push("flightrec_block_realign");
         }
         if r.block_fn == "flightrec_signal_handler" {
             // Through the signal frame: the handler is entered from glibc's trampoline, above

@@ -37,6 +37,7 @@ const fn fp_frame() -> Step {
         cfa: Cfa::Fp(16),
         ra: Recover::At(-8),
         fp: Recover::At(-16),
+        aux: Recover::Same,
         signal: false,
         clone_gap: false,
     })
@@ -47,6 +48,7 @@ const fn sp_frame(size: i64) -> Step {
         cfa: Cfa::Sp(size),
         ra: Recover::At(-8),
         fp: Recover::Same,
+        aux: Recover::Same,
         signal: false,
         clone_gap: false,
     })
@@ -102,6 +104,7 @@ fn stack() -> (Regs, Vec<u64>) {
             ip: W + 0x5,
             sp: SP,
             fp: f_fp,
+            aux: 0,
         },
         words,
     )
@@ -155,6 +158,7 @@ fn frameless_code_past_the_copy_is_cut_not_guessed() {
         ip: L + 0x10,
         sp: SP,
         fp: 0x1234,
+        aux: 0,
     };
     let w = window(&[0]);
     let chain = [regs.ip, 0xdead_beef, 0x1111];
@@ -215,6 +219,7 @@ fn a_frame_pointer_chain_is_followed_only_while_cfi_confirms_it() {
         ip: F + 0x30,
         sp: SP,
         fp: SP + 0x10,
+        aux: 0,
     };
     let chain = [F + 0x30, G + 0x20, L + 0x30, 0x4242];
     let got = walk(
@@ -259,6 +264,7 @@ fn a_frame_that_does_not_move_up_the_stack_ends_the_walk() {
                 ip: W,
                 sp: SP,
                 fp: 0,
+                aux: 0,
             }),
             window: &w,
             fp_chain: &[],
@@ -291,6 +297,7 @@ fn a_signal_frame_leads_to_the_interrupted_instruction_looked_up_as_it_is() {
                 cfa: Cfa::Expr(expr(0x20, 1)),
                 ra: Recover::AtExpr(expr(0x28, 0)),
                 fp: Recover::AtExpr(expr(0x18, 0)),
+                aux: Recover::Same,
                 signal: true,
                 clone_gap: false,
             }),
@@ -318,6 +325,7 @@ fn a_signal_frame_leads_to_the_interrupted_instruction_looked_up_as_it_is() {
                 ip: H + 5,
                 sp: SP,
                 fp: 0,
+                aux: 0,
             }),
             window: &w,
             fp_chain: &[],
@@ -337,6 +345,7 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
         cfa: Cfa::Sp(8),
         ra: Recover::At(-8),
         fp: Recover::Same,
+        aux: Recover::Same,
         signal: false,
         clone_gap: true,
     });
@@ -344,6 +353,7 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
         ip: C + 7,
         sp: SP,
         fp: 0,
+        aux: 0,
     };
     let walk_with = |top: u64| {
         let mut rules = Table(vec![(C, C + 0x10, gap)]);
@@ -368,4 +378,42 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
         assert_eq!(child.frames, vec![C + 7], "nothing called the new thread");
         assert_eq!(child.truncated, None, "its outermost frame");
     }
+}
+
+#[test]
+fn a_frame_whose_cfa_is_in_rbx_is_stepped_over() {
+    // R realigns its stack as ld.so's lazy-binding trampoline does: it pushes rbx, keeps its CFA
+    // in rbx (CFA = rbx + 16), rounds rsp down and calls W. W (frameless) is the leaf.
+    const R: u64 = 0x7000;
+    let realign = Step::Rule(Rule::Frame {
+        cfa: Cfa::Aux(16),
+        ra: Recover::At(-8),
+        fp: Recover::Same,
+        aux: Recover::At(-16),
+        signal: false,
+        clone_gap: false,
+    });
+    let mut rules = Table(vec![(R, R + 0x100, realign)]);
+    rules.0.extend(process().0);
+    let rbx = SP + 0x40;
+    let mut words = vec![0u64; 10];
+    words[0] = R + 0x10; // [sp] W's return address into R
+    words[8] = 0x1234; // [rbx] the caller's rbx, saved by R
+    words[9] = S + 0x10; // [rbx + 8] R's return address into S
+    let w = window(&words);
+    let got = walk(
+        &Input {
+            regs: Some(Regs {
+                ip: W + 0x10,
+                sp: SP,
+                fp: 0,
+                aux: rbx,
+            }),
+            window: &w,
+            fp_chain: &[],
+        },
+        &mut rules,
+    );
+    assert_eq!(got.frames, vec![W + 0x10, R + 0x10, S + 0x10]);
+    assert_eq!(got.truncated, None);
 }
