@@ -162,6 +162,9 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
         let ra = match value(ra_rule, None) {
             Ok(Some(ra)) => ra,
             Ok(None) => return done(frames, Method::Cfi, Some(Truncation::Unsupported)),
+            // A parent's return address is the copy's first word: unreadable, this is a new
+            // thread or process on a stack of its own whose top is its copy's end.
+            Err(()) if clone_gap => return done(frames, Method::Cfi, None),
             Err(()) => {
                 // Past the stack copy: the frame-pointer walk continues from here when this frame
                 // keeps the frame pointer the walk started from in the standard way.

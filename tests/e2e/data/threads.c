@@ -1,10 +1,16 @@
 /* Ground truth for stacks back from clone3: main -> flightrec_spawn creates 640 threads, 16 at a
  * time, each burning 2 ms of CPU, and joins them. On two CPUs some threads and some returns of
  * the parent are preempted on their way back from the syscall, in clone3's code without CFI: the
- * parent's leaf is then under pthread_create, a new thread's has nothing above it. It first idles
+ * parent's leaf is then under pthread_create, a new thread's has nothing above it. Then main ->
+ * flightrec_spawn_processes starts /bin/true 20 times with posix_spawn, whose parent waits inside
+ * clone3 (CLONE_VFORK) until the child execs: every time, in the same code. It first idles
  * 100 ms, so the recorder reads its mappings. */
 #include <pthread.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <time.h>
+
+extern char **environ;
 
 static long now_ns(void) {
     struct timespec t;
@@ -29,9 +35,19 @@ __attribute__((noinline)) void flightrec_spawn(int n) {
     }
 }
 
+__attribute__((noinline)) void flightrec_spawn_processes(int n) {
+    char *argv[] = {"/bin/true", 0};
+    for (int i = 0; i < n; i++) {
+        pid_t p;
+        if (posix_spawn(&p, "/bin/true", 0, 0, argv, environ)) return;
+        waitpid(p, 0, 0);
+    }
+}
+
 int main(void) {
     struct timespec t = {0, 100000000};
     nanosleep(&t, 0);
     flightrec_spawn(640);
+    flightrec_spawn_processes(20);
     return 0;
 }

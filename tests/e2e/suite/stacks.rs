@@ -398,9 +398,13 @@ fn threads_created_by_glibc_are_whole_back_from_clone3() {
         .filter(|f| f.ends_with(";clone3") || *f == "clone3")
         .collect();
     for f in &leaf_clone3 {
-        // The parent's: from _start through pthread_create; a new thread's: clone3 alone.
+        // A parent's: from _start through pthread_create or posix_spawn; a new thread's (or the
+        // spawned child's, before it execs): clone3 alone.
         assert!(
-            *f == "clone3" || f.contains("main;flightrec_spawn;__pthread_create"),
+            *f == "clone3"
+                || f.starts_with("_start;")
+                    && (f.contains(";main;flightrec_spawn;__pthread_create")
+                        || f.contains(";main;flightrec_spawn_processes;__GI___posix_spawn")),
             "{f}"
         );
     }
@@ -408,6 +412,32 @@ fn threads_created_by_glibc_are_whole_back_from_clone3() {
         "threads: {} switch-outs on the way back from clone3, all whole",
         leaf_clone3.len()
     ));
+    // posix_spawn's parent waits in clone3 until its child execs, every time: its callers were
+    // all lost ([truncated: code without unwind information];clone3).
+    let off = folded(cap.path(), "offcpu", pid as u32);
+    let spawn_waits: Vec<&(Vec<String>, u64)> = off
+        .iter()
+        .filter(|(f, _)| f.iter().any(|x| x == "wait_for_completion_state"))
+        .collect();
+    assert!(!spawn_waits.is_empty(), "the spawns' waits: {off:?}");
+    for (f, _) in &spawn_waits {
+        let want = [
+            "main",
+            "flightrec_spawn_processes",
+            "__GI___posix_spawn",
+            "__spawni",
+            "__spawnix",
+            "__GI___clone_internal",
+            "clone3",
+        ];
+        let at = f.iter().position(|x| x == "main");
+        assert_eq!(
+            at.map(|i| &f[i..i + want.len()]),
+            Some(&want.map(String::from)[..]),
+            "{f:?}"
+        );
+        assert_eq!(f[0], "_start", "{f:?}");
+    }
 }
 
 #[test]

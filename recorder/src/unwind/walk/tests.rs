@@ -378,6 +378,19 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
         assert_eq!(child.frames, vec![C + 7], "nothing called the new thread");
         assert_eq!(child.truncated, None, "its outermost frame");
     }
+    // A stack of its own whose top is where it starts (posix_spawn's child): [sp] is past the
+    // copy, where a parent's return address always is in it.
+    let mut rules = Table(vec![(C, C + 0x10, gap)]);
+    rules.0.extend(process().0);
+    let child = walk(
+        &Input {
+            regs: Some(regs),
+            window: &[0; 4],
+            fp_chain: &[],
+        },
+        &mut rules,
+    );
+    assert_eq!((child.frames, child.truncated), (vec![C + 7], None));
 }
 
 #[test]
