@@ -298,6 +298,9 @@ pub struct UserRegs {
     /// lazy-binding trampoline, and other code that realigns its stack, keeps its CFA there), the
     /// link register x30 on aarch64.
     pub aux: u64,
+    /// The first argument register, rdi on x86_64: glibc's vfork keeps its return address there
+    /// while the parent waits in the syscall. 0 where it is not read.
+    pub arg: u64,
     /// Bytes of the stack copy following the user frames; 0 when nothing could be copied.
     pub window_len: u32,
     /// [`REGS_VALID`] when the registers are a user-mode context.
@@ -327,12 +330,13 @@ pub struct RegsLayout {
     pub mode: u32,
     pub mode_mask: u32,
     pub mode_user: u32,
-    pub _pad: u32,
+    /// [`UserRegs::arg`]; `u32::MAX` where it is not read.
+    pub arg: u32,
 }
 
 impl RegsLayout {
-    /// x86_64: `bp` 32, `bx` 40, `ip` 128, `cs` 136 (privilege level in its low two bits), `sp`
-    /// 152.
+    /// x86_64: `bp` 32, `bx` 40, `di` 112, `ip` 128, `cs` 136 (privilege level in its low two
+    /// bits), `sp` 152.
     pub const X86_64: RegsLayout = RegsLayout {
         ip: 128,
         sp: 152,
@@ -341,7 +345,7 @@ impl RegsLayout {
         mode: 136,
         mode_mask: 3,
         mode_user: 3,
-        _pad: 0,
+        arg: 112,
     };
     /// aarch64: `regs[29]` 232, `regs[30]` 240, `sp` 248, `pc` 256, `pstate` 264 (EL0t: mode 0).
     pub const AARCH64: RegsLayout = RegsLayout {
@@ -352,7 +356,7 @@ impl RegsLayout {
         mode: 264,
         mode_mask: 0xf,
         mode_user: 0,
-        _pad: 0,
+        arg: u32::MAX,
     };
 }
 

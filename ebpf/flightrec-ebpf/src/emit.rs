@@ -320,6 +320,10 @@ fn user_regs(regs: &mut UserRegs) -> bool {
     if aux != u32::MAX {
         regs.aux = read(aux);
     }
+    let arg = conf!(regs.arg);
+    if arg != u32::MAX {
+        regs.arg = read(arg);
+    }
     regs.flags = REGS_VALID;
     true
 }

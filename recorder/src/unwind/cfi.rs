@@ -25,6 +25,9 @@ pub enum Recover {
     /// Saved at the address a DWARF expression computes (from the stack pointer, with the CFA
     /// pushed first): how a signal trampoline points at the registers the kernel saved.
     AtExpr(Expr),
+    /// Held in the argument register (rdi on x86_64), which events carry for the innermost frame
+    /// only: glibc's vfork keeps its return address there while the parent waits.
+    InArg,
     /// Not recoverable (or by a rule this unwinder does not run): unknown from here on.
     Unknown,
 }
@@ -134,6 +137,15 @@ impl Arch {
     pub fn dwarf_aux(self) -> Option<gimli::Register> {
         match self {
             Arch::X86_64 => Some(gimli::X86_64::RBX),
+            Arch::Aarch64 => None,
+        }
+    }
+
+    /// DWARF number of the argument register the events carry ([`flightrec_common::UserRegs::arg`]):
+    /// rdi on x86_64; none read on aarch64.
+    pub fn dwarf_arg(self) -> Option<gimli::Register> {
+        match self {
+            Arch::X86_64 => Some(gimli::X86_64::RDI),
             Arch::Aarch64 => None,
         }
     }
@@ -416,6 +428,7 @@ impl ModuleCfi {
             Some(RegisterRule::Offset(n)) => Recover::At(n),
             Some(RegisterRule::ValOffset(n)) => Recover::Val(n),
             Some(RegisterRule::Expression(e)) => Recover::AtExpr(expr(&e)),
+            Some(RegisterRule::Register(r)) if Some(r) == self.arch.dwarf_arg() => Recover::InArg,
             Some(_) => Recover::Unknown,
         };
         // The return address column: undefined marks the outermost frame. Unmentioned, it is

@@ -89,6 +89,7 @@ impl Unwinder {
             sp: user.regs.sp,
             fp: user.regs.fp,
             aux: user.regs.aux,
+            arg: user.regs.arg,
         });
         if regs.is_none() && chain.is_empty() {
             return None;
@@ -188,6 +189,7 @@ fn input_key(tgid: i32, generation: u64, regs: &UserRegs, window: &[u8], chain: 
         regs.sp,
         regs.fp,
         regs.aux,
+        regs.arg,
         regs.flags as u64,
         window.len() as u64,
     ] {

@@ -53,6 +53,8 @@ pub struct Regs {
     pub fp: u64,
     /// The auxiliary register: rbx on x86_64.
     pub aux: u64,
+    /// The argument register: rdi on x86_64 (the innermost frame's only).
+    pub arg: u64,
 }
 
 /// Everything an event says about its user stack.
@@ -143,8 +145,14 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
             Cfa::Aux(off) => aux.and_then(|a| a.checked_add_signed(off)),
             Cfa::Expr(e) => rules.eval(pc, first, e, sp, None, &mut mem),
         };
-        // A frame that does not move up the stack is not a frame (and would loop forever).
-        let Some(cfa) = cfa.filter(|c| *c > sp) else {
+        // The innermost frame's registers are the event's own: the argument register holds what
+        // its rule says only there.
+        let leaf = frames.len() == 1;
+        // A frame that does not move up the stack is not a frame (and would loop forever), but
+        // for an innermost one whose return address is in a register (vfork's, having popped
+        // it): the next frame's pc comes from that register, not from this stack.
+        let in_register = leaf && ra_rule == Recover::InArg;
+        let Some(cfa) = cfa.filter(|c| *c > sp || in_register && *c == sp) else {
             return done(frames, Method::Cfi, Some(Truncation::Unsupported));
         };
         let mut value = |r: Recover, current: Option<u64>| -> Result<Option<u64>, ()> {
@@ -152,6 +160,7 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
                 Recover::Same => return Ok(current),
                 Recover::Val(off) => return Ok(cfa.checked_add_signed(off)),
                 Recover::Unknown => return Ok(None),
+                Recover::InArg => return Ok(leaf.then_some(regs.arg)),
                 Recover::At(off) => cfa.checked_add_signed(off),
                 Recover::AtExpr(e) => rules.eval(pc, first, e, sp, Some(cfa), &mut mem),
             };

@@ -105,6 +105,7 @@ fn stack() -> (Regs, Vec<u64>) {
             sp: SP,
             fp: f_fp,
             aux: 0,
+            arg: 0,
         },
         words,
     )
@@ -159,6 +160,7 @@ fn frameless_code_past_the_copy_is_cut_not_guessed() {
         sp: SP,
         fp: 0x1234,
         aux: 0,
+        arg: 0,
     };
     let w = window(&[0]);
     let chain = [regs.ip, 0xdead_beef, 0x1111];
@@ -220,6 +222,7 @@ fn a_frame_pointer_chain_is_followed_only_while_cfi_confirms_it() {
         sp: SP,
         fp: SP + 0x10,
         aux: 0,
+        arg: 0,
     };
     let chain = [F + 0x30, G + 0x20, L + 0x30, 0x4242];
     let got = walk(
@@ -265,6 +268,7 @@ fn a_frame_that_does_not_move_up_the_stack_ends_the_walk() {
                 sp: SP,
                 fp: 0,
                 aux: 0,
+                arg: 0,
             }),
             window: &w,
             fp_chain: &[],
@@ -326,6 +330,7 @@ fn a_signal_frame_leads_to_the_interrupted_instruction_looked_up_as_it_is() {
                 sp: SP,
                 fp: 0,
                 aux: 0,
+                arg: 0,
             }),
             window: &w,
             fp_chain: &[],
@@ -354,6 +359,7 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
         sp: SP,
         fp: 0,
         aux: 0,
+        arg: 0,
     };
     let walk_with = |top: u64| {
         let mut rules = Table(vec![(C, C + 0x10, gap)]);
@@ -421,6 +427,7 @@ fn a_frame_whose_cfa_is_in_rbx_is_stepped_over() {
                 sp: SP,
                 fp: 0,
                 aux: rbx,
+                arg: 0,
             }),
             window: &w,
             fp_chain: &[],
@@ -429,4 +436,41 @@ fn a_frame_whose_cfa_is_in_rbx_is_stepped_over() {
     );
     assert_eq!(got.frames, vec![W + 0x10, R + 0x10, S + 0x10]);
     assert_eq!(got.truncated, None);
+}
+
+#[test]
+fn vfork_waiting_with_its_return_address_in_rdi_is_whole() {
+    // glibc's vfork pops its return address into rdi before the syscall: while the parent waits
+    // there, CFA = rsp (a frame of no size) and the return address is in rdi.
+    const V: u64 = 0x8000;
+    let waiting = Step::Rule(Rule::Frame {
+        cfa: Cfa::Sp(0),
+        ra: Recover::InArg,
+        fp: Recover::Same,
+        aux: Recover::Same,
+        signal: false,
+        clone_gap: false,
+    });
+    let mut rules = Table(vec![(V, V + 0x20, waiting)]);
+    rules.0.extend(process().0);
+    let w = window(&[0, 0]);
+    let regs = |arg| Regs {
+        ip: V + 8,
+        sp: SP,
+        fp: 0,
+        aux: 0,
+        arg,
+    };
+    let input = |arg| Input {
+        regs: Some(regs(arg)),
+        window: &w,
+        fp_chain: &[],
+    };
+    let got = walk(&input(S + 0x10), &mut rules);
+    assert_eq!(got.frames, vec![V + 8, S + 0x10]);
+    assert_eq!(got.truncated, None);
+    // Without the register (not read), the stack stops at the leaf, marked.
+    let got = walk(&input(0), &mut rules);
+    assert_eq!(got.frames, vec![V + 8]);
+    assert_eq!(got.truncated, Some(Truncation::Unsupported));
 }
