@@ -87,7 +87,7 @@ pub struct RecordArgs {
     pub ringbuf_size: u64,
     /// Bytes of user stack copied with a switch-out (and with a profile sample) of a thread whose
     /// stack depth is not known yet, for unwinding frameless code with CFI; once a thread's depth is
-    /// learned, its whole stack is copied (up to 16KiB). 0 copies nothing: frame pointers only.
+    /// learned, its whole stack is copied (up to 32KiB). 0 copies nothing: frame pointers only.
     #[arg(long, default_value = "1KiB", value_parser = parse_stack_copy, env = "FLIGHTREC_STACK_COPY")]
     pub stack_copy: u64,
     /// Also record the waker's kernel and user stacks at every wake-up (`sched_waking`), for

@@ -14,7 +14,8 @@ use aya::{
 };
 use flightrec_common::{
     counter_index, Config, Counter, RegsLayout, Source, COUNTER_ENTRIES, GLOBAL_CONFIG,
-    MAP_COUNTERS, MAP_EVENTS, MAP_EXECS, MAP_STACK_TOPS, MAX_WINDOW, SOURCE_COUNT,
+    MAP_COUNTERS, MAP_EVENTS, MAP_EXECS, MAP_SCRATCH, MAP_STACK_TOPS, MAX_WINDOW, SCRATCH_SLOTS,
+    SOURCE_COUNT,
 };
 
 use crate::{sources, tracefs};
@@ -172,6 +173,13 @@ fn build_config(opts: &ProbeOptions) -> Result<Config> {
     Ok(c)
 }
 
+/// CPU ids the kernel may use (its possible CPUs, numbered from 0): the programs' scratch is
+/// indexed by the CPU they run on.
+fn cpu_ids() -> Result<u32> {
+    let n = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    Ok(n as u32)
+}
+
 impl Probes {
     /// Loads the object and attaches the programs of `opts.sources`.
     pub fn load(opts: &ProbeOptions) -> Result<Probes> {
@@ -179,6 +187,7 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .override_global(GLOBAL_CONFIG, &config, true)
             .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
+            .map_max_entries(MAP_SCRATCH, SCRATCH_SLOTS * cpu_ids()?)
             .load(OBJECT)
             .context("loading the eBPF object failed (needs root, or CAP_BPF and CAP_PERFMON)")?;
         let tracepoints = opts.sources.iter().flat_map(|&s| sources::tracepoints(s));

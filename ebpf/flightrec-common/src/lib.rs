@@ -45,8 +45,11 @@ pub const ABI_VERSION: u32 = 6;
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Name of the per-CPU counters map (see [`counter_index`]).
 pub const MAP_COUNTERS: &str = "COUNTERS";
-/// Name of the per-CPU scratch map used to assemble variable-length records.
+/// Name of the scratch map used to assemble variable-length records: [`SCRATCH_SLOTS`] entries per
+/// CPU (a plain array sized by the recorder at load: a per-CPU one holds at most 32 KiB a value).
 pub const MAP_SCRATCH: &str = "SCRATCH";
+/// Scratch entries per CPU: tracepoint programs, and perf_event ones (which may interrupt them).
+pub const SCRATCH_SLOTS: u32 = 2;
 /// Name of the load-time configuration global.
 pub const GLOBAL_CONFIG: &str = "CONFIG";
 /// Name of the map of threads' stack tops (tid → the highest user stack address worth copying).
@@ -64,10 +67,10 @@ pub const MAX_STACK_DEPTH: usize = 127;
 /// Bytes of one walked stack at most.
 pub const MAX_STACK_BYTES: usize = MAX_STACK_DEPTH * 8;
 /// Most bytes of user stack copied with one event.
-pub const MAX_WINDOW: usize = 16384;
-/// Size of the per-CPU scratch buffer: the largest record, two full stacks and the largest stack
-/// copy fit with room (a power of two, for the verifier's masks).
-pub const SCRATCH_SIZE: usize = 32768;
+pub const MAX_WINDOW: usize = 32768;
+/// Size of one scratch buffer: the largest record, two full stacks and the largest stack copy fit
+/// with room (a power of two, for the verifier's masks).
+pub const SCRATCH_SIZE: usize = 65536;
 /// Longest exec filename copied, including the terminating NUL.
 pub const FILENAME_LEN: usize = 256;
 /// Most bytes of an exec's arguments copied (libbpf-tools' execsnoop keeps 20 of 128 bytes each

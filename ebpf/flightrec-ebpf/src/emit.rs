@@ -19,7 +19,7 @@ use aya_ebpf::{
 use flightrec_common::{
     counter_index, Config, Counter, EventHeader, EventKind, Source, UserRegs, COMM_LEN,
     COUNTER_ENTRIES, DATA_LOC_FLAG, MAX_STACK_BYTES, MAX_WINDOW, RAW_RECORD_MAX, REGS_VALID,
-    SCRATCH_SIZE, STACK_TOPS_ENTRIES,
+    SCRATCH_SIZE, SCRATCH_SLOTS, STACK_TOPS_ENTRIES,
 };
 
 const BPF_RB_AVAIL_DATA: u64 = 0;
@@ -54,9 +54,10 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_ENTRIE
 #[map]
 static STACK_TOPS: HashMap<u32, u64> = HashMap::with_max_entries(STACK_TOPS_ENTRIES, 0);
 
-/// Slot 0 for tracepoints, slot 1 for perf_event programs (which run in NMI context).
+/// [`SCRATCH_SLOTS`] entries per CPU, by `cpu * SCRATCH_SLOTS + slot`: slot 0 for tracepoints,
+/// slot 1 for perf_event programs (which run in NMI context). Sized by the recorder at load.
 #[map]
-static SCRATCH: PerCpuArray<[u8; SCRATCH_SIZE]> = PerCpuArray::with_max_entries(2, 0);
+static SCRATCH: Array<[u8; SCRATCH_SIZE]> = Array::with_max_entries(SCRATCH_SLOTS, 0);
 
 /// Scratch slot for tracepoint programs.
 pub const SLOT_TRACEPOINT: u32 = 0;
@@ -66,7 +67,10 @@ pub const SLOT_PERF: u32 = 1;
 /// The per-CPU buffer a record is assembled in.
 #[inline(always)]
 pub fn scratch(slot: u32) -> Option<*mut u8> {
-    SCRATCH.get_ptr_mut(slot).map(|p| p.cast::<u8>())
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    SCRATCH
+        .get_ptr_mut(cpu * SCRATCH_SLOTS + slot)
+        .map(|p| p.cast::<u8>())
 }
 
 /// The current task as (tid, tgid).

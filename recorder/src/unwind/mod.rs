@@ -8,7 +8,7 @@
 //!
 //! The copy is as long as the thread's stack when its top is known: when the first stack of a
 //! thread comes out cut short by the copy, the top of its stack (from /proc) goes into the
-//! kernel's `STACK_TOPS` map, and its later events copy the whole stack (up to 16 KiB). Frames
+//! kernel's `STACK_TOPS` map, and its later events copy the whole stack (up to 32 KiB). Frames
 //! always come from the event's own copy.
 pub mod cfi;
 mod memo;

@@ -11,6 +11,8 @@
  *                                   signal (raises a signal whose handler sleeps)
  *                                   realign (sleeps under code that keeps its CFA in rbx and
  *                                   rounds its stack down, as ld.so's lazy-binding trampoline)
+ *                                   deep (sleeps under six frames of 4 KiB each: a stack deeper
+ *                                   than 24 KiB)
  * spin burns MS of CPU N times instead. Built by the tests with and without frame pointers, -O0
  * and -O2. Every call is followed by a compiler barrier so -O2 keeps each caller's frame. It
  * first idles 100 ms, so the recorder reads its mappings while it lives (a process that execs and
@@ -259,6 +261,28 @@ __asm__(".text\n"
         ".size flightrec_block_realign, .-flightrec_block_realign\n");
 void flightrec_block_realign(void);
 
+/* A stack deeper than 24 KiB: six calls of a function with a 4 KiB frame, then a sleep. */
+__attribute__((noinline)) void flightrec_deep_sleep(void) {
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, 0);
+    KEEP_FRAME();
+}
+__attribute__((noinline)) void flightrec_deep(int level) {
+    volatile char pad[4096];
+    pad[0] = (char)level;
+    pad[sizeof pad - 1] = pad[0];
+    if (level == 0)
+        flightrec_deep_sleep();
+    else
+        flightrec_deep(level - 1);
+    KEEP_FRAME();
+    (void)pad[100];
+}
+__attribute__((noinline)) void flightrec_block_deep(void) {
+    flightrec_deep(5);
+    KEEP_FRAME();
+}
+
 /* A handler that blocks: its stack goes through the signal frame (glibc's __restore_rt, whose
  * CFI points at the registers the kernel saved) into the code the signal interrupted (raise),
  * and on to main. */
@@ -336,6 +360,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "clobber")) block_fn = flightrec_block_clobber;
     else if (!strcmp(mode, "noreturn")) block_fn = flightrec_block_noreturn;
     else if (!strcmp(mode, "realign")) block_fn = flightrec_block_realign;
+    else if (!strcmp(mode, "deep")) block_fn = flightrec_block_deep;
     else if (!strcmp(mode, "signal")) {
         block_fn = flightrec_block_signal;
         signal(SIGUSR1, flightrec_signal_handler);

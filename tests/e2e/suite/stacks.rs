@@ -204,6 +204,12 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
         ));
         runs.push(run(
             bin,
+            &format!("{name} deep"),
+            "flightrec_deep_sleep",
+            &["deep", "10", "30"],
+        ));
+        runs.push(run(
+            bin,
             &format!("{name} realign"),
             "flightrec_realigned_sleep",
             &["realign", "10", "30"],
@@ -256,6 +262,11 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
                 "{}: a function nobody called: {stacks:?}",
                 r.label
             );
+        }
+        if r.block_fn == "flightrec_deep_sleep" {
+            // More than 24 KiB of stack above the sleep: all of it copied and unwound.
+            chain.push("flightrec_block_deep");
+            chain.extend(["flightrec_deep"; 6]);
         }
         if r.block_fn == "flightrec_realigned_sleep" {
             // Its caller keeps its CFA in rbx (the register every event carries besides ip, sp
