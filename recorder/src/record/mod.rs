@@ -379,7 +379,7 @@ async fn record(opts: RecordOptions) -> Result<RecordSummary> {
         ksyms,
         glue: TracingGlue::default(),
         maps: UserMaps::with_execs(execs),
-        unwinder: Unwinder::new(Some(stack_tops)),
+        unwinder: Unwinder::new(Some(stack_tops), opts.probes.switch_window > 0),
         writer,
         batch: SegmentBatch::new(opts.redact),
         redact: opts.redact,

@@ -50,6 +50,8 @@ pub struct Unwinder {
     tops: Option<BpfHashMap<MapData, u32, u64>>,
     /// Threads whose top was looked for (found or not).
     tried: HashSet<i32>,
+    /// Events carry stack copies (`--stack-copy` is not 0): an empty one is unreadable memory.
+    copies: bool,
     /// What it did.
     pub stats: UnwindStats,
 }
@@ -61,9 +63,11 @@ const WALKS_GENERATION: usize = 1 << 14;
 const RULES_GENERATION: usize = 1 << 15;
 
 impl Unwinder {
-    /// An unwinder; `tops` is the kernel's map of stack tops (none in tests).
-    pub fn new(tops: Option<BpfHashMap<MapData, u32, u64>>) -> Unwinder {
+    /// An unwinder; `tops` is the kernel's map of stack tops (none in tests); `copies` whether
+    /// events carry stack copies (frame pointers only without).
+    pub fn new(tops: Option<BpfHashMap<MapData, u32, u64>>, copies: bool) -> Unwinder {
         Unwinder {
+            copies,
             ctx: Box::new(UnwindContext::new()),
             rules: Memo::new(RULES_GENERATION),
             walks: Memo::new(WALKS_GENERATION),
@@ -113,6 +117,7 @@ impl Unwinder {
             regs,
             window: user.window,
             fp_chain: &chain,
+            copied: self.copies,
         };
         let result = walk(&input, &mut self.rules_of(maps, tgid));
         // Mappings read after the process exec'd (the drain runs behind the events) describe its

@@ -66,6 +66,9 @@ pub struct Input<'a> {
     pub window: &'a [u8],
     /// The kernel's frame-pointer walk, leaf first (`[ip, return addresses...]`).
     pub fp_chain: &'a [u64],
+    /// A stack copy was asked for (not turned off with `--stack-copy 0`): an empty `window` is
+    /// memory that could not be read.
+    pub copied: bool,
 }
 
 /// The unwound stack.
@@ -103,7 +106,7 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
     // No byte of the stack and no frame-pointer link past the leaf: the memory was unreadable (a
     // task past releasing it as it exits, whose mappings may be gone too): only the leaf is known,
     // whatever its code's CFI says.
-    if input.window.is_empty() && input.fp_chain.len() <= 1 {
+    if input.copied && input.window.is_empty() && input.fp_chain.len() <= 1 {
         return Walk {
             frames,
             method: Method::Cfi,

@@ -120,6 +120,7 @@ fn a_whole_copy_unwinds_through_frameless_and_frame_pointer_code_to_start() {
             regs: Some(regs),
             window: &w,
             fp_chain: &[],
+            copied: true,
         },
         &mut process(),
     );
@@ -142,6 +143,7 @@ fn a_frameless_wrapper_is_stepped_over_and_the_frame_pointer_walk_spliced_on() {
             regs: Some(regs),
             window: &w,
             fp_chain: &chain,
+            copied: true,
         },
         &mut process(),
     );
@@ -169,6 +171,7 @@ fn frameless_code_past_the_copy_is_cut_not_guessed() {
             regs: Some(regs),
             window: &w,
             fp_chain: &chain,
+            copied: true,
         },
         &mut process(),
     );
@@ -189,12 +192,24 @@ fn a_stack_of_which_nothing_was_copied_is_unreadable_not_deep() {
                 regs: Some(regs),
                 window: &[],
                 fp_chain: &chain,
+                copied: true,
             },
             &mut process(),
         );
         assert_eq!(got.frames, vec![ip], "the leaf, from the registers");
         assert_eq!(got.truncated, Some(Truncation::StackUnreadable));
     }
+    // With copies turned off (frame pointers only), an empty copy is no news about the memory.
+    let got = walk(
+        &Input {
+            regs: Some(regs),
+            window: &[],
+            fp_chain: &[],
+            copied: false,
+        },
+        &mut process(),
+    );
+    assert_eq!(got.truncated, Some(Truncation::StackCopy));
 }
 
 #[test]
@@ -207,6 +222,7 @@ fn code_without_unwind_information_keeps_only_the_leaf() {
             regs: Some(Regs { ip: 0x9000, ..regs }),
             window: &w,
             fp_chain: &chain,
+            copied: true,
         },
         &mut process(),
     );
@@ -230,6 +246,7 @@ fn a_frame_pointer_chain_is_followed_only_while_cfi_confirms_it() {
             regs: Some(regs),
             window: &[],
             fp_chain: &chain,
+            copied: true,
         },
         &mut process(),
     );
@@ -249,6 +266,7 @@ fn no_registers_no_frames() {
             regs: None,
             window: &[],
             fp_chain: &[1, 2, 3],
+            copied: true,
         },
         &mut process(),
     );
@@ -272,6 +290,7 @@ fn a_frame_that_does_not_move_up_the_stack_ends_the_walk() {
             }),
             window: &w,
             fp_chain: &[],
+            copied: true,
         },
         &mut t,
     );
@@ -334,6 +353,7 @@ fn a_signal_frame_leads_to_the_interrupted_instruction_looked_up_as_it_is() {
             }),
             window: &w,
             fp_chain: &[],
+            copied: true,
         },
         &mut rules,
     );
@@ -372,6 +392,7 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
                 regs: Some(regs),
                 window: &w,
                 fp_chain: &[],
+                copied: true,
             },
             &mut rules,
         )
@@ -393,6 +414,7 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
             regs: Some(regs),
             window: &[0; 4],
             fp_chain: &[],
+            copied: true,
         },
         &mut rules,
     );
@@ -431,6 +453,7 @@ fn a_frame_whose_cfa_is_in_rbx_is_stepped_over() {
             }),
             window: &w,
             fp_chain: &[],
+            copied: true,
         },
         &mut rules,
     );
@@ -465,6 +488,7 @@ fn vfork_waiting_with_its_return_address_in_rdi_is_whole() {
         regs: Some(regs(arg)),
         window: &w,
         fp_chain: &[],
+        copied: true,
     };
     let got = walk(&input(S + 0x10), &mut rules);
     assert_eq!(got.frames, vec![V + 8, S + 0x10]);
