@@ -175,6 +175,15 @@ pub fn analyze_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run_ok("flightrec-analyze", &a)).expect("json")
 }
 
+/// The rows of a SQL query over `input` (a capture or lake), as JSON objects.
+pub fn sql_rows(input: &str, query: &str) -> Vec<serde_json::Value> {
+    let out = run_ok(
+        "flightrec-analyze",
+        &["sql", input, "--format", "json", "-e", query],
+    );
+    serde_json::from_str(&out).expect("json rows")
+}
+
 /// Prints a line to the test harness's own stderr, which `cargo test` shows even for a test that
 /// passes (the `eprintln!` of a passing test is captured): measured figures belong in every CI log.
 pub fn report(line: &str) {

@@ -78,13 +78,7 @@ fn sql_views_equal_the_analyzer_on_a_recording_and_its_lake() {
     );
     assert_parity(&opened, &lake, "lake");
 
-    let sql = |q: &str| -> serde_json::Value {
-        let out = run_ok(
-            "flightrec-analyze",
-            &["sql", lake.to_str().unwrap(), "--format", "json", "-e", q],
-        );
-        serde_json::from_str(&out).expect("json rows")
-    };
+    let sql = |q: &str| serde_json::Value::from(sql_rows(lake.to_str().unwrap(), q));
     // Wall-clock times of the events lie within the test's own clock readings.
     let t = sql(
         "SELECT CAST(MIN(time) AS BIGINT) AS lo, CAST(MAX(time) AS BIGINT) AS hi FROM sched_switch",

@@ -103,13 +103,7 @@ pub(super) fn folded(cap: &Path, what: &str, pid: u32) -> Vec<(Vec<String>, u64)
 pub(super) fn cut_user_stacks(cap: &Path) -> Vec<(i64, String, String)> {
     let sql =
         "SELECT tgid, truncated, folded FROM stacks WHERE NOT kernel AND truncated IS NOT NULL";
-    let rows: serde_json::Value = serde_json::from_str(&run_ok(
-        "flightrec-analyze",
-        &["sql", cap.to_str().unwrap(), "--format", "json", "-e", sql],
-    ))
-    .unwrap();
-    rows.as_array()
-        .unwrap()
+    sql_rows(cap.to_str().unwrap(), sql)
         .iter()
         .map(|r| {
             let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();

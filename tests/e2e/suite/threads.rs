@@ -34,21 +34,8 @@ fn threads_created_by_glibc_are_whole_back_from_clone3() {
         "SELECT s.folded FROM sched_switch w JOIN stacks s ON s.stack_id = w.ustack \
          AND s.segment = w.segment AND NOT s.kernel WHERE w.prev_tgid = {pid}"
     );
-    let rows: serde_json::Value = serde_json::from_str(&run_ok(
-        "flightrec-analyze",
-        &[
-            "sql",
-            cap.path().to_str().unwrap(),
-            "--format",
-            "json",
-            "-e",
-            &sql,
-        ],
-    ))
-    .unwrap();
+    let rows = sql_rows(cap.path().to_str().unwrap(), &sql);
     let leaf_clone3: Vec<&str> = rows
-        .as_array()
-        .unwrap()
         .iter()
         .filter_map(|r| r["folded"].as_str())
         .filter(|f| f.ends_with(";clone3") || *f == "clone3")

@@ -35,11 +35,7 @@ fn every_pipe_wakeup_names_the_thread_that_woke_it() {
          FROM sched_wakeup w JOIN tasks t ON t.tid = w.tid AND t.segment = w.segment \
          WHERE t.tgid = {pid} AND NOT w.new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     );
-    let rows = run_ok(
-        "flightrec-analyze",
-        &["sql", dir, "-e", &q, "--format", "json"],
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&rows).unwrap();
+    let rows = sql_rows(dir, &q);
     let count = |comm: &str, other: bool, idle: bool| -> u64 {
         rows.iter()
             .filter(|r| r["comm"] == comm && r["by_other"] == other && r["by_idle"] == idle)
