@@ -336,22 +336,32 @@ impl ModuleCfi {
             }
             return self.clone_gap(addr, ctx).unwrap_or(Lookup::NotCovered);
         };
-        let row = if debug_frame {
-            let s = &self.debug_frame.as_ref().expect("an FDE of it").0;
+        match self.row(&fde, debug_frame, addr, ctx) {
+            Some(row) => self.rule(&row, debug_frame, fde.is_signal_trampoline()),
+            None => Lookup::NotCovered,
+        }
+    }
+
+    /// The row of `fde` (of `.debug_frame` or `.eh_frame`) in effect at module address `addr`.
+    fn row(
+        &self,
+        fde: &Fde,
+        debug_frame: bool,
+        addr: u64,
+        ctx: &mut UnwindContext<usize>,
+    ) -> Option<UnwindTableRow<usize>> {
+        if debug_frame {
+            let s = &self.debug_frame.as_ref()?.0;
             let frame = DebugFrame::new(self.bytes(&s.file), LittleEndian);
             fde.unwind_info_for_address(&frame, &self.bases, ctx, addr)
                 .ok()
                 .cloned()
         } else {
-            let s = self.eh_frame.as_ref().expect("an FDE of it");
+            let s = self.eh_frame.as_ref()?;
             let frame = EhFrame::new(self.bytes(&s.file), LittleEndian);
             fde.unwind_info_for_address(&frame, &self.bases, ctx, addr)
                 .ok()
                 .cloned()
-        };
-        match row {
-            Some(row) => self.rule(&row, debug_frame, fde.is_signal_trampoline()),
-            None => Lookup::NotCovered,
         }
     }
 
@@ -371,25 +381,13 @@ impl ModuleCfi {
         if fde.end_address() != at || debug_frame {
             return None;
         }
-        let s = self.eh_frame.as_ref()?;
-        let frame = EhFrame::new(self.bytes(&s.file), LittleEndian);
-        let row = fde
-            .unwind_info_for_address(&frame, &self.bases, ctx, at - 1)
-            .ok()?
-            .clone();
-        match self.rule(&row, false, false) {
-            Lookup::Rule(Rule::Frame {
-                cfa, ra, fp, aux, ..
-            }) => Some(Lookup::Rule(Rule::Frame {
-                cfa,
-                ra,
-                fp,
-                aux,
-                signal: false,
-                clone_gap: true,
-            })),
-            _ => None,
-        }
+        let row = self.row(&fde, false, at - 1, ctx)?;
+        let mut rule = self.rule(&row, false, false);
+        let Lookup::Rule(Rule::Frame { clone_gap, .. }) = &mut rule else {
+            return None;
+        };
+        *clone_gap = true;
+        Some(rule)
     }
 
     /// The first address of the code range whose CFI covers module address `addr`: where the
