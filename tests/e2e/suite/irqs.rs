@@ -1,6 +1,6 @@
 //! `hardirqs` and `softirqs` from a capture recorded with `--events irq`, against libbpf-tools'
-//! hardirqs (counts) and softirqs (time) tracing the same interval while loopback TCP traffic and
-//! disk writes raise interrupts and softirqs.
+//! hardirqs (counts) and softirqs (time, in ns) tracing the same interval while loopback TCP
+//! traffic and disk writes raise interrupts and softirqs.
 use std::{collections::BTreeMap, process::Stdio};
 
 use super::{
@@ -28,7 +28,8 @@ fn hardirqs_and_softirqs_agree_with_libbpf_tools() {
     let work = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let rec = Recording::start(cap.path(), &["--events", "irq", "--segment", "60s"]);
     let hard = Peer::start_when("hardirqs", &["-C"], "Tracing");
-    let soft = Peer::start_when("softirqs", &[], "Tracing");
+    // In ns: in µs it truncates each run (about 1 µs long) on its own, a third of the time lost.
+    let soft = Peer::start_when("softirqs", &["-N"], "Tracing");
     let from = wall_now();
     let out = workload()
         .args([
@@ -74,11 +75,8 @@ fn hardirqs_and_softirqs_agree_with_libbpf_tools() {
         our_hard.iter().map(|(k, v)| (k, v.0)).collect::<Vec<_>>()
     ));
     report(&format!(
-        "softirqs us: flightrec {:?}, libbpf-tools {soft:?}",
-        our_soft
-            .iter()
-            .map(|(k, v)| (k, v.1 / 1000))
-            .collect::<Vec<_>>()
+        "softirqs (runs, ns): flightrec {:?}, libbpf-tools ns {soft:?}",
+        our_soft.iter().collect::<Vec<_>>()
     ));
     // The peers ran over a slightly longer interval than --from..--to: each of our counts is at
     // most theirs and close to it.
@@ -95,19 +93,26 @@ fn hardirqs_and_softirqs_agree_with_libbpf_tools() {
         compared += 1;
     }
     assert!(compared >= 1, "no busy IRQ to compare: {hard:?}");
-    // Loopback TCP runs in net_rx softirqs; the timer ticks. Times agree within a factor of two
-    // (both tracers add their own cost to what they time).
+    // Loopback TCP runs in net_rx softirqs (one per message: hundreds); the timer ticks (a few
+    // runs in this interval). Both tracers saw both. Times agree within 30% where there are
+    // hundreds of runs (measured: within 4%): each tracer's time includes some of the other's
+    // programs, and on a shared VM one vCPU preemption by the host between the two tracers'
+    // timestamps adds hundreds of µs to one run for one of them (measured: single timer runs of
+    // 270 µs in one, not the other), which a handful of runs cannot absorb.
     for vec in ["net_rx", "timer"] {
         let theirs = soft.get(vec).copied().unwrap_or(0);
         let (n, ns) = our_soft.get(vec).copied().unwrap_or_default();
         assert!(
             n > 0 && theirs > 0,
-            "{vec}: ours {n} runs, theirs {theirs} us"
+            "{vec}: ours {n} runs, theirs {theirs} ns"
         );
-        let us = ns / 1000;
-        assert!(
-            us * 2 >= theirs && us <= theirs * 2 + 100,
-            "{vec}: ours {us} us, theirs {theirs} us"
-        );
+        if n >= 300 {
+            assert!(
+                ns * 10 >= theirs * 7 && ns * 10 <= theirs * 13,
+                "{vec}: ours {ns} ns in {n} runs, theirs {theirs} ns"
+            );
+        }
     }
+    let (n, _) = our_soft.get("net_rx").copied().unwrap_or_default();
+    assert!(n >= 300, "net_rx: {n} runs for 300 TCP messages");
 }
