@@ -39,9 +39,64 @@ pub struct Row {
 pub struct Report {
     /// By total time, the most first.
     pub rows: Vec<Row>,
-    /// Exits without their entry in the capture (the first of each CPU, or lost events).
+    /// Exits without their entry in the capture (the first of each CPU, or lost events), or after
+    /// another IRQ's or vector's entry.
     pub unpaired: u64,
     pub lost: Lost,
+}
+
+/// One entry or exit.
+struct Mark {
+    ts: u64,
+    cpu: u16,
+    entry: bool,
+    /// IRQ number or softirq vector.
+    irq: i32,
+    name: String,
+}
+
+/// Entries and exits paired per CPU, in time order.
+#[derive(Default)]
+struct Pairing {
+    /// Per CPU: the entry waiting for its exit.
+    open: HashMap<u16, Mark>,
+    rows: HashMap<String, Row>,
+    unpaired: u64,
+}
+
+impl Pairing {
+    fn push(&mut self, m: Mark, in_range: impl Fn(u64) -> bool) {
+        if m.entry {
+            self.open.insert(m.cpu, m);
+            return;
+        }
+        // An exit closes only its own entry: with the events between them lost, another IRQ's
+        // would take their time.
+        let Some(e) = self.open.remove(&m.cpu).filter(|e| e.irq == m.irq) else {
+            self.unpaired += 1;
+            return;
+        };
+        if !in_range(e.ts) {
+            return;
+        }
+        let d = m.ts.saturating_sub(e.ts);
+        let r = self.rows.entry(e.name.clone()).or_insert(Row {
+            name: e.name,
+            count: 0,
+            total_ns: 0,
+            max_ns: 0,
+        });
+        r.count += 1;
+        r.total_ns += d;
+        r.max_ns = r.max_ns.max(d);
+    }
+
+    /// By total time, the most first.
+    fn rows(self) -> (Vec<Row>, u64) {
+        let mut rows: Vec<Row> = self.rows.into_values().collect();
+        rows.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.name.cmp(&b.name)));
+        (rows, self.unpaired)
+    }
 }
 
 /// Time per IRQ handler name (hard) or softirq vector (soft) in the range.
@@ -50,12 +105,9 @@ pub fn irqs(cap: &Capture, filter: &Filter, kind: Kind) -> Result<Report> {
         Kind::Hard => ("hardirq_entry", "hardirq_exit"),
         Kind::Soft => ("softirq_entry", "softirq_exit"),
     };
-    // Per CPU: the entry waiting for its exit (ts, name).
-    let mut open: HashMap<u16, (u64, String)> = HashMap::new();
-    let mut rows: HashMap<String, Row> = HashMap::new();
-    let mut unpaired = 0;
+    let mut pairing = Pairing::default();
     for seg in selected(cap, filter) {
-        let mut events = Vec::new();
+        let mut marks = Vec::new();
         for b in seg.read(Table::Irq, &["ts", "cpu", "event", "irq", "name"])? {
             let (ts, cpu) = (prim::<UInt64Type>(&b, "ts"), prim::<UInt16Type>(&b, "cpu"));
             let (event, irq, name) = (
@@ -68,41 +120,26 @@ pub fn irqs(cap: &Capture, filter: &Filter, kind: Kind) -> Result<Report> {
                 if e != entry && e != exit {
                     continue;
                 }
-                let n = if name.is_valid(i) {
+                let name = if name.is_valid(i) {
                     name.value(i).to_string()
                 } else {
                     format!("irq {}", irq.value(i))
                 };
-                events.push((ts.value(i), cpu.value(i), e == entry, n));
+                marks.push(Mark {
+                    ts: ts.value(i),
+                    cpu: cpu.value(i),
+                    entry: e == entry,
+                    irq: irq.value(i),
+                    name,
+                });
             }
         }
-        events.sort_by_key(|e| e.0);
-        for (ts, cpu, is_entry, name) in events {
-            if is_entry {
-                open.insert(cpu, (ts, name));
-                continue;
-            }
-            let Some((t0, name)) = open.remove(&cpu) else {
-                unpaired += 1;
-                continue;
-            };
-            if !filter.in_range(t0) {
-                continue;
-            }
-            let d = ts.saturating_sub(t0);
-            let r = rows.entry(name.clone()).or_insert(Row {
-                name,
-                count: 0,
-                total_ns: 0,
-                max_ns: 0,
-            });
-            r.count += 1;
-            r.total_ns += d;
-            r.max_ns = r.max_ns.max(d);
+        marks.sort_by_key(|m| m.ts);
+        for m in marks {
+            pairing.push(m, |ts| filter.in_range(ts));
         }
     }
-    let mut rows: Vec<Row> = rows.into_values().collect();
-    rows.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.name.cmp(&b.name)));
+    let (rows, unpaired) = pairing.rows();
     Ok(Report {
         rows,
         unpaired,
@@ -135,5 +172,43 @@ impl Report {
             out.push_str("no interrupts in this range (record with --events ...,irq)\n");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(ts: u64, cpu: u16, entry: bool, irq: i32, name: &str) -> Mark {
+        Mark {
+            ts,
+            cpu,
+            entry,
+            irq,
+            name: name.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_exit_closes_only_the_entry_of_its_own_vector_on_its_cpu() {
+        let mut p = Pairing::default();
+        for m in [
+            mark(100, 0, true, 1, "timer"),
+            mark(110, 1, true, 3, "net_rx"),
+            mark(150, 0, false, 1, "timer"),
+            // CPU 0: timer's exit and net_rx's entry were lost; net_rx's exit must not close it.
+            mark(200, 0, true, 1, "timer"),
+            mark(900, 0, false, 3, "net_rx"),
+            mark(910, 1, false, 3, "net_rx"),
+        ] {
+            p.push(m, |ts| ts >= 100);
+        }
+        let (rows, unpaired) = p.rows();
+        let got: Vec<(&str, u64, u64, u64)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.count, r.total_ns, r.max_ns))
+            .collect();
+        assert_eq!(got, [("net_rx", 1, 800, 800), ("timer", 1, 50, 50)]);
+        assert_eq!(unpaired, 1);
     }
 }
