@@ -1,6 +1,6 @@
 //! User frames named on the writer thread: [`Symbolizer`] names the frames normalized by
-//! [`crate::procmaps`] with blazesym (ELF symbols and DWARF where present) into the segment's
-//! `user_frames` table.
+//! [`crate::procmaps`] with blazesym (ELF symbols and DWARF where present; a stripped Go binary's
+//! from its `.gopclntab`) into the segment's `user_frames` table.
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Weak},
@@ -61,6 +61,18 @@ fn lookup_offset(m: &Module, off: u64, caller: bool) -> u64 {
     }
 }
 
+/// The name of the Go function at file offset `off` of `m`, from the Go runtime's table.
+fn go_name(m: &Module, off: u64) -> Option<Named> {
+    let at = m.virt_offset(off)?;
+    let (name, entry) = m.cfi()?.go_function(at)?;
+    Some(Named {
+        symbol: Some(name.to_string()),
+        offset: Some(at - entry),
+        file: None,
+        line: None,
+    })
+}
+
 /// Counts of a `user_frames` table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FrameCounts {
@@ -113,7 +125,8 @@ impl Symbolizer {
                         .map(|c| c.to_path().display().to_string()),
                     line: s.code_info.as_ref().and_then(|c| c.line),
                 },
-                _ => Named::default(),
+                // A stripped Go binary: the runtime's own table names its functions.
+                _ => go_name(module, *off).unwrap_or_default(),
             };
             self.cache.insert((key, *off), named);
         }

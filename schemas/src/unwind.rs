@@ -52,6 +52,9 @@ pub enum Truncation {
     /// Nothing of the stack could be read at all: a task past releasing its memory as it exits
     /// (its last switch-outs, closing files), or a stack page not resident.
     StackUnreadable,
+    /// Code that moved the stack pointer to another stack (Go's runtime switching to a thread's
+    /// system stack): the frames that called it are on a stack the walk has no pointer into.
+    StackSwitch,
 }
 
 impl Method {
@@ -79,7 +82,7 @@ impl Method {
 
 impl Truncation {
     /// All reasons.
-    pub const ALL: [Truncation; 9] = [
+    pub const ALL: [Truncation; 10] = [
         Truncation::NoRegisters,
         Truncation::StackCopy,
         Truncation::NoCfi,
@@ -89,6 +92,7 @@ impl Truncation {
         Truncation::TooDeep,
         Truncation::Exec,
         Truncation::StackUnreadable,
+        Truncation::StackSwitch,
     ];
 
     /// The name stored in captures.
@@ -103,6 +107,7 @@ impl Truncation {
             Truncation::TooDeep => "too_deep",
             Truncation::Exec => "exec",
             Truncation::StackUnreadable => "stack_unreadable",
+            Truncation::StackSwitch => "stack_switch",
         }
     }
 
@@ -125,6 +130,7 @@ impl Truncation {
             Truncation::StackUnreadable => {
                 "user stack unreadable (an exiting task's memory is gone)"
             }
+            Truncation::StackSwitch => "the code switched stacks (Go's runtime)",
         }
     }
 }

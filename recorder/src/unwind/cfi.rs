@@ -1,7 +1,8 @@
 //! Call frame information of one module, read with gimli from its `.eh_frame` (through
-//! `.eh_frame_hdr`'s search table) and `.debug_frame`: for a code address, how to recover the
-//! caller's stack pointer, frame pointer and return address. Addresses here are the module's own
-//! (ELF virtual addresses); the unwinder translates from the process's.
+//! `.eh_frame_hdr`'s search table) and `.debug_frame`, and from a Go binary's `.gopclntab`
+//! ([`super::golang`]): for a code address, how to recover the caller's stack pointer, frame
+//! pointer and return address. Addresses here are the module's own (ELF virtual addresses); the
+//! unwinder translates from the process's.
 use std::{fs::File, ops::Range};
 
 use gimli::{
@@ -9,6 +10,8 @@ use gimli::{
     Register, RegisterRule, UnwindContext, UnwindSection, UnwindTableRow,
 };
 use object::{Object, ObjectSection};
+
+use super::golang::{GoRule, GoTable};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 type Fde = gimli::FrameDescriptionEntry<Slice<'static>, usize>;
@@ -94,6 +97,9 @@ pub enum Lookup {
     /// The rule uses something this unwinder does not run (a register other than sp/fp as the
     /// CFA base, an expression of other registers).
     Unsupported,
+    /// Code that moves the stack pointer to another stack (Go's runtime): its callers are not on
+    /// this stack.
+    StackSwitch,
 }
 
 /// FDE address ranges of a section without a search table, sorted: (start, end, entry offset).
@@ -183,6 +189,8 @@ pub struct ModuleCfi {
     entry: u64,
     /// `.text`, whose instructions the clone gap is told by.
     text: Option<Section>,
+    /// A Go binary's own table, for the code no CFI covers (all of it in a pure Go binary).
+    go: Option<GoTable>,
 }
 
 /// Bytes from the entry point taken as the entry code when no CFI covers them: musl's `_start`
@@ -191,6 +199,12 @@ const ENTRY_CODE: u64 = 64;
 
 fn section(obj: &object::File<'_>, name: &str) -> Option<Section> {
     let s = obj.section_by_name(name)?;
+    // Compressed (Go writes its `.debug_frame` so): not read as it is.
+    if let object::SectionFlags::Elf { sh_flags } = s.flags() {
+        if sh_flags & u64::from(object::elf::SHF_COMPRESSED) != 0 {
+            return None;
+        }
+    }
     let (offset, size) = s.file_range()?;
     Some(Section {
         file: offset as usize..(offset + size) as usize,
@@ -237,7 +251,14 @@ impl ModuleCfi {
         let eh_frame = section(&obj, ".eh_frame");
         let eh_frame_hdr = section(&obj, ".eh_frame_hdr");
         let debug = section(&obj, ".debug_frame");
-        if eh_frame.is_none() && debug.is_none() {
+        let go = (arch == Arch::X86_64)
+            .then(|| section(&obj, ".gopclntab"))
+            .flatten()
+            .and_then(|s| {
+                let b = bytes.get(s.file)?;
+                GoTable::parse(b)
+            });
+        if eh_frame.is_none() && debug.is_none() && go.is_none() {
             return None;
         }
         let mut bases = BaseAddresses::default();
@@ -264,6 +285,7 @@ impl ModuleCfi {
             debug_frame: None,
             entry: obj.entry(),
             text,
+            go,
         };
         if cfi.hdr_table_usable() == Some(false) {
             cfi.eh_index = cfi
@@ -329,6 +351,9 @@ impl ModuleCfi {
     /// The rule at module address `addr`.
     pub fn lookup(&self, addr: u64, ctx: &mut UnwindContext<usize>) -> Lookup {
         let Some((fde, debug_frame)) = self.fde(addr) else {
+            if let Some(rule) = self.go.as_ref().and_then(|g| g.rule(addr)) {
+                return go_lookup(rule);
+            }
             // The program's entry code without CFI (a static musl binary's `_start`): nothing
             // called it, so this is the outermost frame, as glibc's CFI says of its own.
             if (self.entry..self.entry.saturating_add(ENTRY_CODE)).contains(&addr) && addr > 0 {
@@ -394,7 +419,21 @@ impl ModuleCfi {
     /// compiler's frame description begins, a function's entry (or of a part of one it split
     /// off, such as a `.cold` block). `None` where no CFI covers `addr`.
     pub fn function_start(&self, addr: u64) -> Option<u64> {
-        self.fde(addr).map(|(f, _)| f.initial_address())
+        match self.fde(addr) {
+            Some((f, _)) => Some(f.initial_address()),
+            None => self.go_function(addr).map(|(_, entry)| entry),
+        }
+    }
+
+    /// True for a Go binary (one with Go's own table).
+    pub fn is_go(&self) -> bool {
+        self.go.is_some()
+    }
+
+    /// The Go function holding module address `addr` (its name and entry), from a Go binary's
+    /// own table: the names of a stripped Go binary.
+    pub fn go_function(&self, addr: u64) -> Option<(&'static str, u64)> {
+        self.go.as_ref()?.function(addr)
     }
 
     /// True when `addr` is in a signal trampoline (`__restore_rt`), whose CFI says so.
@@ -514,6 +553,24 @@ fn evaluate(
         gimli::Location::Address { address } => Some(address),
         gimli::Location::Value { value } => value.to_u64(u64::MAX).ok(),
         _ => None,
+    }
+}
+
+/// The rule of a Go table's answer. The frame pointer and rbx are left unknown: Go saves its
+/// caller's frame pointer only once its prologue has run, and passes arguments in rbx.
+fn go_lookup(rule: GoRule) -> Lookup {
+    match rule {
+        GoRule::Top => Lookup::Rule(Rule::End),
+        GoRule::Frame { cfa, exact_return } => Lookup::Rule(Rule::Frame {
+            cfa: Cfa::Sp(cfa),
+            ra: Recover::At(-8),
+            fp: Recover::Unknown,
+            aux: Recover::Unknown,
+            signal: exact_return,
+            clone_gap: false,
+        }),
+        GoRule::StackSwitch => Lookup::StackSwitch,
+        GoRule::SignalFrame => Lookup::Unsupported,
     }
 }
 

@@ -11,6 +11,7 @@
 //! kernel's `STACK_TOPS` map, and its later events copy the whole stack (up to 32 KiB). Frames
 //! always come from the event's own copy.
 pub mod cfi;
+pub mod golang;
 mod memo;
 pub mod walk;
 
@@ -248,6 +249,7 @@ impl Rules for ProcessRules<'_> {
                 Lookup::Rule(r) => Step::Rule(r),
                 Lookup::NotCovered => Step::NoCfi,
                 Lookup::Unsupported => Step::Unsupported,
+                Lookup::StackSwitch => Step::StackSwitch,
             },
         };
         self.rules.insert(key, step);

@@ -22,6 +22,8 @@ pub enum Step {
     NoCfi,
     /// Covered by a rule this unwinder does not run.
     Unsupported,
+    /// Code that moved to another stack: its callers are not on this one.
+    StackSwitch,
 }
 
 /// The rules of a process's code, and expression rules evaluated on demand.
@@ -139,6 +141,7 @@ pub fn walk<R: Rules>(input: &Input<'_>, rules: &mut R) -> Walk {
                 return done(frames, Method::Cfi, Some(Truncation::NoCfi))
             }
             Step::Unsupported => return done(frames, Method::Cfi, Some(Truncation::Unsupported)),
+            Step::StackSwitch => return done(frames, Method::Cfi, Some(Truncation::StackSwitch)),
         };
         let (cfa_rule, ra_rule, fp_rule, aux_rule, signal, clone_gap) = rule;
         let mut mem = |a: u64| read(input.window, regs.sp, a);
@@ -263,6 +266,7 @@ fn follow_chain(
             Step::Rule(_) => Truncation::NoFramePointer,
             Step::NoModule | Step::NoCfi => Truncation::NoCfi,
             Step::Unsupported => Truncation::Unsupported,
+            Step::StackSwitch => Truncation::StackSwitch,
         };
         return Walk {
             frames,
