@@ -56,6 +56,10 @@ pub const GLOBAL_CONFIG: &str = "CONFIG";
 pub const MAP_STACK_TOPS: &str = "STACK_TOPS";
 /// Entries of [`MAP_STACK_TOPS`].
 pub const STACK_TOPS_ENTRIES: u32 = 1 << 16;
+/// A [`MAP_STACK_TOPS`] value: the thread runs Go code, whose goroutines each have a stack of
+/// their own; the top of the one in use is its goroutine's `g.stack.hi`, read through the register
+/// Go keeps the current goroutine in ([`RegsLayout::g`]).
+pub const STACK_TOP_GO: u64 = 1;
 /// Name of the map of the last exec of each process (tgid → its `ts`): mappings read from /proc
 /// after an exec do not describe the events before it.
 pub const MAP_EXECS: &str = "EXECS";
@@ -335,11 +339,13 @@ pub struct RegsLayout {
     pub mode_user: u32,
     /// [`UserRegs::arg`]; `u32::MAX` where it is not read.
     pub arg: u32,
+    /// The register Go code keeps its current goroutine (`g`) in; `u32::MAX` where it is not read.
+    pub g: u32,
 }
 
 impl RegsLayout {
-    /// x86_64: `bp` 32, `bx` 40, `di` 112, `ip` 128, `cs` 136 (privilege level in its low two
-    /// bits), `sp` 152.
+    /// x86_64: `r14` 8 (Go's `g`), `bp` 32, `bx` 40, `di` 112, `ip` 128, `cs` 136 (privilege
+    /// level in its low two bits), `sp` 152.
     pub const X86_64: RegsLayout = RegsLayout {
         ip: 128,
         sp: 152,
@@ -349,6 +355,7 @@ impl RegsLayout {
         mode_mask: 3,
         mode_user: 3,
         arg: 112,
+        g: 8,
     };
     /// aarch64: `regs[29]` 232, `regs[30]` 240, `sp` 248, `pc` 256, `pstate` 264 (EL0t: mode 0).
     pub const AARCH64: RegsLayout = RegsLayout {
@@ -360,6 +367,7 @@ impl RegsLayout {
         mode_mask: 0xf,
         mode_user: 0,
         arg: u32::MAX,
+        g: u32::MAX,
     };
 }
 

@@ -19,7 +19,7 @@ use aya_ebpf::{
 use flightrec_common::{
     counter_index, Config, Counter, EventHeader, EventKind, Source, UserRegs, COMM_LEN,
     COUNTER_ENTRIES, DATA_LOC_FLAG, MAX_STACK_BYTES, MAX_WINDOW, RAW_RECORD_MAX, REGS_VALID,
-    SCRATCH_SIZE, SCRATCH_SLOTS, STACK_TOPS_ENTRIES,
+    SCRATCH_SIZE, SCRATCH_SLOTS, STACK_TOPS_ENTRIES, STACK_TOP_GO,
 };
 
 const BPF_RB_AVAIL_DATA: u64 = 0;
@@ -226,14 +226,19 @@ pub fn walk_user_stack<C: EbpfContext>(
     let mut regs = UserRegs::default();
     let has_regs = user_regs(&mut regs);
     // How much stack to copy: to the thread's stack top when known (then the copy holds every
-    // frame), else `window` bytes. A window of 0 turns copies off (frame pointers only).
+    // frame), else `window` bytes. A window of 0 turns copies off (frame pointers only). A thread
+    // of a process whose main thread runs Go runs Go too, from its first event.
     let top = if !has_regs || window == 0 {
         0
     } else {
         match unsafe { STACK_TOPS.get(&tid) } {
+            Some(&STACK_TOP_GO) => go_stack_top(),
             Some(&top) => top,
             None if tid == tgid => main_stack_top(),
-            None => 0,
+            None => match unsafe { STACK_TOPS.get(&tgid) } {
+                Some(&STACK_TOP_GO) => go_stack_top(),
+                _ => 0,
+            },
         }
     };
     let whole = top > regs.sp && top - regs.sp <= MAX_WINDOW as u64;
@@ -264,6 +269,45 @@ pub fn walk_user_stack<C: EbpfContext>(
     }
     (u as i32, regs, at + regs.window_len as usize)
 }
+
+/// The top of the current goroutine's stack (`g.stack.hi`, the second word of the `g` Go keeps
+/// in a register), and [`GO_STACK_SLACK`] bytes past it: the stack a Go thread is on belongs to
+/// the goroutine it runs, not to the thread. 0 when unknown; a register that holds no `g` (C code
+/// called through cgo) gives a value the copy's bound and the unwinder's rules make harmless.
+#[inline(always)]
+fn go_stack_top() -> u64 {
+    let off = conf!(regs.g);
+    if off == u32::MAX {
+        return 0;
+    }
+    let pt = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+    if pt.is_null() {
+        return 0;
+    }
+    let mut g: u64 = 0;
+    let mut hi: u64 = 0;
+    unsafe {
+        if bpf_probe_read_kernel(
+            (&mut g as *mut u64).cast(),
+            8,
+            pt.add(off as usize & 0x1ff).cast(),
+        ) != 0
+            || g == 0
+        {
+            return 0;
+        }
+        let at = (g + 8) as *const c_void;
+        if bpf_probe_read_user((&mut hi as *mut u64).cast(), 8, at) != 0 || hi == 0 {
+            return 0;
+        }
+    }
+    hi + GO_STACK_SLACK
+}
+
+/// Bytes copied past a goroutine stack's `hi`: on a thread's system stack that the OS gave (the
+/// main thread's, cgo's threads'), `hi` is an address in `runtime.mstart0`'s frame, and the frames
+/// that started the thread lie just above it.
+const GO_STACK_SLACK: u64 = 1024;
 
 /// Where the current process's initial stack began (`mm->start_stack`): its main thread's frames
 /// all lie below. 0 when unknown.

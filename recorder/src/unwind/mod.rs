@@ -18,7 +18,7 @@ pub mod walk;
 use std::collections::HashSet;
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use flightrec_common::{UserRegs, REGS_VALID};
+use flightrec_common::{UserRegs, REGS_VALID, STACK_TOP_GO};
 use flightrec_schemas::unwind::{named_at, Truncation};
 use gimli::UnwindContext;
 
@@ -51,6 +51,8 @@ pub struct Unwinder {
     tops: Option<BpfHashMap<MapData, u32, u64>>,
     /// Threads whose top was looked for (found or not).
     tried: HashSet<i32>,
+    /// Processes found running Go code, marked in the kernel's map by their main thread's id.
+    go: HashSet<i32>,
     /// Events carry stack copies (`--stack-copy` is not 0): an empty one is unreadable memory.
     copies: bool,
     /// What it did.
@@ -74,6 +76,7 @@ impl Unwinder {
             walks: Memo::new(WALKS_GENERATION),
             tops,
             tried: HashSet::new(),
+            go: HashSet::new(),
             stats: UnwindStats::default(),
         }
     }
@@ -131,7 +134,20 @@ impl Unwinder {
             });
         }
         self.walks.insert(key, result.clone());
-        if result.truncated == Some(Truncation::StackCopy) {
+        // A Go process's threads copy their goroutine's stack from here on, all of it: known by
+        // its leaf, or by any frame once a copy fell short (the leaf may be C code, through cgo).
+        let short = result.truncated == Some(Truncation::StackCopy);
+        if !self.go.contains(&tgid) {
+            let frames = if short {
+                &result.frames[..]
+            } else {
+                result.frames.get(..1).unwrap_or_default()
+            };
+            if runs_go(maps, tgid, frames) {
+                self.mark_go(tgid, tid);
+            }
+        }
+        if short && !self.go.contains(&tgid) {
             if let Some(r) = regs {
                 self.learn_top(maps, tgid, tid, r.sp);
             }
@@ -175,14 +191,41 @@ impl Unwinder {
         }
     }
 
+    /// Marks process `tgid` as running Go in the kernel's map ([`STACK_TOP_GO`]: a thread running
+    /// Go is on its goroutine's stack, wherever that is), under its main thread's id (which the
+    /// kernel's programs look up for threads without an entry of their own) and the thread `tid`
+    /// that showed it.
+    fn mark_go(&mut self, tgid: i32, tid: i32) {
+        let Some(map) = self.tops.as_mut() else {
+            return;
+        };
+        self.go.insert(tgid);
+        for t in [tgid, tid] {
+            if map.insert(t as u32, STACK_TOP_GO, 0).is_ok() && self.tried.insert(t) {
+                self.stats.tops_learned += 1;
+            }
+        }
+    }
+
     /// The thread exited, or exec'd (a new stack): its stack top goes, and its id may be reused.
     pub fn forget_thread(&mut self, tid: i32) {
+        self.go.remove(&tid);
         if self.tried.remove(&tid) {
             if let Some(map) = self.tops.as_mut() {
                 let _ = map.remove(&(tid as u32));
             }
         }
     }
+}
+
+/// True when a frame of the stack is in Go code (a module with Go's own table).
+fn runs_go(maps: &UserMaps, tgid: i32, frames: &[u64]) -> bool {
+    frames.iter().any(|f| {
+        maps.find(tgid, *f)
+            .and_then(|m| m.module.as_ref())
+            .and_then(|m| m.cfi())
+            .is_some_and(|c| c.is_go())
+    })
 }
 
 /// A 128-bit hash of everything a walk reads.

@@ -8,6 +8,7 @@ mod claims;
 mod cluster;
 mod entry;
 mod faults;
+mod go_stacks;
 mod incident;
 mod irqs;
 mod locks;
