@@ -2,7 +2,7 @@
 //! configurations being compared round by round, and prints a table of medians with the command to
 //! reproduce it. Ratios measured in one run are the claim; absolute times depend on the machine.
 //!
-//!   cargo run --release -p flightrec-bench -- overhead [--loops 100000] [--rounds 5]
+//!   cargo run --release -p flightrec-bench -- overhead [--loops 100000] [--rounds 5] [--threads]
 //!   cargo run --release -p flightrec-bench -- analyzer [--switches 10M] [--rounds 5]
 //!   cargo run --release -p flightrec-bench -- throughput [--seconds 30] [--rates 100000,...]
 //!   cargo run --release -p flightrec-bench -- redis [--requests 200000] [--baseline DIR]

@@ -28,6 +28,10 @@ pub struct Args {
     /// More arguments for this build's `flightrec record` (e.g. "--stack-copy 0").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     flightrec_args: String,
+    /// The two sides as threads of one process (`perf bench sched pipe -T`): one of them is not
+    /// its process's main thread, whose stack top the programs look up differently.
+    #[arg(long)]
+    threads: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -134,11 +138,13 @@ fn capture_name(cfg: Config) -> &'static str {
     }
 }
 
-fn pipe_bench(loops: u64) -> Result<Duration> {
-    let out = Command::new("perf")
-        .args(["bench", "sched", "pipe", "-l", &loops.to_string()])
-        .output()
-        .context("perf bench")?;
+fn pipe_bench(loops: u64, threads: bool) -> Result<Duration> {
+    let mut perf = Command::new("perf");
+    perf.args(["bench", "sched", "pipe", "-l", &loops.to_string()]);
+    if threads {
+        perf.arg("-T");
+    }
+    let out = perf.output().context("perf bench")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let secs: f64 = text
         .lines()
@@ -175,7 +181,7 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("round {}/{}", round + 1, a.rounds);
         for (i, cfg) in configs.iter().enumerate() {
             let tracer = start(*cfg, &bins, &baseline, &a.flightrec_args, &work)?;
-            let t = pipe_bench(a.loops)?;
+            let t = pipe_bench(a.loops, a.threads)?;
             if let Some(t) = tracer {
                 t.stop()?;
             }
@@ -213,8 +219,10 @@ pub fn run(a: Args) -> Result<()> {
     let medians: Vec<Duration> = times.into_iter().map(median).collect();
     let base = medians[0].as_secs_f64();
     println!(
-        "\nperf bench sched pipe -l {}, median of {} alternating rounds:\n",
-        a.loops, a.rounds
+        "\nperf bench sched pipe -l {}{}, median of {} alternating rounds:\n",
+        a.loops,
+        if a.threads { " -T" } else { "" },
+        a.rounds
     );
     let rows: Vec<Vec<String>> = configs
         .iter()
