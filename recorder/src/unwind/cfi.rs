@@ -190,7 +190,7 @@ pub struct ModuleCfi {
     /// `.text`, whose instructions the clone gap is told by.
     text: Option<Section>,
     /// A Go binary's own table, for the code no CFI covers (all of it in a pure Go binary).
-    go: Option<GoTable>,
+    go: Option<GoTable<'static>>,
 }
 
 /// Bytes from the entry point taken as the entry code when no CFI covers them: musl's `_start`

@@ -51,8 +51,8 @@ struct Layout {
 }
 
 /// A `.gopclntab` section.
-pub struct GoTable {
-    data: &'static [u8],
+pub struct GoTable<'a> {
+    data: &'a [u8],
     text_start: u64,
     funcnames: usize,
     pctab: usize,
@@ -62,7 +62,7 @@ pub struct GoTable {
     layout: Layout,
 }
 
-impl std::fmt::Debug for GoTable {
+impl std::fmt::Debug for GoTable<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GoTable")
             .field("functions", &self.nfunc)
@@ -95,10 +95,10 @@ fn varint(b: &[u8]) -> Option<(u32, usize)> {
     None
 }
 
-impl GoTable {
+impl<'a> GoTable<'a> {
     /// Reads the table from the section's bytes; `None` for a layout other than Go 1.18's and
     /// later on a 64-bit, byte-quantum architecture, or offsets outside the section.
-    pub fn parse(data: &'static [u8]) -> Option<GoTable> {
+    pub fn parse(data: &'a [u8]) -> Option<GoTable<'a>> {
         let magic = u32_at(data, 0)?;
         let layout = match magic {
             // Go 1.18 and 1.19.
@@ -155,17 +155,17 @@ impl GoTable {
             return None;
         }
         let f = Func {
-            entry: self.text_start + u64::from(start),
+            entry: self.text_start.checked_add(u64::from(start))?,
             at: self.pcln.checked_add(funcoff as usize)?,
         };
-        Some((f, f.entry..self.text_start + u64::from(end)))
+        Some((f, f.entry..self.text_start.checked_add(u64::from(end))?))
     }
 
     fn field(&self, f: Func, at: usize) -> Option<u32> {
         u32_at(self.data, f.at.checked_add(at)?)
     }
 
-    fn name_of(&self, f: Func) -> Option<&'static str> {
+    fn name_of(&self, f: Func) -> Option<&'a str> {
         let at = self.funcnames.checked_add(self.field(f, 4)? as usize)?;
         let rest = self.data.get(at..)?;
         let len = rest.iter().position(|b| *b == 0)?;
@@ -229,7 +229,7 @@ impl GoTable {
     }
 
     /// The function holding module address `addr`: its name and entry.
-    pub fn function(&self, addr: u64) -> Option<(&'static str, u64)> {
+    pub fn function(&self, addr: u64) -> Option<(&'a str, u64)> {
         let (f, _) = self.func(addr)?;
         Some((self.name_of(f)?, f.entry))
     }
