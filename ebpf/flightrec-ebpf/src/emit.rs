@@ -284,24 +284,22 @@ fn go_stack_top() -> u64 {
     if pt.is_null() {
         return 0;
     }
-    let mut g: u64 = 0;
+    let g = kernel_u64(unsafe { pt.add(off as usize & 0x1ff) });
     let mut hi: u64 = 0;
-    unsafe {
-        if bpf_probe_read_kernel(
-            (&mut g as *mut u64).cast(),
-            8,
-            pt.add(off as usize & 0x1ff).cast(),
-        ) != 0
-            || g == 0
-        {
-            return 0;
-        }
-        let at = (g + 8) as *const c_void;
-        if bpf_probe_read_user((&mut hi as *mut u64).cast(), 8, at) != 0 || hi == 0 {
-            return 0;
-        }
+    let at = (g + 8) as *const c_void;
+    if g == 0 || unsafe { bpf_probe_read_user((&mut hi as *mut u64).cast(), 8, at) } != 0 || hi == 0
+    {
+        return 0;
     }
     hi + GO_STACK_SLACK
+}
+
+/// The u64 of kernel memory at `p`; 0 when it cannot be read.
+#[inline(always)]
+fn kernel_u64(p: *const u8) -> u64 {
+    let mut v: u64 = 0;
+    unsafe { bpf_probe_read_kernel((&mut v as *mut u64).cast(), 8, p.cast()) };
+    v
 }
 
 /// Bytes copied past a goroutine stack's `hi`: on a thread's system stack that the OS gave (the
@@ -318,25 +316,11 @@ fn main_stack_top() -> u64 {
         return 0;
     }
     let task = unsafe { bpf_get_current_task_btf() } as *const u8;
-    let mut mm: u64 = 0;
-    let mut top: u64 = 0;
-    unsafe {
-        if bpf_probe_read_kernel(
-            (&mut mm as *mut u64).cast(),
-            8,
-            task.add(mm_off as usize & 0xffff).cast(),
-        ) != 0
-            || mm == 0
-        {
-            return 0;
-        }
-        bpf_probe_read_kernel(
-            (&mut top as *mut u64).cast(),
-            8,
-            (mm as *const u8).add(start_off as usize & 0xffff).cast(),
-        );
+    let mm = kernel_u64(unsafe { task.add(mm_off as usize & 0xffff) });
+    if mm == 0 {
+        return 0;
     }
-    top
+    kernel_u64(unsafe { (mm as *const u8).add(start_off as usize & 0xffff) })
 }
 
 /// Reads the current task's user-mode registers (saved where it entered the kernel); false for a
@@ -347,17 +331,7 @@ fn user_regs(regs: &mut UserRegs) -> bool {
     if pt.is_null() {
         return false;
     }
-    let read = |off: u32| -> u64 {
-        let mut v = 0u64;
-        unsafe {
-            bpf_probe_read_kernel(
-                (&mut v as *mut u64).cast(),
-                8,
-                pt.add(off as usize & 0x1ff).cast(),
-            )
-        };
-        v
-    };
+    let read = |off: u32| -> u64 { kernel_u64(unsafe { pt.add(off as usize & 0x1ff) }) };
     if read(conf!(regs.mode)) & conf!(regs.mode_mask) as u64 != conf!(regs.mode_user) as u64 {
         return false;
     }

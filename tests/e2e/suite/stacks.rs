@@ -112,6 +112,14 @@ pub(super) fn cut_user_stacks(cap: &Path) -> Vec<(i64, String, String)> {
         .collect()
 }
 
+/// A stack cut in GCC's start-up and exit code, which Debian ships without CFI (README, Limits):
+/// a switch-out as the program runs its destructors at exit (`__do_global_dtors_aux`), seen once
+/// in a few dozen runs of the 52 programs below.
+pub(super) fn in_crt_code(why: &str, folded: &str) -> bool {
+    const CRT: [&str; 4] = ["__do_global_dtors_aux", "frame_dummy", "_init", "_fini"];
+    why == "no_cfi" && folded.split(';').nth(1).is_some_and(|f| CRT.contains(&f))
+}
+
 /// Checks every stack of `r` through its blocking function: whole from the libc start code, then
 /// exactly `chain` down to the blocking function. Returns the time (or samples) under it.
 fn check_chain(r: &Run, stacks: &[(Vec<String>, u64)], root: &[&str], chain: &[&str]) -> u64 {
@@ -222,7 +230,7 @@ fn c_programs_with_and_without_frame_pointers_show_their_exact_callers() {
         assert!(p["unreadable"].as_u64() >= Some(1), "{}: {p}", r.label);
         for (tgid, why, folded) in &cut {
             assert!(
-                *tgid != r.pid as i64 || why == "stack_unreadable",
+                *tgid != r.pid as i64 || why == "stack_unreadable" || in_crt_code(why, folded),
                 "{}: {why} {folded} ({p})",
                 r.label
             );
