@@ -252,12 +252,8 @@ impl ModuleCfi {
         let eh_frame_hdr = section(&obj, ".eh_frame_hdr");
         let debug = section(&obj, ".debug_frame");
         let go = (arch == Arch::X86_64)
-            .then(|| section(&obj, ".gopclntab"))
-            .flatten()
-            .and_then(|s| {
-                let b = bytes.get(s.file)?;
-                GoTable::parse(b)
-            });
+            .then(|| GoTable::find(&obj))
+            .flatten();
         if eh_frame.is_none() && debug.is_none() && go.is_none() {
             return None;
         }

@@ -31,8 +31,11 @@ func flightrecGoDeep(n, ms int) int {
 
 //go:noinline
 func flightrecGoSleeper(rounds, depth, ms int, done chan<- time.Duration) {
-	// One thread: only its first switch-out precedes the recorder learning it runs Go.
+	// One thread, and the rounds begin once the recorder has seen the process run Go (it drains
+	// every 100 ms): the events before that copy only 1 KiB of stack.
 	runtime.LockOSThread()
+	warmup := syscall.NsecToTimespec(250 * 1e6)
+	syscall.Nanosleep(&warmup, nil)
 	var blocked time.Duration
 	for i := 0; i < rounds; i++ {
 		t0 := time.Now()

@@ -1,8 +1,10 @@
-//! Go binaries: no `.eh_frame`, and once stripped no `.debug_frame` and no symbols either. Their
-//! frames are stepped over with the Go runtime's own table (`.gopclntab`) and named from it, on
-//! goroutine stacks the runtime allocates and moves as they grow. Ground truth: gostacks.go (a
-//! goroutine sleeping under 41 frames of 512 bytes, the main goroutine spinning), built plain and
-//! stripped with the Go toolchain installed here.
+//! Go binaries: no `.eh_frame` for Go code, and once stripped no `.debug_frame` and no symbols
+//! either. Their frames are stepped over with the Go runtime's own table (`.gopclntab`) and named
+//! from it, on goroutine stacks the runtime allocates and moves as they grow. Ground truth:
+//! gostacks.go (a goroutine sleeping under 41 frames of 512 bytes, the main goroutine spinning),
+//! built with the Go toolchain installed here: plain, stripped, position-independent (where the
+//! table's section is `.data.rel.ro.gopclntab`), and position-independent linked by the host linker
+//! (which merges the table into `.data.rel.ro`, as in Docker's CLI).
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -11,8 +13,8 @@ use std::{
 
 use super::{stacks::folded, *};
 
-/// Builds tests/e2e/data/gostacks.go into `dir`, stripped (`-ldflags=-s -w`) or not.
-fn build_go(dir: &Path, name: &str, stripped: bool) -> PathBuf {
+/// Builds tests/e2e/data/gostacks.go into `dir` with `flags` for `go build`.
+fn build_go(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/data/gostacks.go");
     let bin = dir.join(name);
     let mut go = Command::new("go");
@@ -21,10 +23,8 @@ fn build_go(dir: &Path, name: &str, stripped: bool) -> PathBuf {
         .env("GOPATH", dir.join("gopath"))
         .env("GOENV", "off")
         .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "");
-    if stripped {
-        go.arg("-ldflags=-s -w");
-    }
+        .env("GOFLAGS", "")
+        .args(flags);
     let status = go
         .arg("-o")
         .arg(&bin)
@@ -50,19 +50,36 @@ fn sections(bin: &Path) -> Vec<String> {
 }
 
 #[test]
-fn go_binaries_plain_and_stripped_are_whole_from_goexit_and_named() {
+fn go_binaries_are_whole_from_goexit_and_named_however_built() {
     require_root!();
     let _quiet = quiet();
     let build = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-    let bins = [
-        ("plain", build_go(build.path(), "gostacks", false)),
-        ("stripped", build_go(build.path(), "gostacks-s", true)),
+    let variants: [(&str, &[&str], &str); 4] = [
+        ("plain", &[], ".gopclntab"),
+        ("stripped", &["-ldflags=-s -w"], ".gopclntab"),
+        ("pie", &["-buildmode=pie"], ".data.rel.ro.gopclntab"),
+        (
+            "pie-external",
+            &["-buildmode=pie", "-ldflags=-linkmode=external"],
+            "",
+        ),
     ];
-    // What the unwinder has to go on: Go's table, never .eh_frame; stripped, nothing else.
-    for (label, bin) in &bins {
+    let bins: Vec<(&str, PathBuf)> = variants
+        .iter()
+        .map(|(label, flags, _)| (*label, build_go(build.path(), label, flags)))
+        .collect();
+    // What the unwinder has to go on: Go's table (in a section of its own or merged into another),
+    // never .eh_frame for Go code; stripped, nothing else.
+    for ((label, _, table), (_, bin)) in variants.iter().zip(&bins) {
         let s = sections(bin);
-        assert!(s.iter().any(|n| n == ".gopclntab"), "{label}: {s:?}");
-        assert!(!s.iter().any(|n| n == ".eh_frame"), "{label}: {s:?}");
+        let has = |n: &str| s.iter().any(|x| x == n);
+        match *table {
+            "" => assert!(
+                !has(".gopclntab") && !has(".data.rel.ro.gopclntab") && has(".data.rel.ro"),
+                "{label}: {s:?}"
+            ),
+            t => assert!(has(t) && !has(".eh_frame"), "{label}: {s:?}"),
+        }
         if *label == "stripped" {
             assert!(
                 !s.iter()
@@ -95,7 +112,7 @@ fn go_binaries_plain_and_stripped_are_whole_from_goexit_and_named() {
             .filter(|(f, _)| f.iter().any(|x| x == "main.flightrecGoSleep"))
         {
             // The process's first events come before the recorder knows it runs Go: their copy
-            // (1 KiB) holds a few of the 41 frames.
+            // (1 KiB) holds a few of the 41 frames. (The program waits 250 ms before its rounds.)
             if frames[0] == "[truncated: stack deeper than the copy taken]" {
                 cut += 1;
                 continue;

@@ -11,6 +11,8 @@
 //! the `pcsp` tables (those that parse `.gopclntab` recover names only).
 use std::ops::Range;
 
+use object::{Object, ObjectSection};
+
 /// Function flags (`abi.FuncFlag`).
 const TOPFRAME: u8 = 1 << 0;
 const SPWRITE: u8 = 1 << 1;
@@ -96,6 +98,33 @@ fn varint(b: &[u8]) -> Option<(u32, usize)> {
 }
 
 impl<'a> GoTable<'a> {
+    /// The table of an ELF file: the `.gopclntab` section (`.data.rel.ro.gopclntab` in a
+    /// position-independent build); in an externally linked build, where the host linker merged it
+    /// into `.data.rel.ro` (Docker's CLI), the header found there whose text start lies in `.text`.
+    /// Only files with Go's build information are searched.
+    pub fn find(obj: &object::File<'a>) -> Option<GoTable<'a>> {
+        let data = |name: &str| obj.section_by_name(name)?.data().ok();
+        if let Some(t) = [".gopclntab", ".data.rel.ro.gopclntab"]
+            .into_iter()
+            .find_map(|n| GoTable::parse(data(n)?))
+        {
+            return Some(t);
+        }
+        obj.section_by_name(".go.buildinfo")?;
+        let text = obj.section_by_name(".text")?;
+        let text = text.address()..text.address() + text.size();
+        let rel_ro = data(".data.rel.ro")?;
+        // The table is 32-byte aligned; its magic and fixed header bytes start the search.
+        (0..rel_ro.len().saturating_sub(64))
+            .step_by(32)
+            .filter(|&at| {
+                matches!(u32_at(rel_ro, at), Some(0xffff_fff0 | 0xffff_fff1))
+                    && rel_ro.get(at + 4..at + 8) == Some(&[0, 0, 1, 8])
+                    && u64_at(rel_ro, at + 24).is_some_and(|t| text.contains(&t))
+            })
+            .find_map(|at| GoTable::parse(&rel_ro[at..]))
+    }
+
     /// Reads the table from the section's bytes; `None` for a layout other than Go 1.18's and
     /// later on a 64-bit, byte-quantum architecture, or offsets outside the section.
     pub fn parse(data: &'a [u8]) -> Option<GoTable<'a>> {
