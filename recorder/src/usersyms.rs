@@ -61,15 +61,18 @@ fn lookup_offset(m: &Module, off: u64, caller: bool) -> u64 {
     }
 }
 
-/// The name of the Go function at file offset `off` of `m`, from the Go runtime's table.
+/// The name of the Go function at file offset `off` of `m` (and its source line where the code is
+/// the function's own), from the Go runtime's table.
 fn go_name(m: &Module, off: u64) -> Option<Named> {
     let at = m.virt_offset(off)?;
-    let (name, entry) = m.cfi()?.go_function(at)?;
+    let cfi = m.cfi()?;
+    let (name, entry) = cfi.go_function(at)?;
+    let line = cfi.go_line(at);
     Some(Named {
         symbol: Some(name.to_string()),
         offset: Some(at - entry),
-        file: None,
-        line: None,
+        file: line.map(|(f, _)| f.to_string()),
+        line: line.map(|(_, l)| l),
     })
 }
 

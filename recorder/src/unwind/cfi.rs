@@ -432,6 +432,12 @@ impl ModuleCfi {
         self.go.as_ref()?.function(addr)
     }
 
+    /// The source file and line of module address `addr` from a Go binary's own table, where it
+    /// is its function's own code (not inlined).
+    pub fn go_line(&self, addr: u64) -> Option<(&'static str, u32)> {
+        self.go.as_ref()?.line(addr)
+    }
+
     /// True when `addr` is in a signal trampoline (`__restore_rt`), whose CFI says so.
     pub fn signal_trampoline(&self, addr: u64) -> bool {
         self.fde(addr)

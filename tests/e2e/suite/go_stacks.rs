@@ -104,7 +104,9 @@ fn go_binaries_are_whole_from_goexit_and_named_however_built() {
     ];
     chain.extend(["main.flightrecGoDeep"; 41]);
     chain.extend(["main.flightrecGoSleep", "syscall.Nanosleep"]);
+    let mut lines = Vec::new();
     for ((label, _), (pid, measured)) in bins.iter().zip(runs) {
+        lines.push((*label, sleep_chain_lines(cap.path(), pid)));
         let off = folded(cap.path(), "offcpu", pid);
         let (mut whole_ns, mut cut) = (0, 0);
         for (frames, ns) in off
@@ -160,4 +162,39 @@ fn go_binaries_are_whole_from_goexit_and_named_however_built() {
         // 600 ms at 49 Hz: about 29 samples.
         assert!(whole >= 10, "{label}: {whole} whole samples: {spin:?}");
     }
+    // The call sites of the sleep chain: from DWARF in the plain build (blazesym), from Go's own
+    // table in the others (the stripped one has nothing else): the same lines of gostacks.go.
+    let (_, plain) = &lines[0];
+    assert!(
+        plain.len() >= 4 && plain.iter().all(|(_, f, _)| f == "gostacks.go"),
+        "{plain:?}"
+    );
+    for (label, l) in &lines[1..] {
+        assert_eq!(
+            l, plain,
+            "{label}: source lines differ from the plain build's DWARF"
+        );
+    }
+    report(&format!("go stacks: call sites {plain:?} in every build"));
+}
+
+/// (symbol, file name, line) of the frames of the sleep chain that `pid`'s stacks hold, from the
+/// capture's `user_frames`.
+fn sleep_chain_lines(cap: &Path, pid: u32) -> std::collections::BTreeSet<(String, String, i64)> {
+    let sql = format!(
+        "SELECT DISTINCT symbol, file, line FROM user_frames WHERE tgid = {pid} AND symbol IN \
+         ('main.main.func1', 'main.flightrecGoSleeper', 'main.flightrecGoDeep', \
+         'main.flightrecGoSleep')"
+    );
+    sql_rows(cap.to_str().unwrap(), &sql)
+        .iter()
+        .map(|r| {
+            let file = r["file"].as_str().unwrap_or_default();
+            (
+                r["symbol"].as_str().unwrap_or_default().to_string(),
+                file.rsplit('/').next().unwrap_or_default().to_string(),
+                r["line"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
 }

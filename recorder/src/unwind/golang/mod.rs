@@ -50,13 +50,26 @@ struct Func {
 struct Layout {
     /// `flag` (after `funcID`).
     flag: usize,
+    /// Size of the fixed part, which the `pcdata` table offsets follow.
+    fixed: usize,
 }
+
+/// `_func` fields: offsets of the `pcsp`, `pcfile` and `pcln` tables, `npcdata`, `cuOffset`.
+const PCSP: usize = 16;
+const PCFILE: usize = 20;
+const PCLN: usize = 24;
+const NPCDATA: usize = 28;
+const CU_OFFSET: usize = 32;
+/// The `pcdata` table giving the index in the function's inline tree (-1: not inlined code).
+const PCDATA_INL_TREE_INDEX: usize = 2;
 
 /// A `.gopclntab` section.
 pub struct GoTable<'a> {
     data: &'a [u8],
     text_start: u64,
     funcnames: usize,
+    cutab: usize,
+    filetab: usize,
     pctab: usize,
     /// Where the function table (`functab` then the `_func`s) begins.
     pcln: usize,
@@ -131,9 +144,15 @@ impl<'a> GoTable<'a> {
         let magic = u32_at(data, 0)?;
         let layout = match magic {
             // Go 1.18 and 1.19.
-            0xffff_fff0 => Layout { flag: 37 },
+            0xffff_fff0 => Layout {
+                flag: 37,
+                fixed: 40,
+            },
             // Go 1.20 and later: `startLine` added before `funcID`.
-            0xffff_fff1 => Layout { flag: 41 },
+            0xffff_fff1 => Layout {
+                flag: 41,
+                fixed: 44,
+            },
             _ => return None,
         };
         let (min_lc, ptr_size) = (*data.get(6)?, *data.get(7)?);
@@ -143,7 +162,8 @@ impl<'a> GoTable<'a> {
         let word = |i: usize| -> Option<usize> { usize::try_from(u64_at(data, 8 + 8 * i)?).ok() };
         let nfunc = word(0)?;
         let text_start = u64_at(data, 24)?;
-        let (funcnames, pctab, pcln) = (word(3)?, word(6)?, word(7)?);
+        let (funcnames, cutab, filetab) = (word(3)?, word(4)?, word(5)?);
+        let (pctab, pcln) = (word(6)?, word(7)?);
         let end = pcln.checked_add(nfunc.checked_add(1)?.checked_mul(8)?)?;
         if nfunc == 0 || end > data.len() || funcnames > data.len() || pctab > data.len() {
             return None;
@@ -152,6 +172,8 @@ impl<'a> GoTable<'a> {
             data,
             text_start,
             funcnames,
+            cutab,
+            filetab,
             pctab,
             pcln,
             nfunc,
@@ -195,8 +217,12 @@ impl<'a> GoTable<'a> {
     }
 
     fn name_of(&self, f: Func) -> Option<&'a str> {
-        let at = self.funcnames.checked_add(self.field(f, 4)? as usize)?;
-        let rest = self.data.get(at..)?;
+        self.string(self.funcnames, self.field(f, 4)? as usize)
+    }
+
+    /// The NUL-terminated string at `at` of the table at `base`.
+    fn string(&self, base: usize, at: usize) -> Option<&'a str> {
+        let rest = self.data.get(base.checked_add(at)?..)?;
         let len = rest.iter().position(|b| *b == 0)?;
         std::str::from_utf8(&rest[..len]).ok()
     }
@@ -204,11 +230,16 @@ impl<'a> GoTable<'a> {
     /// The value of the `pcsp` table of `f` at `addr`: the stack pointer's offset from its value
     /// at the entry.
     fn sp_offset(&self, f: Func, addr: u64) -> Option<i64> {
-        let pcsp = self.field(f, 16)? as usize;
-        if pcsp == 0 {
+        self.pc_value(f, self.field(f, PCSP)?, addr)
+    }
+
+    /// The value at `addr` of the table of `f` at `table` in `pctab` (the runtime's `pcvalue`):
+    /// pairs of a value change (zig-zag) and a code length, as varints.
+    fn pc_value(&self, f: Func, table: u32, addr: u64) -> Option<i64> {
+        if table == 0 {
             return None;
         }
-        let mut p = self.data.get(self.pctab.checked_add(pcsp)?..)?;
+        let mut p = self.data.get(self.pctab.checked_add(table as usize)?..)?;
         let (mut pc, mut val, mut first) = (f.entry, -1i64, true);
         // A table is a few bytes per stack change; a bound keeps a damaged one from running on.
         for _ in 0..100_000 {
@@ -255,6 +286,26 @@ impl<'a> GoTable<'a> {
             cfa: off + 8,
             exact_return: self.name_of(f) == Some("runtime.asyncPreempt"),
         })
+    }
+
+    /// The source file and line of module address `addr`, where it is the function's own code:
+    /// code the compiler inlined there is another function's, which the table's inline tree would
+    /// name (not read), so it has none.
+    pub fn line(&self, addr: u64) -> Option<(&'a str, u32)> {
+        let (f, _) = self.func(addr)?;
+        if self.field(f, NPCDATA)? as usize > PCDATA_INL_TREE_INDEX {
+            let at = self.layout.fixed + 4 * PCDATA_INL_TREE_INDEX;
+            let table = self.field(f, at)?;
+            if table != 0 && self.pc_value(f, table, addr)? != -1 {
+                return None;
+            }
+        }
+        let file = u32::try_from(self.pc_value(f, self.field(f, PCFILE)?, addr)?).ok()?;
+        let line = u32::try_from(self.pc_value(f, self.field(f, PCLN)?, addr)?).ok()?;
+        let cu = self.field(f, CU_OFFSET)?.checked_add(file)? as usize;
+        let at = self.cutab.checked_add(cu.checked_mul(4)?)?;
+        let name_at = u32_at(self.data, at).filter(|o| *o != u32::MAX)?;
+        Some((self.string(self.filetab, name_at as usize)?, line))
     }
 
     /// The function holding module address `addr`: its name and entry.

@@ -59,6 +59,12 @@ fn a_go_binarys_table_gives_each_function_its_name_and_frame() {
         })
     );
     assert_eq!(t.function(entry + 1), Some(("main.main", entry)));
+    // cmd/go's main.main is in cmd/go/main.go, its first line a few lines into the file.
+    let (file, line) = t.line(entry).expect("main.main's own code has a line");
+    assert!(
+        file.ends_with("cmd/go/main.go") && line > 1,
+        "{file}:{line}"
+    );
     let sizes: std::collections::BTreeSet<i64> = (entry..end)
         .filter_map(|a| match t.rule(a) {
             Some(GoRule::Frame { cfa, .. }) => Some(cfa),
