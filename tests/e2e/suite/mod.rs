@@ -119,10 +119,18 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         "flightrec-cluster" => &["cluster/src"],
         _ => &[],
     };
-    let newest = inputs
-        .iter()
-        .filter_map(|d| newest_mtime(&root.join(d)))
-        .max();
+    // Cargo's dep-info lists exactly the files the binary was built from: a test-only module
+    // edited since (under `#[cfg(test)]`) is not one of them.
+    let newest = match fs::read_to_string(dir.join(format!("{name}.d"))) {
+        Ok(dep_info) => dep_info_inputs(&dep_info)
+            .iter()
+            .filter_map(|p| newest_mtime(Path::new(p)))
+            .max(),
+        Err(_) => inputs
+            .iter()
+            .filter_map(|d| newest_mtime(&root.join(d)))
+            .max(),
+    };
     let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
     if let (Some(newest), Some(built)) = (newest, built) {
         assert!(
@@ -132,6 +140,28 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         );
     }
     bin
+}
+
+/// The input files of a Makefile-style dep-info file (`target: a b\ c`, spaces escaped).
+fn dep_info_inputs(dep_info: &str) -> Vec<String> {
+    let Some((_, inputs)) = dep_info.lines().next().and_then(|l| l.split_once(": ")) else {
+        return Vec::new();
+    };
+    inputs
+        .replace("\\ ", "\u{0}")
+        .split_whitespace()
+        .map(|p| p.replace('\u{0}', " "))
+        .collect()
+}
+
+#[test]
+fn dep_info_inputs_are_split_at_unescaped_spaces() {
+    let d = "/t/debug/flightrec: /w/a.rs /w/my\\ dir/b.rs /w/bpf/x.o\n\n/w/a.rs:\n";
+    assert_eq!(
+        dep_info_inputs(d),
+        ["/w/a.rs", "/w/my dir/b.rs", "/w/bpf/x.o"]
+    );
+    assert!(dep_info_inputs("garbage").is_empty());
 }
 
 /// Newest modification time of a file, or of the files below a directory.
