@@ -11,6 +11,7 @@ use gimli::{
 };
 use object::{Object, ObjectSection};
 
+use self::expr::evaluate;
 use super::golang::{GoRule, GoTable};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
@@ -506,58 +507,6 @@ impl ModuleCfi {
     }
 }
 
-/// Runs a DWARF expression of unwind information: registers sp and ip only, 8-byte memory reads
-/// through `mem`, `initial` pushed first.
-fn evaluate(
-    bytes: &[u8],
-    arch: Arch,
-    sp: u64,
-    ip: u64,
-    initial: Option<u64>,
-    mem: &mut dyn FnMut(u64) -> Option<u64>,
-) -> Option<u64> {
-    let expr = gimli::Expression(EndianSlice::new(bytes, LittleEndian));
-    let encoding = gimli::Encoding {
-        format: gimli::Format::Dwarf64,
-        version: 4,
-        address_size: 8,
-    };
-    let (sp_reg, _, _) = arch.dwarf_regs();
-    let mut eval = expr.evaluation(encoding);
-    // A binary's expression may branch backwards: bounded, it cannot hang the drain.
-    eval.set_max_iterations(256);
-    if let Some(v) = initial {
-        eval.set_initial_value(v);
-    }
-    let mut step = eval.evaluate().ok()?;
-    loop {
-        step = match step {
-            gimli::EvaluationResult::Complete => break,
-            gimli::EvaluationResult::RequiresRegister { register, .. } => {
-                let v = if register == sp_reg {
-                    sp
-                } else if register == arch.dwarf_ip() {
-                    ip
-                } else {
-                    return None;
-                };
-                eval.resume_with_register(gimli::Value::Generic(v)).ok()?
-            }
-            gimli::EvaluationResult::RequiresMemory {
-                address, size: 8, ..
-            } => eval
-                .resume_with_memory(gimli::Value::Generic(mem(address)?))
-                .ok()?,
-            _ => return None,
-        };
-    }
-    match eval.as_result().first()?.location {
-        gimli::Location::Address { address } => Some(address),
-        gimli::Location::Value { value } => value.to_u64(u64::MAX).ok(),
-        _ => None,
-    }
-}
-
 /// The rule of a Go table's answer. The frame pointer and rbx are left unknown: Go saves its
 /// caller's frame pointer only once its prologue has run, and passes arguments in rbx.
 fn go_lookup(rule: GoRule) -> Lookup {
@@ -596,5 +545,6 @@ where
         .ok()
 }
 
+mod expr;
 #[cfg(test)]
 mod tests;
