@@ -125,8 +125,14 @@ impl Unwinder {
         };
         let result = walk(&input, &mut self.rules_of(maps, tgid));
         // Mappings read after the process exec'd (the drain runs behind the events) describe its
-        // new program, not this event's: nothing of the stack can be placed.
-        if !maps.describes(tgid, ts) {
+        // new program, not this event's: nothing of the stack can be placed. So also when the
+        // task's own instruction pointer is in none of its mappings (read again for it): they were
+        // read while it exec'd, after the kernel switched its memory and before it reported the
+        // exec (a vfork child's event in its parent's code, placed in the new program's maps).
+        let leaf_unmapped = result.truncated == Some(Truncation::NoCfi)
+            && result.frames.len() == 1
+            && maps.find(tgid, result.frames[0]).is_none();
+        if !maps.describes(tgid, ts) || leaf_unmapped {
             return Some(Walk {
                 frames: Vec::new(),
                 method: result.method,

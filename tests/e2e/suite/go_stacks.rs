@@ -164,6 +164,8 @@ fn go_binaries_are_whole_from_goexit_and_named_however_built() {
     }
     // The call sites of the sleep chain: from DWARF in the plain build (blazesym), from Go's own
     // table in the others (the stripped one has nothing else): the same lines of gostacks.go.
+    // (Only the stacks through the sleep: a preemption elsewhere in these functions, under load,
+    // would add a line in one build only.)
     let (_, plain) = &lines[0];
     assert!(
         plain.len() >= 4 && plain.iter().all(|(_, f, _)| f == "gostacks.go"),
@@ -178,11 +180,14 @@ fn go_binaries_are_whole_from_goexit_and_named_however_built() {
     report(&format!("go stacks: call sites {plain:?} in every build"));
 }
 
-/// (symbol, file name, line) of the frames of the sleep chain that `pid`'s stacks hold, from the
-/// capture's `user_frames`.
+/// (symbol, file name, line) of `pid`'s frames in its stacks through the sleep (call sites, the
+/// same in every round), from the capture's `stacks` and `user_frames`.
 fn sleep_chain_lines(cap: &Path, pid: u32) -> std::collections::BTreeSet<(String, String, i64)> {
     let sql = format!(
-        "SELECT DISTINCT symbol, file, line FROM user_frames WHERE tgid = {pid} AND symbol IN \
+        "SELECT DISTINCT u.symbol, u.file, u.line FROM (SELECT unnest(frames) AS addr, tgid \
+         FROM stacks WHERE NOT kernel AND tgid = {pid} \
+         AND folded LIKE '%main.flightrecGoSleep;syscall.Nanosleep%') s \
+         JOIN user_frames u ON u.addr = s.addr AND u.tgid = s.tgid WHERE u.symbol IN \
          ('main.main.func1', 'main.flightrecGoSleeper', 'main.flightrecGoDeep', \
          'main.flightrecGoSleep')"
     );

@@ -138,35 +138,41 @@ fn trigger_freezes_around_injected_run_queue_latency() {
     );
     std::thread::sleep(Duration::from_millis(2000));
     // A real-time busy loop on CPU 0 for half a second starves a normal task that sleeps and wakes
-    // on that CPU: its wake-ups wait far longer than any background noise.
+    // on that CPU: its wake-ups wait far longer than any background noise. Twice: on this VM kind
+    // the switch-in that ends the wait goes unreported when the VM agent's thread ran before it
+    // (see stacks.rs), and the trigger then never sees that wait end.
     let victim = Command::new("taskset")
         .args(["-c", "0"])
         .arg(env!("CARGO_BIN_EXE_flightrec-workload"))
-        .args(["--sleeps", "150", "--sleep-ms", "5"])
+        .args(["--sleeps", "300", "--sleep-ms", "5"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let victim_pid = victim.id();
-    std::thread::sleep(Duration::from_millis(100));
-    let inject_start = monotonic_ns();
-    // `timeout` stays a normal, unpinned task: an RT loop on CPU 0 would never let it run there.
-    let hog = Command::new("timeout")
-        .args([
-            "0.5",
-            "chrt",
-            "-f",
-            "10",
-            "taskset",
-            "-c",
-            "0",
-            "sh",
-            "-c",
-            "while :; do :; done",
-        ])
-        .status()
-        .expect("chrt and taskset (util-linux)");
-    let inject_end = monotonic_ns();
-    assert!(hog.code() == Some(124) || hog.success(), "hog ran: {hog}");
+    let mut injections = Vec::new();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(100));
+        let start = monotonic_ns();
+        // `timeout` stays a normal, unpinned task: an RT loop on CPU 0 would never let it run
+        // there.
+        let hog = Command::new("timeout")
+            .args([
+                "0.5",
+                "chrt",
+                "-f",
+                "10",
+                "taskset",
+                "-c",
+                "0",
+                "sh",
+                "-c",
+                "while :; do :; done",
+            ])
+            .status()
+            .expect("chrt and taskset (util-linux)");
+        injections.push((start, monotonic_ns()));
+        assert!(hog.code() == Some(124) || hog.success(), "hog ran: {hog}");
+    }
     assert!(victim.wait_with_output().unwrap().status.success());
     std::thread::sleep(Duration::from_secs(3));
     rec.stop();
@@ -203,17 +209,21 @@ fn trigger_freezes_around_injected_run_queue_latency() {
         .max()
         .unwrap();
     eprintln!(
-        "trigger: {}; injection at +{} ms for {} ms, cause at +{} ms; snapshot holds {} ms before and {} ms after the cause",
+        "trigger: {}; injections at +{:?} ms, cause at +{} ms; snapshot holds {} ms before and {} ms after the cause",
         frozen.reason,
-        (inject_start - first) / 1_000_000,
-        (inject_end - inject_start) / 1_000_000,
+        injections
+            .iter()
+            .map(|(s, e)| ((s - first) / 1_000_000, (e - s) / 1_000_000))
+            .collect::<Vec<_>>(),
         (frozen.cause_ns - first) / 1_000_000,
         (frozen.cause_ns - first) / 1_000_000,
         (last - frozen.cause_ns) / 1_000_000
     );
     assert!(
-        frozen.cause_ns > inject_start && frozen.cause_ns <= inject_end + 200_000_000,
-        "the trigger fired on the injected latency"
+        injections
+            .iter()
+            .any(|(s, e)| frozen.cause_ns > *s && frozen.cause_ns <= e + 200_000_000),
+        "the trigger fired on an injected latency"
     );
     assert!(
         frozen.cause_ns - first >= 1_500_000_000,
