@@ -46,8 +46,9 @@ pub enum Truncation {
     Unsupported,
     /// Deeper than 127 frames.
     TooDeep,
-    /// The process exec'd before its mappings could be read: no frame of this stack can be placed
-    /// (such stacks have no frames; they are counted in the segment's `stack_errors`).
+    /// The process exec'd before its mappings could be read, or while they were (its instruction
+    /// pointer is in none of them): no frame of this stack can be placed (such stacks have no
+    /// frames; they are counted in the segment's `stack_errors`).
     Exec,
     /// Nothing of the stack could be read at all: a task past releasing its memory as it exits
     /// (its last switch-outs, closing files), or a stack page not resident.
