@@ -263,11 +263,12 @@ impl<'a> GoTable<'a> {
     /// The rule at module address `addr` (a return address already moved back into its call);
     /// `None` where no Go function is.
     pub fn rule(&self, addr: u64) -> Option<GoRule> {
-        let (f, _) = self.func(addr)?;
+        let (f, range) = self.func(addr)?;
         // A return address one past a function's end leads to the next one's entry: the kernel's
         // signal frame returns to the trampoline's first instruction.
-        if let Some((next, _)) = self.func(addr.checked_add(1)?) {
-            if next.entry == addr + 1 && self.name_of(next)?.starts_with("runtime.sigreturn") {
+        if addr.checked_add(1) == Some(range.end) {
+            let next = self.func(range.end).and_then(|(n, _)| self.name_of(n));
+            if next.is_some_and(|n| n.starts_with("runtime.sigreturn")) {
                 return Some(GoRule::SignalFrame);
             }
         }

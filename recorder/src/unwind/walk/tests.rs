@@ -381,43 +381,32 @@ fn back_from_clone_the_parent_unwinds_to_its_caller_and_the_new_thread_ends_ther
         aux: 0,
         arg: 0,
     };
-    let walk_with = |top: u64| {
+    let walk_with = |w: &[u8]| {
         let mut rules = Table(vec![(C, C + 0x10, gap)]);
         rules.0.extend(process().0);
-        // [sp]: the parent's return address (into S, the end), or what a new thread's fresh
-        // stack holds there (its descriptor's self-pointer, or zero).
-        let w = window(&[top, 0]);
         walk(
             &Input {
                 regs: Some(regs),
-                window: &w,
+                window: w,
                 fp_chain: &[],
                 copied: true,
             },
             &mut rules,
         )
     };
-    let parent = walk_with(S + 0x10);
+    // [sp]: the parent's return address (into S, the end), or what a new thread's fresh stack
+    // holds there (its descriptor's self-pointer, or zero).
+    let parent = walk_with(&window(&[S + 0x10, 0]));
     assert_eq!(parent.frames, vec![C + 7, S + 0x10]);
     assert_eq!(parent.truncated, None);
     for top in [SP + 0x800, 0] {
-        let child = walk_with(top);
+        let child = walk_with(&window(&[top, 0]));
         assert_eq!(child.frames, vec![C + 7], "nothing called the new thread");
         assert_eq!(child.truncated, None, "its outermost frame");
     }
     // A stack of its own whose top is where it starts (posix_spawn's child): [sp] is past the
     // copy, where a parent's return address always is in it.
-    let mut rules = Table(vec![(C, C + 0x10, gap)]);
-    rules.0.extend(process().0);
-    let child = walk(
-        &Input {
-            regs: Some(regs),
-            window: &[0; 4],
-            fp_chain: &[],
-            copied: true,
-        },
-        &mut rules,
-    );
+    let child = walk_with(&[0; 4]);
     assert_eq!((child.frames, child.truncated), (vec![C + 7], None));
 }
 
