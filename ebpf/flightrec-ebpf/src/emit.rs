@@ -224,7 +224,8 @@ pub fn walk_user_stack<C: EbpfContext>(
 ) -> (i32, UserRegs, usize) {
     let offset = offset & 0x7ff;
     let mut regs = UserRegs::default();
-    let has_regs = user_regs(&mut regs);
+    let pt = user_regs(&mut regs);
+    let has_regs = !pt.is_null();
     // How much stack to copy: to the thread's stack top when known (then the copy holds every
     // frame), else `window` bytes. A window of 0 turns copies off (frame pointers only). A thread
     // of a process whose main thread runs Go runs Go too, from its first event.
@@ -232,11 +233,11 @@ pub fn walk_user_stack<C: EbpfContext>(
         0
     } else {
         match unsafe { STACK_TOPS.get(&tid) } {
-            Some(&STACK_TOP_GO) => go_stack_top(),
+            Some(&STACK_TOP_GO) => go_stack_top(pt),
             Some(&top) => top,
             None if tid == tgid => main_stack_top(),
             None => match unsafe { STACK_TOPS.get(&tgid) } {
-                Some(&STACK_TOP_GO) => go_stack_top(),
+                Some(&STACK_TOP_GO) => go_stack_top(pt),
                 _ => 0,
             },
         }
@@ -271,17 +272,14 @@ pub fn walk_user_stack<C: EbpfContext>(
 }
 
 /// The top of the current goroutine's stack (`g.stack.hi`, the second word of the `g` Go keeps
-/// in a register), and [`GO_STACK_SLACK`] bytes past it: the stack a Go thread is on belongs to
+/// in a register, read from the saved user registers at `pt`), and [`GO_STACK_SLACK`] bytes past
+/// it: the stack a Go thread is on belongs to
 /// the goroutine it runs, not to the thread. 0 when unknown; a register that holds no `g` (C code
 /// called through cgo) gives a value the copy's bound and the unwinder's rules make harmless.
 #[inline(always)]
-fn go_stack_top() -> u64 {
+fn go_stack_top(pt: *const u8) -> u64 {
     let off = conf!(regs.g);
     if off == u32::MAX {
-        return 0;
-    }
-    let pt = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-    if pt.is_null() {
         return 0;
     }
     let g = kernel_u64(unsafe { pt.add(off as usize & 0x1ff) });
@@ -323,17 +321,17 @@ fn main_stack_top() -> u64 {
     kernel_u64(unsafe { (mm as *const u8).add(start_off as usize & 0xffff) })
 }
 
-/// Reads the current task's user-mode registers (saved where it entered the kernel); false for a
-/// task without a user context (a kernel thread).
+/// Reads the current task's user-mode registers (saved where it entered the kernel); returns
+/// where they are saved, null for a task without a user context (a kernel thread).
 #[inline(always)]
-fn user_regs(regs: &mut UserRegs) -> bool {
+fn user_regs(regs: &mut UserRegs) -> *const u8 {
     let pt = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
     if pt.is_null() {
-        return false;
+        return pt;
     }
     let read = |off: u32| -> u64 { kernel_u64(unsafe { pt.add(off as usize & 0x1ff) }) };
     if read(conf!(regs.mode)) & conf!(regs.mode_mask) as u64 != conf!(regs.mode_user) as u64 {
-        return false;
+        return core::ptr::null();
     }
     regs.ip = read(conf!(regs.ip));
     regs.sp = read(conf!(regs.sp));
@@ -347,7 +345,7 @@ fn user_regs(regs: &mut UserRegs) -> bool {
         regs.arg = read(arg);
     }
     regs.flags = REGS_VALID;
-    true
+    pt
 }
 
 /// Copies up to `want` bytes of user memory from `sp` into `buf` at `at`, page by page, stopping
