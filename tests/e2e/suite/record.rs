@@ -163,19 +163,21 @@ fn known_workload_is_recorded_with_nothing_lost() {
 
     // Wake-ups of the main thread: one per sleep it switched out for (S or D); the kernel also
     // reports a wake-up of a task that had not yet switched out (it then keeps running), so there
-    // can be more, never fewer.
+    // can be more, never fewer but for wake-up programs the kernel skipped (counted in `missed`,
+    // see below; CI once saw 70 for 73, the count not printed).
     let blocking = outs.iter().filter(|o| o.1 == 1 || o.1 == 2).count();
     let wakeups: usize = c
         .table(Table::SchedWakeup)
         .iter()
         .map(|b| i32s(b, "tid").iter().filter(|t| **t == Some(pid)).count())
         .sum();
+    let missed_sched = c.sum(|m| &m.missed).get("sched").copied().unwrap_or(0) as usize;
     report(&format!(
-        "record: {wakeups} wake-ups of the workload for {blocking} blocking switch-outs"
+        "record: {wakeups} wake-ups of the workload for {blocking} blocking switch-outs, {missed_sched} scheduler programs skipped"
     ));
     assert!(
-        wakeups >= blocking && wakeups <= blocking + 2,
-        "{wakeups} wake-ups of the workload for {blocking} blocking switch-outs"
+        wakeups + missed_sched >= blocking && wakeups <= blocking + 2,
+        "{wakeups} wake-ups of the workload for {blocking} blocking switch-outs, {missed_sched} scheduler programs skipped"
     );
 
     // O_DIRECT writes: one 4 KiB synchronous write (WS) issued by the workload per write, each
@@ -239,7 +241,6 @@ fn known_workload_is_recorded_with_nothing_lost() {
     // that is not whole, see `on_cpu_slices`). A switch-out the kernel skipped (counted in
     // `missed`) leaves a whole slice unseen, with every sample in it (a 40 ms slice holds two at
     // 49 Hz): only that explains samples outside them.
-    let missed_sched = c.sum(|m| &m.missed).get("sched").copied().unwrap_or(0);
     assert!(
         outside == 0 || (missed_sched > 0 && outside * 20 <= samples),
         "{outside} of {samples} samples of the workload outside its on-CPU slices, {missed_sched} switches skipped"
